@@ -1,0 +1,93 @@
+"""The one NinjaAPI: /api/v1/, OpenAPI at /api/openapi.json, docs at /api/docs.
+
+Authentication: a personal token (``Authorization: Bearer slw_...``) or the browser session (with
+CSRF). Domain errors are mapped to JSON here, once: ``{"detail": ..., "errors": [{field, message}]}``.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+from ninja.security.session import SessionAuth
+
+from apps.common.errors import ApplicationError
+from apps.projects.services import api_token_authenticate
+
+
+class TokenAuth(HttpBearer):
+    openapi_description = "Personal API token: `Authorization: Bearer slw_…` (create one under Account → API tokens)."
+
+    def authenticate(self, request, token):
+        user = api_token_authenticate(plaintext=token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+class BrowserSessionAuth(SessionAuth):
+    """The browser session, CSRF-checked. Requests without a signed-in session skip the CSRF check
+    (they are not authenticated by it anyway), so an anonymous call gets 401, not a CSRF 403."""
+
+    def _get_key(self, request):
+        if not request.user.is_authenticated:
+            return None
+        return super()._get_key(request)
+
+
+api = NinjaAPI(
+    title="Slipway API",
+    version="1",
+    description="Projects, feature store, model registry, deployments and monitoring.",
+    auth=[TokenAuth(), BrowserSessionAuth()],
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+
+
+def _error(request, status: int, detail: str, errors: list | None = None):
+    return api.create_response(request, {"detail": detail, "errors": errors or []}, status=status)
+
+
+@api.exception_handler(ApplicationError)
+def _application_error(request, exc: ApplicationError):
+    return _error(request, exc.status_code, exc.message, exc.errors)
+
+
+@api.exception_handler(PermissionDenied)
+def _permission_denied(request, exc):
+    return _error(request, 403, str(exc) or "You do not have permission to do this")
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return _error(request, 404, str(exc) or "Not found")
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    return _error(request, 401, "Authentication required: send a valid API token (Bearer) or sign in")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return _error(request, exc.status_code, exc.message)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request, exc: ValidationError):
+    errors = []
+    for err in exc.errors:
+        loc = [str(p) for p in err.get("loc", []) if p not in ("body", "payload", "query", "path", "form")]
+        errors.append({"field": ".".join(loc) or None, "message": err.get("msg", "invalid")})
+    first = errors[0] if errors else {"field": None, "message": "invalid input"}
+    detail = f"Invalid input: {first['field']}: {first['message']}" if first["field"] else f"Invalid input: {first['message']}"
+    return _error(request, 422, detail, errors)
+
+
+api.add_router("/", "apps.projects.api.router")
+api.add_router("/", "apps.features.api.router")
+api.add_router("/", "apps.registry.api.router")
+api.add_router("/", "apps.deployments.api.router")
+api.add_router("/", "apps.monitoring.api.router")

@@ -1,0 +1,19 @@
+"""The Celery app. Tasks live in ``workers/`` (thin wrappers around app services)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+WORKER_MODULES = [
+    "workers.projects",
+    "workers.features",
+    "workers.registry",
+    "workers.deployments",
+    "workers.monitoring",
+    "workers.training",
+]
+
+app = Celery("slipway", include=WORKER_MODULES)
+app.config_from_object("django.conf:settings", namespace="CELERY")

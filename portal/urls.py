@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+
+from apps.common.views import api_not_found
+from apps.projects.access import public_view
+
+from .api import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("login/", public_view(auth_views.LoginView.as_view()), name="login"),
+    path("logout/", public_view(auth_views.LogoutView.as_view()), name="logout"),
+    path("api/v1/", api.urls),
+    path("api/docs", public_view(RedirectView.as_view(url="/api/v1/docs")), name="api-docs"),
+    path("api/openapi.json", public_view(RedirectView.as_view(url="/api/v1/openapi.json")), name="api-openapi"),
+    re_path(r"^api/", public_view(api_not_found)),
+    path("", include("apps.projects.urls")),
+    path("", include("apps.features.urls")),
+    path("", include("apps.registry.urls")),
+    path("", include("apps.deployments.urls")),
+    path("", include("apps.monitoring.urls")),
+]
+
+handler404 = "apps.common.views.page_not_found"
+handler403 = "apps.common.views.permission_denied"
