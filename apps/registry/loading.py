@@ -1,0 +1,154 @@
+"""The ONLY way any app loads a registered model for prediction.
+
+``load_predictor(version)`` opens the safe form the registry stored for a READY (or archived)
+version: the ONNX form through onnxruntime (one intra-op and one inter-op thread) when
+``serving_format == "onnx"`` and ``onnx_verified``, otherwise the skops form with the server's fixed
+allowlist (apps.registry.allowlist). Nothing here ever unpickles. Caching by version id is the
+caller's job (serving keeps one Predictor per version per process).
+
+``Predictor.predict(X)`` takes a 2-D array whose columns follow the model's input contract and returns
+``(predictions, probabilities)``: probabilities is an (n, n_classes) float array in ``classes`` order
+for classifiers that have them, else None.
+
+``load_estimator(version)`` returns the scikit-learn estimator from the skops form (training jobs
+clone and refit it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from apps.common.errors import Conflict, Unavailable
+from apps.common.storage import artifact_store
+
+from .allowlist import skops_trusted_types
+from .models import ModelVersion, ServingFormat, VersionStatus
+
+LOADABLE_STATUSES = (VersionStatus.READY, VersionStatus.ARCHIVED)
+
+
+def skops_loads(data: bytes):
+    """Load skops bytes with the server's fixed trusted list (never the file's own list)."""
+    import skops.io as sio
+
+    return sio.loads(data, trusted=skops_trusted_types())
+
+
+def onnx_session(data: bytes):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class Predictor:
+    feature_names: list[str]
+    classes: list | None
+    version_id: int
+    format: str
+    _predict: object = field(repr=False, default=None)
+
+    def predict(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+            raise ValueError(f"expected a 2-D array with {len(self.feature_names)} columns, got shape {X.shape}")
+        return self._predict(X)
+
+
+def _estimator_predict_fn(estimator, feature_names: list[str], classes: list | None):
+    has_names = getattr(estimator, "feature_names_in_", None) is not None
+    has_proba = classes is not None and hasattr(estimator, "predict_proba")
+
+    def predict(X: np.ndarray):
+        if has_names:
+            import pandas as pd
+
+            data = pd.DataFrame(X, columns=feature_names)
+        else:
+            data = X
+        preds = np.asarray(estimator.predict(data))
+        proba = np.asarray(estimator.predict_proba(data), dtype="float64") if has_proba else None
+        return preds, proba
+
+    return predict
+
+
+def onnx_predict_fn(session, classes: list | None):
+    """A predict function over an onnxruntime session taking one 2-D float input.
+
+    Classifier outputs: a label tensor and a probability tensor (or a ZipMap sequence of dicts);
+    regressor output: one (n, 1) or (n,) value tensor.
+    """
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise Conflict("The ONNX model must take exactly one 2-D float input")
+    input_name = inputs[0].name
+    input_type = inputs[0].type
+    dtype = np.float64 if input_type == "tensor(double)" else np.float32
+    outputs = session.get_outputs()
+    output_names = [o.name for o in outputs]
+
+    def predict(X: np.ndarray):
+        results = session.run(output_names, {input_name: np.ascontiguousarray(X, dtype=dtype)})
+        preds = np.asarray(results[0])
+        if preds.ndim == 2 and preds.shape[1] == 1:
+            preds = preds[:, 0]
+        proba = None
+        if classes is not None and len(results) > 1:
+            raw = results[1]
+            if isinstance(raw, list):  # ZipMap: one {class: probability} dict per row
+                proba = np.array([[row[c] for c in classes] for row in raw], dtype="float64")
+            else:
+                proba = np.asarray(raw, dtype="float64")
+        return preds, proba
+
+    return predict
+
+
+def _classes(version: ModelVersion) -> list | None:
+    return list(version.classes) if version.classes is not None else None
+
+
+def _check_loadable(version: ModelVersion) -> None:
+    if version.status not in LOADABLE_STATUSES:
+        raise Conflict(f"{version} is {version.status}: only validated versions can be loaded")
+
+
+def load_predictor(version: ModelVersion) -> Predictor:
+    """Load the serving form of a validated version (ONNX when verified, else skops)."""
+    _check_loadable(version)
+    store = artifact_store()
+    names = version.model.feature_names
+    classes = _classes(version)
+    if version.serving_format == ServingFormat.ONNX and version.onnx_verified and version.onnx_artifact_key:
+        if not store.exists(version.onnx_artifact_key):
+            raise Unavailable(f"The ONNX artifact of {version} is missing from storage")
+        session = onnx_session(store.read_bytes(version.onnx_artifact_key))
+        return Predictor(feature_names=names, classes=classes, version_id=version.pk, format="onnx",
+                         _predict=onnx_predict_fn(session, classes))
+    estimator = load_estimator(version)
+    return Predictor(feature_names=names, classes=classes, version_id=version.pk, format="skops",
+                     _predict=_estimator_predict_fn(estimator, names, classes))
+
+
+def load_estimator(version: ModelVersion):
+    """The scikit-learn estimator of a validated version, from its skops form."""
+    _check_loadable(version)
+    if not version.safe_artifact_key:
+        raise Conflict(f"{version} has no scikit-learn form (it was uploaded as {version.artifact_format})")
+    store = artifact_store()
+    if not store.exists(version.safe_artifact_key):
+        raise Unavailable(f"The skops artifact of {version} is missing from storage")
+    return skops_loads(store.read_bytes(version.safe_artifact_key))
+
+
+def load_estimator_from_bytes(data: bytes):
+    """Validation helper: the estimator from skops bytes (same trusted list)."""
+    return skops_loads(data)
+
