@@ -102,6 +102,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("SLIPWAY_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 try:  # plotly.js is served from the plotly package itself: no CDN, no vendored copy.
     import plotly
@@ -186,4 +187,37 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.server": {"level": "WARNING"}},
+}
+
+# --- deployments ---
+# Serving hot path and prediction log (see apps/deployments/serving.py and logpipe.py).
+SERVING_MAX_BODY_BYTES = env.int("SERVING_MAX_BODY_BYTES", default=1024 * 1024)  # refused before reading
+SERVING_MAX_BATCH = env.int("SERVING_MAX_BATCH", default=1000)  # upper bound of any deployment's batch limit
+SERVING_STATE_TTL = env.float("SERVING_STATE_TTL", default=1.0)  # s between serving-state checks per process
+SERVING_MODEL_CACHE_SIZE = env.int("SERVING_MODEL_CACHE_SIZE", default=8)  # model versions kept per process
+SERVING_ACCESS_LOG = env.bool("SERVING_ACCESS_LOG", default=True)  # one JSON log line per prediction request
+SERVING_SPOOL_DIR = Path(env("SERVING_SPOOL_DIR", default=str(DATA_DIR / "prediction-spool")))
+SERVING_SPOOL_FSYNC = env("SERVING_SPOOL_FSYNC", default="interval")  # "interval" (200 ms group fsync) | "always"
+SERVING_SPOOL_SEGMENT_BYTES = env.int("SERVING_SPOOL_SEGMENT_BYTES", default=32 * 1024 * 1024)
+SERVING_SPOOL_SEGMENT_SECONDS = env.float("SERVING_SPOOL_SEGMENT_SECONDS", default=300.0)
+SERVING_DRAIN_IN_PROCESS = env.bool("SERVING_DRAIN_IN_PROCESS", default=True)  # drainer thread per web process
+SERVING_DRAIN_INTERVAL = env.float("SERVING_DRAIN_INTERVAL", default=1.0)
+SERVING_DRAIN_BATCH = env.int("SERVING_DRAIN_BATCH", default=5000)
+SERVING_LOG_RETENTION_DAYS = env.int("SERVING_LOG_RETENTION_DAYS", default=90)
+METRICS_TOKEN = env("METRICS_TOKEN", default="")  # if set, /metrics needs "Authorization: Bearer <token>"
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Fail fast (a clean 503) instead of hanging when PostgreSQL is unreachable.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+CELERY_BEAT_SCHEDULE["deployments-prediction-log-drain"] = {
+    "task": "workers.deployments.prediction_log_drain", "schedule": env.float("SERVING_BEAT_DRAIN_SECONDS", default=5.0)}
+CELERY_BEAT_SCHEDULE["deployments-prediction-log-prune"] = {
+    "task": "workers.deployments.prediction_log_prune", "schedule": 3600.0}
+
+# --- features ---
+# Optional Redis online store (e.g. redis://127.0.0.1:6379/5). Empty: the PostgreSQL/SQLite table.
+FEATURES_ONLINE_REDIS_URL = env("SLIPWAY_FEATURES_REDIS_URL", default="")
+# How often beat looks for feature views whose materialization schedule is due (seconds).
+CELERY_BEAT_SCHEDULE["features-materialize-due"] = {
+    "task": "workers.features.feature_view_materialize_due",
+    "schedule": env.int("SLIPWAY_FEATURES_SCHEDULE_SECONDS", default=60),
 }

@@ -1,0 +1,109 @@
+"""Online store backends: the PostgreSQL table ``OnlineFeatureValue`` (default) or Redis.
+
+Redis is used when ``SLIPWAY_FEATURES_REDIS_URL`` is set (settings.FEATURES_ONLINE_REDIS_URL). Both store,
+per (view, entity key), the feature values of the latest available row and its event time. Reads are
+one round trip for any number of views × entities.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
+
+from .models import OnlineFeatureValue
+
+_SQL = ('SELECT view_id, entity_key, "values"::text, event_time FROM features_onlinefeaturevalue '
+        "WHERE view_id = ANY(%s) AND entity_key = ANY(%s)")
+
+
+class PostgresOnlineStore:
+    """The default store: a table in the portal's database (PostgreSQL; SQLite in the embedded mode)."""
+
+    name = "database"
+
+    def write(self, *, view, rows: list[dict], materialized_at: datetime) -> int:
+        """Upsert ``rows`` ({entity_key, values, event_time, available_at}) and drop keys not written now."""
+        objs = [OnlineFeatureValue(view=view, entity_key=r["entity_key"], values=r["values"], event_time=r["event_time"],
+                                   available_at=r["available_at"], materialized_at=materialized_at) for r in rows]
+        with transaction.atomic():
+            OnlineFeatureValue.objects.bulk_create(
+                objs, batch_size=2000, update_conflicts=True, unique_fields=["view", "entity_key"],
+                update_fields=["values", "event_time", "available_at", "materialized_at"])
+            OnlineFeatureValue.objects.filter(view=view, materialized_at__lt=materialized_at).delete()
+        return len(objs)
+
+    def read(self, view_ids: list[int], keys: list[str]) -> dict[tuple[int, str], tuple[dict, datetime]]:
+        if connection.vendor == "postgresql":
+            connection.ensure_connection()
+            with connection.connection.cursor() as cur:  # the raw psycopg cursor: no ORM on the hot path
+                cur.execute(_SQL, (view_ids, keys))
+                return {(v, k): (json.loads(vals), ev) for v, k, vals, ev in cur.fetchall()}
+        rows = OnlineFeatureValue.objects.filter(view_id__in=view_ids, entity_key__in=keys).values_list(
+            "view_id", "entity_key", "values", "event_time")
+        return {(v, k): (vals, ev) for v, k, vals, ev in rows}
+
+    def clear(self, *, view) -> None:
+        OnlineFeatureValue.objects.filter(view=view).delete()
+
+
+class RedisOnlineStore:
+    """Optional: one Redis string per (view, entity key): ``{"v": {...}, "e": "<event time ISO>"}``."""
+
+    name = "redis"
+
+    def __init__(self, url: str):
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.prefix = "slipway:features:"
+
+    def _key(self, view_id: int, key: str) -> str:
+        return f"{self.prefix}{view_id}:{key}"
+
+    def write(self, *, view, rows: list[dict], materialized_at: datetime) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        index = f"{self.prefix}{view.pk}:__keys__"
+        old = {k.decode() for k in self.client.smembers(index)}
+        new = set()
+        for r in rows:
+            pipe.set(self._key(view.pk, r["entity_key"]),
+                     json.dumps({"v": r["values"], "e": r["event_time"].isoformat()}))
+            new.add(r["entity_key"])
+        for gone in old - new:
+            pipe.delete(self._key(view.pk, gone))
+        pipe.delete(index)
+        if new:
+            pipe.sadd(index, *new)
+        pipe.execute()
+        # Keep the database table in step as well: pages and freshness read it.
+        PostgresOnlineStore().write(view=view, rows=rows, materialized_at=materialized_at)
+        return len(rows)
+
+    def read(self, view_ids: list[int], keys: list[str]) -> dict[tuple[int, str], tuple[dict, datetime]]:
+        pairs = [(v, k) for v in view_ids for k in keys]
+        raw = self.client.mget([self._key(v, k) for v, k in pairs])
+        out = {}
+        for pair, item in zip(pairs, raw, strict=True):
+            if item is not None:
+                doc = json.loads(item)
+                out[pair] = (doc["v"], parse_datetime(doc["e"]).astimezone(UTC))
+        return out
+
+    def clear(self, *, view) -> None:
+        self.write(view=view, rows=[], materialized_at=datetime.now(UTC))
+
+
+_store = None
+
+
+def online_store():
+    """The configured store (cached per process)."""
+    global _store
+    url = getattr(settings, "FEATURES_ONLINE_REDIS_URL", "")
+    if _store is None or (_store.name == "redis") != bool(url):
+        _store = RedisOnlineStore(url) if url else PostgresOnlineStore()
+    return _store

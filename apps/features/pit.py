@@ -1,0 +1,324 @@
+"""Point-in-time join of feature views to labelled events (pure: polars only, no Django, no clock).
+
+The rule, for one label row (entity key k, event time T) and one view:
+
+    available_at(row) = max(row.event_time + lag, row.written_at)      (written_at only if the view has one)
+    candidates        = rows of entity k with available_at <= T           (inclusive: a value is usable
+                                                                           exactly at t + lag)
+    chosen            = the candidate with the greatest event_time; ties broken by the greatest
+                        written_at, then by the last row in file order
+    value             = chosen's features if T - chosen.event_time <= ttl (inclusive), else null ("expired")
+    no candidate      → null ("missing"; includes unknown entities)
+
+Every label row is kept, in its original order. All timestamps are normalised to UTC first (naive values
+are taken as UTC). The join is a chain of small steps, each testable on a five-row frame:
+
+    normalize_timestamps → prepare_view (availability + "best row so far" index) → asof_rows → attach_features
+    → apply_ttl
+
+``feature_vector_as_of`` (used by materialization for the online store) runs the very same chain with one
+synthetic label row per entity at time T, so the online store and the offline join share one code path;
+the online lookup then applies ``ttl_expired`` — the same TTL rule — at lookup time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+TS = pl.Datetime("us", "UTC")
+_ROW = "__pit_row"        # label row number (restores the label order)
+_T = "__pit_t"            # label time, UTC
+_AVAIL = "__pit_avail"    # availability of a feature row
+_EVENT = "__pit_event"    # event time of a feature row
+_ORDER = "__pit_order"    # rank of a feature row by (entity, event time, written at, file order)
+_BEST = "__pit_best"      # greatest _ORDER among rows available so far (per entity)
+
+
+class PitError(ValueError):
+    """Bad input to the join; ``column`` names the offending column."""
+
+    def __init__(self, message: str, column: str | None = None):
+        super().__init__(message)
+        self.column = column
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What the join needs to know about one feature view."""
+
+    name: str
+    entity_column: str                 # column of the feature frame that holds the entity key
+    label_key: str                     # column of the label frame that holds the same key
+    timestamp_column: str
+    features: tuple[tuple[str, str], ...]  # (source column, output column)
+    lag: timedelta = timedelta(0)
+    ttl: timedelta | None = None
+    written_at_column: str | None = None
+
+
+@dataclass(frozen=True)
+class ViewReport:
+    view: str
+    matched: int       # rows that got a value
+    expired: int       # rows whose latest available value was older than the TTL
+    missing: int       # rows with no available value at all (incl. unknown entities)
+
+
+@dataclass(frozen=True)
+class PitResult:
+    frame: pl.DataFrame
+    views: tuple[ViewReport, ...]
+    rows_without_features: int
+    leakage: dict = field(default_factory=dict)
+
+
+# --- step 1: timestamps ------------------------------------------------------------------------
+
+
+def normalize_timestamps(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Cast ``columns`` to UTC datetimes. Naive values are UTC; strings are parsed; offsets converted.
+
+    Raises PitError naming the column when a value cannot be parsed (nulls stay nulls).
+    """
+    exprs = []
+    for col in columns:
+        if col not in df.columns:
+            raise PitError(f"Column {col!r} is missing", column=col)
+        dtype = df.schema[col]
+        if isinstance(dtype, pl.Datetime):
+            expr = pl.col(col)
+            expr = expr.dt.replace_time_zone("UTC") if dtype.time_zone is None else expr.dt.convert_time_zone("UTC")
+            exprs.append(expr.dt.cast_time_unit("us").alias(col))
+        elif dtype == pl.Date:
+            exprs.append(pl.col(col).cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(col))
+        elif dtype in (pl.String, pl.Utf8):
+            parsed = _parse_strings(df.get_column(col))
+            bad = df.get_column(col).is_not_null() & parsed.is_null()
+            if bad.any():
+                idx = int(bad.arg_max())
+                raise PitError(
+                    f"Column {col!r} has {int(bad.sum())} value(s) that are not timestamps, "
+                    f"e.g. {df.get_column(col)[idx]!r} in row {idx + 1}", column=col)
+            df = df.with_columns(parsed.alias(col))
+        else:
+            raise PitError(f"Column {col!r} must hold timestamps (found {dtype})", column=col)
+    return df.with_columns(exprs) if exprs else df
+
+
+def _parse_strings(s: pl.Series) -> pl.Series:
+    """Parse ISO-like strings; values with an offset (or Z) are converted to UTC, others taken as UTC."""
+    stripped = s.str.strip_chars()
+    has_offset = stripped.str.contains(r"([+-]\d\d:?\d\d|Z)$").fill_null(False)
+    result = pl.Series(s.name, [None] * len(s), dtype=TS)
+    for mask, aware in ((has_offset, True), (~has_offset, False)):
+        idx = mask.arg_true()
+        if len(idx) == 0:
+            continue
+        part = stripped.gather(idx)
+        try:
+            parsed = (part.str.to_datetime(time_unit="us", time_zone="UTC", strict=False) if aware
+                      else part.str.to_datetime(time_unit="us", strict=False).dt.replace_time_zone("UTC"))
+        except pl.exceptions.PolarsError:  # no single format polars can infer
+            continue
+        result = result.scatter(idx, parsed)
+    return result
+
+
+# --- step 2: availability ----------------------------------------------------------------------
+
+
+def prepare_view(features: pl.DataFrame, spec: ViewSpec) -> pl.DataFrame:
+    """Feature rows with ``_EVENT``, ``_AVAIL``, ``_ORDER`` and ``_BEST``, sorted by (entity, availability).
+
+    ``_BEST`` is the rank of the best row (greatest event time, then written-at, then file order) among
+    the rows of the entity available at or before this row's availability: an as-of join on availability
+    then reads the chosen row's rank directly.
+    """
+    ts_cols = [spec.timestamp_column] + ([spec.written_at_column] if spec.written_at_column else [])
+    cols = [spec.entity_column, *ts_cols, *{c for c, _ in spec.features}]
+    df = normalize_timestamps(features.select(cols), ts_cols)
+    df = df.filter(pl.col(spec.entity_column).is_not_null() & pl.col(spec.timestamp_column).is_not_null())
+    event = pl.col(spec.timestamp_column)
+    avail = event + pl.duration(microseconds=_us(spec.lag))
+    if spec.written_at_column:
+        avail = pl.max_horizontal(avail, pl.col(spec.written_at_column).fill_null(avail))
+    df = df.with_columns(event.alias(_EVENT), avail.alias(_AVAIL))
+    order_keys = [spec.entity_column, _EVENT] + ([spec.written_at_column] if spec.written_at_column else [])
+    df = df.sort(order_keys, maintain_order=True, nulls_last=False).with_row_index(_ORDER)
+    if spec.written_at_column:
+        df = df.sort([spec.entity_column, _AVAIL, _ORDER]).with_columns(
+            pl.col(_ORDER).cum_max().over(spec.entity_column).alias(_BEST))
+    else:  # availability grows with event time: the sort by event already orders by availability
+        df = df.with_columns(pl.col(_ORDER).alias(_BEST))
+    return df
+
+
+# --- step 3: as-of ------------------------------------------------------------------------------
+
+
+def asof_rows(labels: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec) -> pl.Series:
+    """For each label row (with ``_ROW`` and ``_T``), the ``_ORDER`` of the chosen feature row or null."""
+    key_dtype = prepared.schema[spec.entity_column]
+    left = labels.select(_ROW, _T, pl.col(spec.label_key).alias("__pit_key"))
+    if left.schema["__pit_key"] != key_dtype:
+        left = left.with_columns(pl.col("__pit_key").cast(key_dtype, strict=False))
+    left = left.sort(["__pit_key", _T])
+    right = prepared.select(pl.col(spec.entity_column).alias("__pit_key"), pl.col(_AVAIL).alias(_T), _BEST)
+    joined = left.join_asof(right, on=_T, by="__pit_key", strategy="backward", check_sortedness=False)
+    return joined.sort(_ROW).get_column(_BEST)
+
+
+# --- step 4/5: features and TTL ------------------------------------------------------------------
+
+
+def attach_features(labels: pl.DataFrame, prepared: pl.DataFrame, chosen: pl.Series, spec: ViewSpec) -> pl.DataFrame:
+    """The chosen rows' event time, availability and features, aligned with the labels (nulls where none)."""
+    by_order = prepared.sort(_ORDER)  # position == _ORDER
+    cols = [pl.col(_EVENT), pl.col(_AVAIL), *[pl.col(c).alias(out) for c, out in spec.features]]
+    picked = by_order.select(cols)
+    idx = chosen.cast(pl.Int64)
+    found = idx.is_not_null()
+    gathered = picked[idx.fill_null(0).to_numpy()] if len(picked) else picked.clear(n=len(idx))
+    mask = pl.Series("__pit_found", found)
+    gathered = gathered.with_columns(mask).select(
+        [pl.when(pl.col("__pit_found")).then(pl.col(c)).otherwise(None).alias(c) for c in picked.columns])
+    return gathered
+
+
+def ttl_expired(event_time: datetime | None, as_of: datetime, ttl: timedelta | None) -> bool:
+    """The TTL rule (one definition for the online lookup): a value older than ``ttl`` is not usable."""
+    return event_time is not None and ttl is not None and (as_of - event_time) > ttl
+
+
+def apply_ttl(times: pl.Series, attached: pl.DataFrame, spec: ViewSpec) -> tuple[pl.DataFrame, pl.Series]:
+    """Null the features whose age at the label time exceeds the TTL; returns (frame, expired mask)."""
+    if spec.ttl is None:
+        return attached, pl.Series([False] * len(attached))
+    expired = ((times - attached.get_column(_EVENT)) > spec.ttl).fill_null(False)
+    keep = ~expired
+    out = attached.with_columns(
+        [pl.when(keep).then(pl.col(c)).otherwise(None).alias(c) for c in attached.columns])
+    return out, expired
+
+
+# --- the whole join ------------------------------------------------------------------------------
+
+
+def point_in_time_join(labels: pl.DataFrame, views: list[tuple[ViewSpec, pl.DataFrame]], *,
+                       timestamp_column: str, with_event_times: bool = False, leakage: bool = False) -> PitResult:
+    """Join every view to ``labels`` point-in-time. Keeps all label rows in order.
+
+    The output has the label columns (timestamp normalised to UTC) followed by each view's output
+    columns, and with ``with_event_times`` a ``<view>__event_time`` column per view.
+    """
+    missing = [c for c in {timestamp_column, *(s.label_key for s, _ in views)} if c not in labels.columns]
+    if missing:
+        raise PitError(f"Label data is missing column {sorted(missing)[0]!r}", column=sorted(missing)[0])
+    labels = normalize_timestamps(labels, [timestamp_column])
+    base = labels.with_row_index(_ROW).with_columns(pl.col(timestamp_column).alias(_T))
+    times = base.get_column(_T)
+    out_cols, reports, any_value = [], [], None
+    leak: dict = {}
+    for spec, features in views:
+        prepared = prepare_view(features, spec)
+        chosen = asof_rows(base, prepared, spec)
+        attached = attach_features(base, prepared, chosen, spec)
+        found = chosen.is_not_null()
+        attached, expired = apply_ttl(times, attached, spec)
+        usable = found & ~expired
+        any_value = usable if any_value is None else (any_value | usable)
+        reports.append(ViewReport(view=spec.name, matched=int(usable.sum()), expired=int(expired.sum()),
+                                  missing=int((~found).sum())))
+        feature_cols = [out for _, out in spec.features]
+        out_cols.append(attached.select(feature_cols))
+        if with_event_times:
+            out_cols.append(attached.select(pl.col(_EVENT).alias(f"{spec.name}__event_time")))
+        if leakage:
+            leak.update(leakage_report(base, prepared, spec, times))
+    frame = pl.concat([labels, *out_cols], how="horizontal") if out_cols else labels
+    without = len(labels) - int(any_value.sum()) if any_value is not None else len(labels)
+    return PitResult(frame=frame, views=tuple(reports), rows_without_features=without, leakage=leak)
+
+
+def feature_vector_as_of(features: pl.DataFrame, spec: ViewSpec, *, as_of: datetime,
+                         entity_keys: list | None = None, apply_ttl_rule: bool = True) -> pl.DataFrame:
+    """Each entity's feature vector as of ``as_of``: the same chain as the offline join (one synthetic
+    label row per entity at ``as_of``). Columns: key, ``event_time``, ``available_at``, ``expired``, features.
+
+    Without ``entity_keys`` every entity of ``features`` is computed (materialization). Entities with no
+    available value are dropped. With ``apply_ttl_rule=False`` expired values are kept and flagged (the
+    online store keeps them so the lookup can report "expired" rather than "unknown").
+    """
+    as_of = _utc(as_of)
+    key = spec.entity_column
+    if entity_keys is None:
+        keys = features.select(pl.col(key).drop_nulls().unique())
+    else:
+        keys = pl.DataFrame({key: entity_keys}).cast({key: features.schema[key]}, strict=False)
+    label_spec = ViewSpec(**{**spec.__dict__, "label_key": key})
+    base = keys.with_row_index(_ROW).with_columns(pl.lit(as_of, dtype=TS).alias(_T))
+    prepared = prepare_view(features, label_spec)
+    chosen = asof_rows(base, prepared, label_spec)
+    attached = attach_features(base, prepared, chosen, label_spec)
+    times = base.get_column(_T)
+    expired = ((times - attached.get_column(_EVENT)) > spec.ttl).fill_null(False) if spec.ttl is not None \
+        else pl.Series([False] * len(attached))
+    out = pl.concat([keys, attached.rename({_EVENT: "event_time", _AVAIL: "available_at"})], how="horizontal")
+    out = out.with_columns(expired.alias("expired")).filter(chosen.is_not_null())
+    if apply_ttl_rule:
+        feats = [o for _, o in spec.features]
+        out = out.with_columns([pl.when(pl.col("expired")).then(None).otherwise(pl.col(c)).alias(c) for c in feats])
+    return out
+
+
+# --- leakage ------------------------------------------------------------------------------------
+
+
+def leakage_report(base: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec, times: pl.Series) -> dict:
+    """What naive joins would have leaked, per feature of ``spec``:
+
+    - ``latest_from_future``: a "latest value" join (each entity's newest row, no time awareness) took a
+      value whose event time is after the label time;
+    - ``latest_before_available``: ... took a value from at or before the label time that was not yet
+      available (lag / written-at);
+    - ``asof_event_time_unavailable``: an as-of join on event time that ignores lag and written-at took a
+      value that was not yet available — the damage the declared availability prevents.
+    Only non-null naive values count.
+    """
+    key = spec.entity_column
+    by_order = prepared.sort(_ORDER)
+    latest = by_order.group_by(key, maintain_order=True).last()  # newest event (ties: last written / file order)
+    left = base.select(_ROW, _T, pl.col(spec.label_key).alias(key))
+    if left.schema[key] != prepared.schema[key]:
+        left = left.with_columns(pl.col(key).cast(prepared.schema[key], strict=False))
+    naive = left.join(latest.select(key, _EVENT, _AVAIL, *[pl.col(c).alias(f"__n_{o}") for c, o in spec.features]),
+                      on=key, how="left").sort(_ROW)
+    future = (naive.get_column(_EVENT) > times).fill_null(False)
+    early = ((naive.get_column(_EVENT) <= times) & (naive.get_column(_AVAIL) > times)).fill_null(False)
+    # as-of on event time, ignoring availability
+    ev = by_order.select(pl.col(key), pl.col(_EVENT).alias(_T), _AVAIL,
+                         *[pl.col(c).alias(f"__e_{o}") for c, o in spec.features]).sort([key, _T], maintain_order=True)
+    asof = left.sort([key, _T]).join_asof(ev, on=_T, by=key, strategy="backward", check_sortedness=False).sort(_ROW)
+    asof_early = (asof.get_column(_AVAIL) > times).fill_null(False)
+    out = {}
+    for _, o in spec.features:
+        nn = naive.get_column(f"__n_{o}").is_not_null()
+        en = asof.get_column(f"__e_{o}").is_not_null()
+        out[o] = {
+            "view": spec.name,
+            "latest_from_future": int((future & nn).sum()),
+            "latest_before_available": int((early & nn).sum()),
+            "asof_event_time_unavailable": int((asof_early & en).sum()),
+        }
+    return out
+
+
+def _us(delta: timedelta) -> int:
+    return int(delta / timedelta(microseconds=1))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
