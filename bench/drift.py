@@ -21,10 +21,11 @@ import scipy.stats as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apps.monitoring import drift  # noqa: E402
+import pandas  # noqa: E402,F401
 import sklearn.ensemble  # noqa: E402,F401 - warm imports so they are not timed
 import sklearn.model_selection  # noqa: E402,F401
-import pandas  # noqa: E402,F401
+
+from apps.monitoring import drift  # noqa: E402
 
 SHIFTED = {"num_00", "num_01", "num_02", "cat_00", "cat_01"}
 CATS = np.array(["alpha", "beta", "gamma", "delta", "epsilon"], dtype=object)
@@ -89,7 +90,7 @@ def run(n: int) -> None:
             ca, na = np.unique(v, return_counts=True)
             cb, nb = np.unique(current[k], return_counts=True)
             cats = sorted(set(ca) | set(cb))
-            table = np.array([[dict(zip(ca, na)).get(c, 0) for c in cats], [dict(zip(cb, nb)).get(c, 0) for c in cats]])
+            table = np.array([[dict(zip(ca, na, strict=True)).get(c, 0) for c in cats], [dict(zip(cb, nb, strict=True)).get(c, 0) for c in cats]])
             st.chi2_contingency(table)
     t_scipy = time.perf_counter() - t0
 
