@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from apps.common.views import api_not_found
+from apps.deployments.views import metrics_view, predict_view
 from apps.projects.access import public_view
 
 from .api import api
@@ -12,6 +13,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", public_view(auth_views.LoginView.as_view()), name="login"),
     path("logout/", public_view(auth_views.LogoutView.as_view()), name="logout"),
+    # deployments: the prediction hot path is a plain view ahead of ninja (and, under gunicorn, answered
+    # even earlier by apps.deployments.serving.ServingDispatcher in portal/wsgi.py); documented in OpenAPI.
+    path("api/v1/deployments/<slug:slug>/predict", predict_view, name="deployment-predict"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", api.urls),
     path("api/docs", public_view(RedirectView.as_view(url="/api/v1/docs")), name="api-docs"),
     path("api/openapi.json", public_view(RedirectView.as_view(url="/api/v1/openapi.json")), name="api-openapi"),

@@ -1,0 +1,101 @@
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ninja import Field, Schema
+
+
+class DeploymentIn(Schema):
+    version_id: int
+    slug: str
+    name: str = ""
+    owner: str | None = Field(None, description="Username of the owner (a project member); required to go live")
+    input_mode: str = Field("inline", description='"inline" or "entity"')
+    max_batch: int | None = None
+    go_live: bool = True
+
+
+class DeploymentOut(Schema):
+    slug: str
+    name: str
+    project: str
+    status: str
+    status_message: str
+    input_mode: str
+    max_batch: int
+    model: str
+    production_version_id: int
+    production_version: int
+    owner: str | None
+    predict_url: str
+    created_at: datetime
+
+
+class PauseIn(Schema):
+    reason: str = ""
+
+
+class VersionIn(Schema):
+    version_id: int
+    reason: str = ""
+
+
+class KeyIn(Schema):
+    name: str
+
+
+class KeyOut(Schema):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreatedOut(KeyOut):
+    key: str = Field(description="The secret: shown once, never stored")
+
+
+class EventOut(Schema):
+    kind: str
+    version_id: int | None
+    previous_version_id: int | None
+    reason: str
+    actor: str | None
+    created_at: datetime
+
+
+class PredictionLogOut(Schema):
+    request_id: UUID
+    batch_id: UUID
+    version_id: int
+    created_at: datetime
+    entity_key: str | None
+    inputs: dict[str, Any]
+    output: Any
+    probabilities: dict[str, float] | None
+    latency_ms: float
+
+
+class PredictIn(Schema):
+    instances: list[dict[str, Any]] | None = Field(None, description="Feature values per row (inline deployments)")
+    entities: list[str | int] | None = Field(None, description="Entity keys (entity-key deployments)")
+
+
+class PredictionOut(Schema):
+    request_id: UUID = Field(description="Id of this row; outcomes are joined on it")
+    prediction: Any
+    probabilities: dict[str, float] | None
+
+
+class ModelVersionRef(Schema):
+    id: int
+    model: str
+    version: str
+
+
+class PredictOut(Schema):
+    request_id: UUID
+    deployment: str
+    model_version: ModelVersionRef
+    predictions: list[PredictionOut]
