@@ -1,0 +1,189 @@
+from datetime import datetime
+from typing import Any
+
+from ninja import Field, Schema
+
+
+class EntityIn(Schema):
+    name: str = Field(..., max_length=80)
+    join_key: str = Field(..., max_length=120)
+    value_type: str = "string"
+    description: str = Field("", max_length=2000)
+
+
+class EntityOut(Schema):
+    name: str
+    join_key: str
+    value_type: str
+    description: str
+    created_at: datetime
+
+
+class SourceVersionOut(Schema):
+    source: str
+    version: int
+    sha256: str
+    size: int
+    original_filename: str
+    original_format: str
+    row_count: int
+    columns: list[dict]
+    stats: dict
+    created_at: datetime
+
+
+class SourceOut(Schema):
+    name: str
+    description: str
+    latest_version: int | None
+    row_count: int | None
+    columns: list[dict]
+    created_at: datetime
+
+
+class FeatureIn(Schema):
+    name: str = Field(..., max_length=120)
+    description: str = Field("", max_length=2000)
+
+
+class FeatureViewIn(Schema):
+    name: str = Field(..., max_length=80)
+    entity: str
+    source: str
+    timestamp_column: str
+    features: list[FeatureIn | str]
+    entity_column: str = ""
+    written_at_column: str = ""
+    availability_lag: str = Field("0", description="e.g. 0, 30m, 1h, 2d")
+    ttl: str | None = Field(None, description="e.g. 7d; empty: no limit")
+    online: bool = False
+    freshness_sla: str | None = None
+    materialize_every: str | None = None
+    owner: str | None = Field(None, description="username; default: you")
+    tags: list[str] = []
+    description: str = Field("", max_length=5000)
+
+
+class FeatureViewPatch(Schema):
+    timestamp_column: str | None = None
+    features: list[FeatureIn | str] | None = None
+    entity_column: str | None = None
+    written_at_column: str | None = None
+    availability_lag: str | None = None
+    ttl: str | None = None
+    online: bool | None = None
+    freshness_sla: str | None = None
+    materialize_every: str | None = None
+    owner: str | None = None
+    tags: list[str] | None = None
+    description: str | None = None
+
+
+class FeatureOut(Schema):
+    name: str
+    value_type: str
+    description: str
+
+
+class FreshnessOut(Schema):
+    newest: datetime | None
+    age_seconds: float | None
+    sla_seconds: float | None
+    breached: bool
+
+
+class FeatureViewOut(Schema):
+    name: str
+    version: int
+    is_current: bool
+    entity: str
+    source: str
+    entity_column: str
+    timestamp_column: str
+    written_at_column: str
+    availability_lag_seconds: float
+    ttl_seconds: float | None
+    online: bool
+    freshness_sla_seconds: float | None
+    materialize_every_seconds: float | None
+    owner: str | None
+    tags: list[str]
+    description: str
+    features: list[FeatureOut]
+    last_materialized_at: datetime | None
+    online_row_count: int
+    freshness: FreshnessOut
+    created_at: datetime
+
+
+class FeatureSetIn(Schema):
+    name: str = Field(..., max_length=80)
+    features: list[str] = Field(..., description="view:feature, view@2:feature or 'view:feature as name'")
+    description: str = Field("", max_length=5000)
+
+
+class FeatureSetPatch(Schema):
+    features: list[str] | None = None
+    description: str | None = Field(None, max_length=5000)
+
+
+class FeatureSetItemOut(Schema):
+    name: str
+    reference: str
+    view: str
+    view_version: int
+    value_type: str
+    online: bool
+
+
+class FeatureSetOut(Schema):
+    name: str
+    description: str
+    features: list[FeatureSetItemOut]
+    batch_only_features: list[str]
+    online_servable: bool
+    created_at: datetime
+
+
+class OnlineIn(Schema):
+    entity_keys: list[Any] = Field(..., min_length=1, max_length=1000,
+                                   description="scalars, or objects {join_key: value} for several entities")
+    as_of: datetime | None = None
+
+
+class OnlineRow(Schema):
+    entity: dict
+    values: dict
+    event_times: dict
+    status: dict
+
+
+class OnlineOut(Schema):
+    feature_set: str
+    features: list[str]
+    results: list[OnlineRow]
+
+
+class TrainingSetOut(Schema):
+    name: str
+    description: str
+    feature_set: str
+    status: str
+    error: str
+    job_id: str | None
+    label_filename: str
+    label_sha256: str
+    label_row_count: int
+    timestamp_column: str
+    label_columns: list[str]
+    sha256: str
+    size: int
+    row_count: int
+    rows_without_features: int
+    null_rates: dict
+    label_balance: dict
+    leakage: dict
+    source_versions: list[str]
+    created_at: datetime
+    built_at: datetime | None
+    download_url: str | None

@@ -1,0 +1,148 @@
+"""The point-in-time join (pure, no DB) against a brute-force reference on random data."""
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.features import pit
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def brute_force(labels: list[dict], rows: list[dict], *, lag, ttl, written: bool):
+    """Row by row, straight from the rule in pit's docstring."""
+    out = []
+    for lab in labels:
+        t = lab["t"]
+        best = None
+        for i, r in enumerate(rows):
+            if r["k"] != lab["k"]:
+                continue
+            avail = r["e"] + lag
+            if written and r["w"] is not None:
+                avail = max(avail, r["w"])
+            if avail > t:
+                continue
+            key = (r["e"], r["w"] if (written and r["w"] is not None) else datetime.min.replace(tzinfo=UTC), i)
+            if best is None or key > best[0]:
+                best = (key, r)
+        if best is None:
+            out.append((None, "missing"))
+        elif ttl is not None and t - best[1]["e"] > ttl:
+            out.append((None, "expired"))
+        else:
+            out.append((best[1]["x"], "ok"))
+    return out
+
+
+minutes = st.integers(min_value=0, max_value=40)
+keys = st.sampled_from(["a", "b", "c"])
+feature_row = st.fixed_dictionaries({"k": keys, "e": minutes, "w": st.one_of(st.none(), minutes),
+                                     "x": st.integers(-1000, 1000)})
+label_row = st.fixed_dictionaries({"k": st.sampled_from(["a", "b", "c", "zz"]), "t": minutes,
+                                   "tz": st.sampled_from([0, 2, -5])})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(feature_row, max_size=25), labels=st.lists(label_row, min_size=1, max_size=20),
+       lag=st.integers(0, 10), ttl=st.one_of(st.none(), st.integers(0, 15)), written=st.booleans())
+def test_pit_join_equals_brute_force(rows, labels, lag, ttl, written):
+    lag_d = timedelta(minutes=lag)
+    ttl_d = timedelta(minutes=ttl) if ttl is not None else None
+    frows = [{"k": r["k"], "e": T0 + timedelta(minutes=r["e"]),
+              "w": (T0 + timedelta(minutes=r["w"])) if r["w"] is not None else None, "x": r["x"]} for r in rows]
+    # labels carry their time in assorted time zones (as aware datetimes); the join must normalise them
+    flabels = [{"k": lab["k"], "t": T0 + timedelta(minutes=lab["t"])} for lab in labels]
+    label_strings = [(T0 + timedelta(minutes=lab["t"])).astimezone(timezone(timedelta(hours=lab["tz"]))).isoformat()
+                     for lab in labels]
+    features = pl.DataFrame({"k": [r["k"] for r in frows], "e": [r["e"] for r in frows],
+                             "w": [r["w"] for r in frows], "x": [r["x"] for r in frows]},
+                            schema={"k": pl.String, "e": pl.Datetime("us", "UTC"), "w": pl.Datetime("us", "UTC"),
+                                    "x": pl.Int64})
+    label_df = pl.DataFrame({"k": [lab["k"] for lab in labels], "when": label_strings, "y": list(range(len(labels)))})
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),),
+                        lag=lag_d, ttl=ttl_d, written_at_column="w" if written else None)
+    result = pit.point_in_time_join(label_df, [(spec, features)], timestamp_column="when")
+    expected = brute_force(flabels, frows, lag=lag_d, ttl=ttl_d, written=written)
+    assert result.frame.height == len(labels)                      # every label row kept
+    assert result.frame.get_column("y").to_list() == list(range(len(labels)))  # in order
+    assert result.frame.get_column("x").to_list() == [v for v, _ in expected]
+    rep = result.views[0]
+    assert rep.expired == sum(s == "expired" for _, s in expected)
+    assert rep.missing == sum(s == "missing" for _, s in expected)
+    assert result.frame.get_column("when").dtype == pl.Datetime("us", "UTC")
+
+
+def _one(lag, ttl, label_time, rows):
+    features = pl.DataFrame(rows, schema={"k": pl.String, "e": pl.Datetime("us", "UTC"), "x": pl.Int64}, orient="row")
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),),
+                        lag=lag, ttl=ttl)
+    labels = pl.DataFrame({"k": ["a"], "t": [label_time]})
+    return pit.point_in_time_join(labels, [(spec, features)], timestamp_column="t").frame.get_column("x")[0]
+
+
+def test_lag_exactly_at_the_boundary_is_available():
+    rows = [("a", T0, 1)]
+    assert _one(timedelta(hours=1), None, T0 + timedelta(hours=1), rows) == 1
+    assert _one(timedelta(hours=1), None, T0 + timedelta(hours=1) - timedelta(microseconds=1), rows) is None
+
+
+def test_ttl_boundary_is_inclusive_and_expiry_nulls_the_value():
+    rows = [("a", T0, 1)]
+    assert _one(timedelta(0), timedelta(hours=2), T0 + timedelta(hours=2), rows) == 1
+    assert _one(timedelta(0), timedelta(hours=2), T0 + timedelta(hours=2, seconds=1), rows) is None
+
+
+def test_ties_on_event_time_take_the_last_row_in_file_order():
+    rows = [("a", T0, 1), ("a", T0, 2)]
+    assert _one(timedelta(0), None, T0, rows) == 2
+
+
+def test_late_correction_is_not_used_before_it_was_written():
+    features = pl.DataFrame({"k": ["a", "a"], "e": [T0, T0], "w": [T0, T0 + timedelta(days=3)], "x": [1, 99]})
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),),
+                        written_at_column="w")
+    labels = pl.DataFrame({"k": ["a", "a"], "t": [T0 + timedelta(days=1), T0 + timedelta(days=4)]})
+    out = pit.point_in_time_join(labels, [(spec, features)], timestamp_column="t").frame.get_column("x").to_list()
+    assert out == [1, 99]
+
+
+def test_naive_timestamps_are_utc_and_offsets_are_converted():
+    df = pl.DataFrame({"t": ["2024-01-01T02:00:00+02:00", "2024-01-01 00:00:00", "2024-01-01T00:00:00Z"]})
+    out = pit.normalize_timestamps(df, ["t"]).get_column("t").to_list()
+    assert out == [datetime(2024, 1, 1, tzinfo=UTC)] * 3
+
+
+def test_unparseable_timestamp_names_the_column_and_row():
+    with pytest.raises(pit.PitError, match=r"'when'.*'yesterday'.*row 2") as err:
+        pit.normalize_timestamps(pl.DataFrame({"when": ["2024-01-01", "yesterday"]}), ["when"])
+    assert err.value.column == "when"
+
+
+def test_missing_label_column_is_named():
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="customer_id", timestamp_column="e", features=(("x", "x"),))
+    with pytest.raises(pit.PitError, match="customer_id"):
+        pit.point_in_time_join(pl.DataFrame({"t": [T0]}), [(spec, pl.DataFrame({"k": ["a"], "e": [T0], "x": [1]}))],
+                               timestamp_column="t")
+
+
+def test_leakage_report_counts_future_and_unavailable_values():
+    features = pl.DataFrame({"k": ["a", "a"], "e": [T0, T0 + timedelta(hours=5)], "x": [1, 2]})
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),),
+                        lag=timedelta(hours=1))
+    labels = pl.DataFrame({"k": ["a", "a", "a"], "t": [T0 + timedelta(hours=2), T0 + timedelta(hours=5, minutes=30),
+                                                       T0 + timedelta(hours=7)]})
+    res = pit.point_in_time_join(labels, [(spec, features)], timestamp_column="t", leakage=True)
+    assert res.frame.get_column("x").to_list() == [1, 1, 2]
+    assert res.leakage["x"] == {"view": "v", "latest_from_future": 1, "latest_before_available": 1,
+                                "asof_event_time_unavailable": 1}
+
+
+def test_pit_module_imports_no_django():
+    code = "import apps.features.pit, apps.features.tabular, sys; assert 'django' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,72 @@
+"""The feature store pages render for members, forms show inline errors, catalog filters work."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from apps.features.models import DataSource, FeatureView
+from tests.features.factories import csv_bytes, feature_rows, make_feature_store
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def store(project, users):
+    return make_feature_store(project=project, actor=users["owner"], ttl=timedelta(hours=6))
+
+
+def test_catalog_lists_views_and_filters(store, project, users, logged_in_client):
+    client = logged_in_client(users["analyst"])
+    url = reverse("features:catalog", args=[project.slug])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert b"customer_stats" in page.content and b"fraud-inputs" in page.content
+    assert client.get(url, {"mode": "batch"}, headers={"HX-Request": "true"}).content.count(b"customer_stats") == 0
+    frag = client.get(url, {"tag": "payments", "q": "amount"}, headers={"HX-Request": "true"})
+    assert b"customer_stats" in frag.content and b"<html" not in frag.content
+
+
+def test_view_source_set_pages_render(store, project, users, logged_in_client):
+    client = logged_in_client(users["analyst"])
+    for name, args in [("features:view-detail", [store.view.name]), ("features:source-detail", ["transactions"]),
+                       ("features:featureset-detail", [store.feature_set.name])]:
+        resp = client.get(reverse(name, args=[project.slug, *args]))
+        assert resp.status_code == 200, name
+    resp = client.get(reverse("features:view-detail", args=[project.slug, store.view.name]))
+    assert b"Availability lag" in resp.content and b"plotly-chart" in resp.content
+
+
+def test_source_upload_form_shows_inline_error_for_empty_file(project, users, logged_in_client):
+    client = logged_in_client(users["data_scientist"])
+    f = io.BytesIO(b"")
+    f.name = "empty.csv"
+    resp = client.post(reverse("features:source-upload", args=[project.slug]), {"name": "tx", "file": f})
+    assert resp.status_code == 422
+    assert b"empty" in resp.content
+    assert not DataSource.objects.filter(name="tx").exists()
+
+
+def test_source_upload_page_creates_version(project, users, logged_in_client):
+    client = logged_in_client(users["data_scientist"])
+    f = io.BytesIO(csv_bytes(feature_rows(2, 3)))
+    f.name = "tx.csv"
+    resp = client.post(reverse("features:source-upload", args=[project.slug]), {"name": "tx", "file": f})
+    assert resp.status_code == 302
+    assert DataSource.objects.get(name="tx").latest_version.row_count == 6
+
+
+def test_view_edit_of_used_view_creates_version(store, project, users, logged_in_client):
+    client = logged_in_client(users["data_scientist"])
+    url = reverse("features:view-edit", args=[project.slug, store.view.name])
+    assert b"creates version 2" in client.get(url).content
+    resp = client.post(url, {"entity": "customer", "source": "transactions", "timestamp_column": "event_timestamp",
+                             "features": "amount\nn_tx", "availability_lag": "2h", "ttl": "6h"})
+    assert resp.status_code == 302
+    assert FeatureView.objects.get(name=store.view.name, is_current=True).version == 2
+
+
+def test_analyst_cannot_open_upload_form(project, users, logged_in_client):
+    resp = logged_in_client(users["analyst"]).get(reverse("features:source-upload", args=[project.slug]))
+    assert resp.status_code == 403
