@@ -221,3 +221,21 @@ CELERY_BEAT_SCHEDULE["features-materialize-due"] = {
     "task": "workers.features.feature_view_materialize_due",
     "schedule": env.int("SLIPWAY_FEATURES_SCHEDULE_SECONDS", default=60),
 }
+
+# --- registry ---
+# Decompressed size limits for compressed joblib uploads and skops archives (bombs are refused).
+REGISTRY_INFLATE_MAX_BYTES = env.int("SLIPWAY_REGISTRY_INFLATE_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+REGISTRY_INFLATE_MAX_RATIO = env.float("SLIPWAY_REGISTRY_INFLATE_MAX_RATIO", default=200.0)
+# The isolated loader process: address-space limit and wall-clock timeout.
+REGISTRY_SANDBOX_MEMORY_BYTES = env.int("SLIPWAY_REGISTRY_SANDBOX_MEMORY_BYTES", default=3 * 1024 * 1024 * 1024)
+REGISTRY_SANDBOX_TIMEOUT_SECONDS = env.int("SLIPWAY_REGISTRY_SANDBOX_TIMEOUT_SECONDS", default=300)
+# Holdout / training-data files: rows read at most (larger files are refused, not truncated).
+REGISTRY_TABLE_MAX_ROWS = env.int("SLIPWAY_REGISTRY_TABLE_MAX_ROWS", default=2_000_000)
+
+# --- monitoring ---
+MONITORING_TICK_SECONDS = env.int("MONITORING_TICK_SECONDS", default=60)
+MONITORING_MAX_WINDOW_ROWS = env.int("MONITORING_MAX_WINDOW_ROWS", default=200_000)
+MONITORING_WEBHOOK_TIMEOUT_S = env.float("MONITORING_WEBHOOK_TIMEOUT_S", default=5.0)
+MONITORING_WEBHOOK_BACKOFF_S = env.float("MONITORING_WEBHOOK_BACKOFF_S", default=10.0)
+CELERY_BEAT_SCHEDULE["monitoring-tick"] = {"task": "workers.monitoring.monitoring_tick",
+                                           "schedule": MONITORING_TICK_SECONDS}

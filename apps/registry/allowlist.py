@@ -38,6 +38,10 @@ NUMPY_GLOBALS = frozenset({
     ("numpy.random._sfc64", "SFC64"),
     ("numpy.random.bit_generator", "SeedSequence"),
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    # scalar types, e.g. the ``dtype=numpy.float64`` parameter of encoders
+    *(("numpy", name) for name in ("float64", "float32", "float16", "int64", "int32", "int16", "int8",
+                                   "uint64", "uint32", "uint16", "uint8", "bool_", "object_", "str_",
+                                   "bytes_", "complex128")),
 })
 # numpy dtype classes used in pickled dtypes (numpy >= 1.25 pickles some dtypes by class).
 NUMPY_DTYPE_CLASSES = frozenset(

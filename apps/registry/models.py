@@ -103,6 +103,7 @@ class ModelVersion(models.Model):
     reference_profile = models.JSONField(default=dict, blank=True)  # see apps.registry.profile
     holdout_key = models.CharField(max_length=200, blank=True)
     holdout_filename = models.CharField(max_length=255, blank=True)
+    holdout_target = models.CharField(max_length=120, blank=True, default="target")
     training_data_key = models.CharField(max_length=200, blank=True)
 
     # Lineage.

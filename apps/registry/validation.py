@@ -1,0 +1,520 @@
+"""Validation of a newly uploaded model version (runs in a Celery worker; called by services).
+
+Steps: scan (bounded decompression + static pickle scan / skops zip and type checks / ONNX sniff) →
+load in an isolated, resource-limited process (apps.registry.sandbox) which also converts pickles to
+skops → load the safe form → input signature vs the contract → task check → smoke prediction →
+holdout metrics → reference profile → skl2onnx conversion and equality check → ready.
+
+Any failure raises ``Rejected`` with a message for people; services turn it into a rejected version.
+
+ONNX equality tolerance (stated on the version page too): on the comparison rows (the holdout, else
+the reference data, else 64 synthetic rows) classifiers need identical labels on at least 99 % of rows,
+class probabilities within 1e-3 on at least 95 % of rows and never more than 0.25 apart; regressors
+need |Δ| ≤ 1e-3·(1 + |y|) on at least 95 % of rows and never more than 0.05·(1 + std(y)). ONNX tree
+ensembles compute in float32, so a few rows near a split threshold may legitimately differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+
+from apps.common.storage import artifact_store
+
+from . import profile as profile_mod
+from .loading import _estimator_predict_fn, onnx_predict_fn, onnx_session, skops_loads
+from .models import ModelTask, ModelVersion
+from .scan import InflateRefused, ScanRejected, detect_compression, inflate_to, scan_file
+from .sniff import SniffError, check_skops_zip, sniff_table_format
+
+ONNX_LABEL_AGREEMENT = 0.99
+ONNX_PROBA_TOL = 1e-3
+ONNX_PROBA_SHARE = 0.95
+ONNX_PROBA_MAX = 0.25
+ONNX_REG_REL_TOL = 1e-3
+ONNX_REG_MAX_STD = 0.05
+TOLERANCE_TEXT = (
+    "classifiers: identical labels on ≥ 99 % of rows, probabilities within 1e-3 on ≥ 95 % of rows and "
+    "never more than 0.25 apart; regressors: |Δ| ≤ 1e-3·(1+|y|) on ≥ 95 % of rows and never more than "
+    "0.05·(1+std y)")
+
+
+class Rejected(Exception):
+    def __init__(self, message: str, *, step: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.step = step
+
+
+Progress = Callable[[int, str], None]
+
+
+# --- the steps --------------------------------------------------------------------------------
+
+
+def run_sandbox(kind: str, path: str, out_dir: str) -> dict:
+    """Run apps.registry.sandbox in a separate process with memory, CPU and wall-clock limits."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(settings.BASE_DIR),
+        "HOME": out_dir,
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    timeout = settings.REGISTRY_SANDBOX_TIMEOUT_SECONDS
+    memory = settings.REGISTRY_SANDBOX_MEMORY_BYTES
+    cmd = [sys.executable, "-m", "apps.registry.sandbox", kind, path, out_dir, str(memory), str(timeout)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=out_dir,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise Rejected(f"Loading the model took longer than the limit of {timeout} s", step="load") from exc
+    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
+    if not lines:
+        if proc.returncode and proc.returncode < 0:
+            raise Rejected(f"The loader process was stopped by signal {-proc.returncode} (memory limit "
+                           f"{memory // (1024 * 1024)} MB, CPU limit {timeout} s)", step="load")
+        tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise Rejected(f"The loader process failed: {tail[0][:300]}", step="load")
+    result = json.loads(lines[-1])
+    if not result.get("ok"):
+        raise Rejected(result.get("error") or "The model could not be loaded", step="load")
+    return result
+
+
+def scan_artifact(version: ModelVersion, tmp: str, report: dict) -> tuple[str, str]:
+    """Returns (sandbox kind, path to load). Updates version.artifact_format for pickles."""
+    src = str(artifact_store().path(version.artifact_key))
+    fmt = version.artifact_format
+    if fmt in ("pickle", "joblib"):
+        with open(src, "rb") as fh:
+            head = fh.read(16)
+        kind = detect_compression(head)
+        path = src
+        if kind:
+            path = os.path.join(tmp, "inflated.bin")
+            try:
+                with open(src, "rb") as fin, open(path, "wb") as fout:
+                    size = inflate_to(fin, fout, kind=kind, input_size=version.artifact_size,
+                                      max_bytes=settings.REGISTRY_INFLATE_MAX_BYTES,
+                                      max_ratio=settings.REGISTRY_INFLATE_MAX_RATIO)
+            except InflateRefused as exc:
+                raise Rejected(str(exc), step="scan") from exc
+            report["compression"] = {"kind": kind, "inflated_bytes": size}
+        try:
+            result = scan_file(path)
+        except ScanRejected as exc:
+            raise Rejected(f"Unsafe or unreadable pickle: {exc}", step="scan") from exc
+        version.artifact_format = "joblib" if (result.is_joblib or kind) else "pickle"
+        report["scan"] = {"protocol": result.protocol, "opcodes": result.opcodes,
+                          "globals": sorted(f"{m}.{n}" for m, n in result.globals),
+                          "joblib_arrays": result.joblib_arrays}
+        return version.artifact_format, path
+    if fmt == "skops":
+        try:
+            report["scan"] = check_skops_zip(src, max_inflated=settings.REGISTRY_INFLATE_MAX_BYTES,
+                                             max_ratio=settings.REGISTRY_INFLATE_MAX_RATIO)
+        except SniffError as exc:
+            raise Rejected(str(exc), step="scan") from exc
+        import skops.io as sio
+
+        from .allowlist import skops_trusted_types
+
+        try:
+            found = sio.get_untrusted_types(file=src)
+        except Exception as exc:  # noqa: BLE001
+            raise Rejected(f"The skops file cannot be read: {exc}", step="scan") from exc
+        untrusted = sorted(set(found) - set(skops_trusted_types()))
+        if untrusted:
+            raise Rejected("The skops file contains types that are not on the server's allowlist: "
+                           + ", ".join(untrusted[:10]), step="scan")
+        return "skops", src
+    return "onnx", src
+
+
+def _coerce(df: pd.DataFrame, contract: list[dict]) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    for col in contract:
+        s = df[col["name"]]
+        if col["type"] in ("float", "int"):
+            out[col["name"]] = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif col["type"] == "bool":
+            out[col["name"]] = s.map(lambda v: v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes"))
+        else:
+            out[col["name"]] = s.astype("object").where(s.notna(), None).map(lambda v: v if v is None else str(v))
+    return out
+
+
+def read_table(key: str, *, label: str) -> pd.DataFrame:
+    path = artifact_store().path(key)
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    try:
+        kind = sniff_table_format(head)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(path).metadata
+            if meta.num_rows > settings.REGISTRY_TABLE_MAX_ROWS:
+                raise Rejected(f"The {label} has {meta.num_rows:,} rows (limit {settings.REGISTRY_TABLE_MAX_ROWS:,})")
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, nrows=settings.REGISTRY_TABLE_MAX_ROWS + 1, low_memory=False)
+            if len(df) > settings.REGISTRY_TABLE_MAX_ROWS:
+                raise Rejected(f"The {label} has more than {settings.REGISTRY_TABLE_MAX_ROWS:,} rows")
+    except Rejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unreadable data files are rejections
+        raise Rejected(f"The {label} cannot be read: {str(exc).splitlines()[0][:300]}", step="data") from exc
+    if df.empty:
+        raise Rejected(f"The {label} has no rows", step="data")
+    return df
+
+
+def _contract_frame(df: pd.DataFrame, contract: list[dict], label: str) -> pd.DataFrame:
+    missing = [c["name"] for c in contract if c["name"] not in df.columns]
+    if missing:
+        raise Rejected(f"The {label} lacks the contract feature(s): {', '.join(missing)}", step="data")
+    return _coerce(df, contract)
+
+
+def _matrix(df: pd.DataFrame, contract: list[dict]) -> np.ndarray:
+    if all(c["type"] in ("float", "int") for c in contract):
+        return df[[c["name"] for c in contract]].to_numpy(dtype="float64")
+    return df[[c["name"] for c in contract]].to_numpy(dtype="object")
+
+
+def _synthetic(contract: list[dict], n: int = 64) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    data = {}
+    for c in contract:
+        if c["type"] in ("float", "int"):
+            data[c["name"]] = rng.normal(size=n)
+        elif c["type"] == "bool":
+            data[c["name"]] = rng.integers(0, 2, size=n).astype(bool)
+        else:
+            data[c["name"]] = ["a"] * n
+    return pd.DataFrame(data)
+
+
+def _json_value(value):
+    if isinstance(value, (str, int, float, bool, type(None))):
+        if isinstance(value, float) and not np.isfinite(value):
+            return str(value)
+        return value
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (list, tuple)) and len(value) <= 20 and all(
+        isinstance(v, (str, int, float, bool, type(None))) for v in value
+    ):
+        return list(value)
+    if hasattr(value, "get_params"):
+        return type(value).__name__
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def estimator_params(estimator) -> dict:
+    try:
+        params = estimator.get_params(deep=True)
+    except Exception:  # noqa: BLE001
+        return {}
+    return {k: _json_value(v) for k, v in sorted(params.items()) if k not in ("steps", "memory")}
+
+
+def _class_list(classes) -> list:
+    return [c.item() if hasattr(c, "item") else c for c in list(classes)]
+
+
+def check_signature_sklearn(estimator, contract: list[dict]) -> dict:
+    names = [c["name"] for c in contract]
+    model_names = getattr(estimator, "feature_names_in_", None)
+    if model_names is not None:
+        model_names = [str(n) for n in model_names]
+        missing = [n for n in model_names if n not in names]
+        extra = [n for n in names if n not in model_names]
+        problems = []
+        if missing:
+            problems.append("the model expects feature(s) missing from the contract: " + ", ".join(missing))
+        if extra:
+            problems.append("the contract declares feature(s) the model was not trained on: " + ", ".join(extra))
+        if problems:
+            raise Rejected("Input signature mismatch: " + "; ".join(problems), step="signature")
+        if model_names != names:
+            raise Rejected("Input signature mismatch: the contract lists the features in another order than "
+                           f"the model ({', '.join(model_names)})", step="signature")
+        return {"source": "feature_names_in_", "features": model_names}
+    n = getattr(estimator, "n_features_in_", None)
+    if n is not None and int(n) != len(names):
+        raise Rejected(f"Input signature mismatch: the model takes {int(n)} features, the contract declares "
+                       f"{len(names)} ({', '.join(names)})", step="signature")
+    return {"source": "n_features_in_" if n is not None else "none", "n_features": int(n) if n is not None else None}
+
+
+def check_task(task: str, classes: list | None) -> None:
+    if task == ModelTask.REGRESSION:
+        if classes is not None:
+            raise Rejected("The model is a classifier but the registered model's task is regression", step="task")
+        return
+    if classes is None:
+        raise Rejected(f"The model is a regressor but the registered model's task is {task.replace('_', ' ')}",
+                       step="task")
+    if task == ModelTask.BINARY and len(classes) != 2:
+        raise Rejected(f"Binary classification needs 2 classes; the model has {len(classes)}", step="task")
+    if task == ModelTask.MULTICLASS and len(classes) < 3:
+        raise Rejected(f"Multiclass classification needs at least 3 classes; the model has {len(classes)}",
+                       step="task")
+
+
+def compute_metrics(task: str, y_true, preds, proba, classes) -> dict:
+    from sklearn import metrics as m
+
+    if task == ModelTask.REGRESSION:
+        y = np.asarray(y_true, dtype="float64")
+        p = np.asarray(preds, dtype="float64")
+        return {"mae": float(m.mean_absolute_error(y, p)), "rmse": float(np.sqrt(m.mean_squared_error(y, p))),
+                "r2": float(m.r2_score(y, p)), "n": int(len(y))}
+    out = {"accuracy": float(m.accuracy_score(y_true, preds)), "n": int(len(y_true))}
+    if task == ModelTask.BINARY:
+        pos = classes[1]
+        out["precision"] = float(m.precision_score(y_true, preds, pos_label=pos, zero_division=0))
+        out["recall"] = float(m.recall_score(y_true, preds, pos_label=pos, zero_division=0))
+        out["f1"] = float(m.f1_score(y_true, preds, pos_label=pos, zero_division=0))
+        if proba is not None and len(set(y_true)) == 2:
+            out["roc_auc"] = float(m.roc_auc_score(np.asarray(y_true) == pos, proba[:, 1]))
+    else:
+        out["precision"] = float(m.precision_score(y_true, preds, average="macro", zero_division=0))
+        out["recall"] = float(m.recall_score(y_true, preds, average="macro", zero_division=0))
+        out["f1"] = float(m.f1_score(y_true, preds, average="macro", zero_division=0))
+        if proba is not None and len(set(y_true)) == len(classes):
+            out["roc_auc"] = float(m.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
+    if proba is not None:
+        clipped = np.clip(proba, 1e-15, 1)
+        out["log_loss"] = float(m.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True), labels=classes))
+    return out
+
+
+def _align_labels(y: pd.Series, classes: list) -> pd.Series:
+    if classes and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
+        y = pd.to_numeric(y, errors="coerce")
+        if all(isinstance(c, int) for c in classes):
+            y = y.astype("Int64")
+        out = y.astype(object)
+    elif classes and all(isinstance(c, bool) for c in classes):
+        out = y.map(lambda v: str(v).strip().lower() in ("1", "true", "yes")).astype(object)
+    else:
+        out = y.astype(str).astype(object)
+    unknown = sorted({str(v) for v in out.dropna().unique()} - {str(c) for c in classes})
+    if unknown or out.isna().any():
+        raise Rejected("The holdout target has labels the model does not know: "
+                       + ", ".join(unknown[:10] or ["(missing)"]), step="metrics")
+    return out
+
+
+def onnx_compare(task: str, ref: tuple, onx: tuple) -> dict:
+    """Compare sklearn vs ONNX outputs on the same rows; see TOLERANCE_TEXT."""
+    preds, proba = ref
+    opreds, oproba = onx
+    n = len(preds)
+    if task == ModelTask.REGRESSION:
+        y = np.asarray(preds, dtype="float64")
+        o = np.asarray(opreds, dtype="float64").reshape(-1)
+        diff = np.abs(y - o)
+        within = float(np.mean(diff <= ONNX_REG_REL_TOL * (1 + np.abs(y))))
+        limit = ONNX_REG_MAX_STD * (1 + float(np.std(y)))
+        ok = within >= ONNX_PROBA_SHARE and float(diff.max()) <= limit
+        return {"rows": n, "share_within_tolerance": within, "max_abs_diff": float(diff.max()), "verified": bool(ok)}
+    agree = float(np.mean(np.asarray([str(a) for a in preds]) == np.asarray([str(b) for b in opreds])))
+    out = {"rows": n, "label_agreement": agree}
+    ok = agree >= ONNX_LABEL_AGREEMENT
+    if proba is not None:
+        if oproba is None or np.asarray(oproba).shape != np.asarray(proba).shape:
+            return {**out, "verified": False, "problem": "ONNX probabilities missing or of another shape"}
+        diff = np.abs(np.asarray(proba) - np.asarray(oproba)).max(axis=1)
+        within = float(np.mean(diff <= ONNX_PROBA_TOL))
+        out.update({"proba_share_within_tolerance": within, "proba_max_abs_diff": float(diff.max())})
+        ok = ok and within >= ONNX_PROBA_SHARE and float(diff.max()) <= ONNX_PROBA_MAX
+    out["verified"] = bool(ok)
+    return out
+
+
+def convert_to_onnx(estimator, n_features: int) -> bytes:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onx = to_onnx(estimator, initial_types=[("X", FloatTensorType([None, n_features]))],
+                  options={"zipmap": False})
+    import onnx
+
+    onnx.checker.check_model(onx, full_check=True)
+    return onx.SerializeToString()
+
+
+def _onnx_classes(data: bytes) -> list | None:
+    import onnx
+
+    model = onnx.load_from_string(data)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name == "classlabels_int64s" and attr.ints:
+                return [int(v) for v in attr.ints]
+            if attr.name == "classlabels_strings" and attr.strings:
+                return [v.decode() for v in attr.strings]
+    return None
+
+
+# --- the whole validation ---------------------------------------------------------------------
+
+
+def validate(version: ModelVersion, progress: Progress) -> dict:
+    """Validate ``version`` in place (fields set, not saved). Raises Rejected. Returns the report."""
+    import sklearn
+
+    model = version.model
+    contract = list(model.input_contract or [])
+    if not contract:
+        raise Rejected("The registered model has no input contract", step="contract")
+    names = [c["name"] for c in contract]
+    report: dict = {"steps": [], "tolerance": TOLERANCE_TEXT}
+    store = artifact_store()
+
+    def step(name: str, pct: int, message: str):
+        report["steps"].append(name)
+        progress(pct, message)
+
+    with tempfile.TemporaryDirectory(prefix="slipway-validate-") as tmp:
+        step("scan", 5, "Scanning the artifact")
+        kind, path = scan_artifact(version, tmp, report)
+        step("load", 20, "Loading it in an isolated process")
+        loaded = run_sandbox(kind, path, tmp)
+        report["load"] = {k: v for k, v in loaded.items() if k not in ("ok", "skops_path")}
+        if kind in ("pickle", "joblib"):
+            safe = store.put_file(Path(loaded["skops_path"]), suffix=".skops")
+            version.safe_artifact_key = safe.key
+        elif kind == "skops":
+            version.safe_artifact_key = version.artifact_key
+
+    step("signature", 35, "Checking the input signature")
+    estimator = None
+    if kind == "onnx":
+        data = store.read_bytes(version.artifact_key)
+        inputs = loaded["inputs"]
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 2:
+            raise Rejected("The ONNX model must take exactly one 2-D input (rows × features)", step="signature")
+        width = inputs[0]["shape"][1]
+        if width is not None and width != len(names):
+            raise Rejected(f"Input signature mismatch: the ONNX model takes {width} features, the contract "
+                           f"declares {len(names)} ({', '.join(names)})", step="signature")
+        if inputs[0]["type"] not in ("tensor(float)", "tensor(double)"):
+            raise Rejected(f"The ONNX input must be a float tensor, not {inputs[0]['type']}", step="signature")
+        classes = _onnx_classes(data) if len(loaded["outputs"]) > 1 else None
+        if classes is None and len(loaded["outputs"]) > 1:
+            classes = list(range(2))
+        session = onnx_session(data)
+        predict = onnx_predict_fn(session, classes)
+        version.framework = f"onnx ({loaded.get('producer') or 'unknown producer'})"
+        version.library_versions = {"onnx_opsets": loaded.get("opsets", {})}
+        report["signature"] = {"source": "onnx inputs", "n_features": width}
+    else:
+        try:
+            estimator = skops_loads(store.read_bytes(version.safe_artifact_key))
+        except Exception as exc:  # noqa: BLE001
+            raise Rejected(f"The safe (skops) form cannot be loaded with the server's allowlist: {exc}",
+                           step="load") from exc
+        report["signature"] = check_signature_sklearn(estimator, contract)
+        classes = _class_list(estimator.classes_) if hasattr(estimator, "classes_") else None
+        predict = _estimator_predict_fn(estimator, names, classes)
+        version.framework = "scikit-learn"
+        version.params = estimator_params(estimator)
+        version.library_versions = {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
+        report["estimator"] = type(estimator).__name__
+    check_task(model.task, classes)
+    version.classes = classes
+
+    step("smoke", 45, "Smoke prediction")
+    holdout = read_table(version.holdout_key, label="holdout file") if version.holdout_key else None
+    if holdout is not None:
+        hx = _contract_frame(holdout, contract, "holdout file")
+    reference, source = None, ""
+    if version.training_data_key:
+        reference, source = _contract_frame(read_table(version.training_data_key, label="training data file"),
+                                            contract, "training data file"), "training"
+    elif version.training_set_id and version.training_set.artifact_key:
+        reference, source = _contract_frame(read_table(version.training_set.artifact_key, label="training set"),
+                                            contract, "training set"), "training_set"
+    elif holdout is not None:
+        reference, source = hx, "holdout"
+    smoke_df = (hx if holdout is not None else reference if reference is not None else _synthetic(contract)).head(64)
+    try:
+        sp, sproba = predict(_matrix(smoke_df, contract))
+    except Exception as exc:  # noqa: BLE001
+        raise Rejected(f"The smoke prediction failed: {type(exc).__name__}: {str(exc)[:300]}", step="smoke") from exc
+    if len(sp) != len(smoke_df):
+        raise Rejected(f"The smoke prediction returned {len(sp)} rows for {len(smoke_df)} inputs", step="smoke")
+    report["smoke"] = {"rows": len(smoke_df), "example": _json_value(sp[0])}
+
+    step("metrics", 55, "Computing holdout metrics")
+    hpreds = hproba = None
+    if holdout is not None:
+        target = version.holdout_target or "target"
+        if target not in holdout.columns:
+            raise Rejected(f"The holdout file has no target column {target!r} (columns: "
+                           f"{', '.join(map(str, holdout.columns[:20]))})", step="metrics")
+        y = holdout[target]
+        if classes is not None:
+            y = _align_labels(y, classes)
+        elif pd.to_numeric(y, errors="coerce").isna().any():
+            raise Rejected(f"The holdout target {target!r} must be numeric for a regressor", step="metrics")
+        hpreds, hproba = predict(_matrix(hx, contract))
+        version.metrics = compute_metrics(model.task, list(y), list(_class_list(hpreds)), hproba, classes)
+        report["holdout"] = {"rows": int(len(holdout)), "target": target}
+
+    step("profile", 70, "Building the reference profile")
+    if reference is not None:
+        if source == "holdout" and hpreds is not None:
+            rp, rproba = hpreds, hproba
+        else:
+            rp, rproba = predict(_matrix(reference, contract))
+        prof = profile_mod.build_reference_profile(reference, contract, predictions=rp, probabilities=rproba)
+        prof["source"] = source
+        version.reference_profile = prof
+    else:
+        version.reference_profile = {}
+        report["profile"] = "No holdout or training data: upload one to give monitoring a drift baseline"
+
+    step("onnx", 80, "Converting to ONNX and comparing predictions")
+    if kind == "onnx":
+        version.onnx_artifact_key = version.artifact_key
+        version.onnx_verified = True  # the uploaded ONNX is the only form: checked, opened, smoke-tested
+        version.serving_format = "onnx"
+        report["onnx"] = {"uploaded": True, "verified": True}
+    elif all(c["type"] in ("float", "int") for c in contract):
+        compare_df = hx if holdout is not None else reference if reference is not None else _synthetic(contract)
+        X = _matrix(compare_df, contract)
+        try:
+            onx = convert_to_onnx(estimator, len(names))
+            oc = onnx_compare(model.task, predict(X), onnx_predict_fn(onnx_session(onx), classes)(X))
+        except Exception as exc:  # noqa: BLE001 - no ONNX form is fine: serving uses skops
+            report["onnx"] = {"converted": False, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        else:
+            report["onnx"] = {"converted": True, **oc}
+            if oc["verified"]:
+                version.onnx_artifact_key = store.put_bytes(onx, suffix=".onnx").key
+                version.onnx_verified = True
+        version.serving_format = "onnx" if version.onnx_verified else "skops"
+    else:
+        report["onnx"] = {"converted": False, "reason": "the contract has non-numeric features"}
+        version.serving_format = "skops"
+    progress(95, "Saving")
+    return report
