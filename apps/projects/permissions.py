@@ -47,6 +47,9 @@ ACTIONS: dict[str, frozenset[str]] = {
     # readiness
     "readiness.view": ALL,
     "readiness.answer": frozenset({O, M}),
+    # monitoring (added by the monitoring app)
+    "outcome.post": frozenset({O, DS, A}),
+    "monitoring.run": frozenset({O, DS, A}),
 }
 
 READ_ACTIONS = frozenset(a for a in ACTIONS if a.endswith(".view"))

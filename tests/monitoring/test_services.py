@@ -1,0 +1,111 @@
+"""Monitoring services against the database: windows, alerts, outcomes."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from apps.monitoring import services
+from apps.monitoring.models import Alert, AlertStatus, MonitoringWindow, Notification, Outcome
+
+from .factories import log_predictions, make_deployment
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def deployment(project, users):
+    dep = make_deployment(project, users["owner"])
+    ms = services.monitor_settings_for(dep)
+    ms.window_minutes, ms.last_window_end = 15, T0
+    ms.save()
+    return dep
+
+
+def test_tick_computes_due_windows_and_flags_the_drifted_feature(deployment):
+    log_predictions(deployment, n=3000, start=T0, seconds=890, shift=0.0, seed=1)
+    log_predictions(deployment, n=3000, start=T0 + timedelta(minutes=15), seconds=890, shift=0.5, seed=2)
+    result = services.monitoring_tick(now=T0 + timedelta(minutes=31))
+    assert result == {"windows": 2}
+    first, second = MonitoringWindow.objects.order_by("start")
+    assert first.n_rows == 3000 and first.n_drifted == 0
+    assert {f.feature for f in second.features.filter(drifted=True)} == {"amount"}
+    assert second.prediction_drifted and second.latency_p95_ms > 0
+    amount = second.features.get(feature="amount")
+    assert amount.stats["ks_pvalue"] < 0.05 and len(amount.histogram["current"]) == len(amount.histogram["edges"]) - 1
+    # a repeated tick is a no-op
+    assert services.monitoring_tick(now=T0 + timedelta(minutes=31)) == {"windows": 0}
+
+
+def test_threshold_override_requires_a_reason_and_applies(deployment, users):
+    from apps.common.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        services.threshold_override_set(deployment=deployment, actor=users["analyst"], feature="amount",
+                                        values={"wasserstein": 2.0}, reason=" ")
+    services.threshold_override_set(deployment=deployment, actor=users["analyst"], feature="amount",
+                                    values={"wasserstein": 2.0}, reason="seasonal promotion")
+    log_predictions(deployment, n=2000, start=T0, seconds=890, shift=0.5)
+    services.monitoring_tick(now=T0 + timedelta(minutes=16))
+    assert not MonitoringWindow.objects.get().features.get(feature="amount").drifted
+
+
+def test_alert_lifecycle_no_duplicates_cooldown_and_ack(deployment, users, mailoutbox):
+    rule = services.alert_rule_create(deployment=deployment, actor=users["owner"], name="amount drift",
+                                      metric="drift:amount", comparator="gte", threshold=0.2, consecutive=2,
+                                      channels=["email"], emails=["oncall@example.com"], cooldown_minutes=30)
+    for i, shift in enumerate([0.5, 0.5, 0.5, 0.0]):
+        log_predictions(deployment, n=1500, start=T0 + timedelta(minutes=15 * i), seconds=890, shift=shift, seed=i)
+    services.monitoring_tick(now=T0 + timedelta(minutes=16))
+    assert not Alert.objects.exists()  # one window is not two in a row
+    services.monitoring_tick(now=T0 + timedelta(minutes=31))
+    alert = Alert.objects.get()
+    assert alert.status == AlertStatus.OPEN and alert.value >= 0.2
+    services.monitoring_tick(now=T0 + timedelta(minutes=46))
+    assert Alert.objects.count() == 1  # still breached: no duplicate
+    services.alert_acknowledge(alert=alert, actor=users["analyst"])
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == users["analyst"]
+    services.monitoring_tick(now=T0 + timedelta(minutes=61))
+    alert.refresh_from_db()
+    assert alert.status == AlertStatus.RESOLVED and alert.resolved_value < 0.2
+    assert Notification.objects.filter(alert=alert).count() == 2
+    assert rule.alerts.count() == 1
+
+
+def test_outcomes_ingest_is_idempotent_and_reports_conflicts_and_unknown(deployment, users):
+    ids, score = log_predictions(deployment, n=200, start=T0, seconds=600)
+    items = [{"request_id": str(r), "label": int(s > 0.5)} for r, s in zip(ids, score, strict=True)]
+    out = services.outcomes_ingest(deployment=deployment, actor=users["owner"], items=items[:150],
+                                   now=T0 + timedelta(hours=2))
+    assert out["created"] == 150 and out["conflicts"] == [] and out["unknown_request_ids"] == []
+    assert out["label_latency_s"]["max"] <= 7200
+    again = items[100:] + [{"request_id": str(ids[0]), "label": 1 - items[0]["label"]},
+                           {"request_id": "00000000-0000-0000-0000-000000000001", "label": 1}]
+    out = services.outcomes_ingest(deployment=deployment, actor=users["owner"], items=again,
+                                   now=T0 + timedelta(days=3))
+    assert out["created"] == 50 and out["unchanged"] == 50
+    assert out["conflicts"] == [{"request_id": str(ids[0]), "stored": items[0]["label"],
+                                 "received": 1 - items[0]["label"]}]
+    assert out["unknown_request_ids"] == ["00000000-0000-0000-0000-000000000001"]
+    assert Outcome.objects.get(request_id=ids[0]).label == items[0]["label"]  # not overwritten
+    assert Outcome.objects.count() == 200
+
+
+def test_realized_and_estimated_performance_per_window(deployment, users):
+    rng = np.random.default_rng(3)
+    ref_scores = rng.uniform(0, 1, 3000)
+    services.calibration_fit(deployment=deployment, actor=users["owner"], scores=ref_scores,
+                             labels=(rng.random(3000) < ref_scores).astype(int), source="test reference")
+    ids, score = log_predictions(deployment, n=2000, start=T0, seconds=890)
+    services.monitoring_tick(now=T0 + timedelta(minutes=16))
+    window = MonitoringWindow.objects.get()
+    assert 0.5 < window.estimated["accuracy"]["value"] < 1
+    labels = (rng.random(2000) < score).astype(int)
+    services.outcomes_ingest(deployment=deployment, actor=users["owner"],
+                             items=[{"request_id": str(r), "label": int(y)} for r, y in zip(ids, labels, strict=True)])
+    services.performance_refresh(deployment_id=deployment.pk, since=T0, until=T0 + timedelta(minutes=15))
+    window.refresh_from_db()
+    assert window.n_labelled == 2000
+    assert abs(window.realized["accuracy"]["value"] - window.estimated["accuracy"]["value"]) < 0.04
