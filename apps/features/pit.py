@@ -130,43 +130,65 @@ def _parse_strings(s: pl.Series) -> pl.Series:
 # --- step 2: availability ----------------------------------------------------------------------
 
 
-def prepare_view(features: pl.DataFrame, spec: ViewSpec) -> pl.DataFrame:
-    """Feature rows with ``_EVENT``, ``_AVAIL``, ``_ORDER`` and ``_BEST``, sorted by (entity, availability).
+@dataclass(frozen=True)
+class Prepared:
+    """A view's rows ready for the as-of step.
 
-    ``_BEST`` is the rank of the best row (greatest event time, then written-at, then file order) among
-    the rows of the entity available at or before this row's availability: an as-of join on availability
-    then reads the chosen row's rank directly.
+    ``table``: the rows in file order (timestamps in UTC) with ``_EVENT`` and ``_AVAIL``;
+    ``keys``: (``_ORIG`` = file row, entity, ``_EVENT``, ``_AVAIL`` [, written-at]) without null keys/times;
+    ``right``: (entity, ``_AVAIL``, ``_BEST``) sorted by availability, where ``_BEST`` is the file row of
+    the best row (greatest event time, then written-at, then file order) among the entity's rows available
+    at or before that availability.
     """
+
+    table: pl.DataFrame
+    keys: pl.DataFrame
+    right: pl.DataFrame
+
+
+_ORIG = "__pit_orig"
+
+
+def prepare_view(features: pl.DataFrame, spec: ViewSpec) -> Prepared:
     ts_cols = [spec.timestamp_column] + ([spec.written_at_column] if spec.written_at_column else [])
-    cols = [spec.entity_column, *ts_cols, *{c for c, _ in spec.features}]
-    df = normalize_timestamps(features.select(cols), ts_cols)
-    df = df.filter(pl.col(spec.entity_column).is_not_null() & pl.col(spec.timestamp_column).is_not_null())
+    cols = list(dict.fromkeys([spec.entity_column, *ts_cols, *(c for c, _ in spec.features)]))
+    table = normalize_timestamps(features.select(cols), ts_cols)
     event = pl.col(spec.timestamp_column)
     avail = event + pl.duration(microseconds=_us(spec.lag))
     if spec.written_at_column:
         avail = pl.max_horizontal(avail, pl.col(spec.written_at_column).fill_null(avail))
-    df = df.with_columns(event.alias(_EVENT), avail.alias(_AVAIL))
-    order_keys = [spec.entity_column, _EVENT] + ([spec.written_at_column] if spec.written_at_column else [])
-    df = df.sort(order_keys, maintain_order=True, nulls_last=False).with_row_index(_ORDER)
+    table = table.with_columns(event.alias(_EVENT), avail.alias(_AVAIL))
+    extra = [spec.written_at_column] if spec.written_at_column else []
+    keys = table.select(spec.entity_column, _EVENT, _AVAIL, *extra).with_row_index(_ORIG) \
+        .filter(pl.col(spec.entity_column).is_not_null() & pl.col(_EVENT).is_not_null())
     if spec.written_at_column:
-        df = df.sort([spec.entity_column, _AVAIL, _ORDER]).with_columns(
-            pl.col(_ORDER).cum_max().over(spec.entity_column).alias(_BEST))
-    else:  # availability grows with event time: the sort by event already orders by availability
-        df = df.with_columns(pl.col(_ORDER).alias(_BEST))
-    return df
+        # Availability is not monotone in event time: rank rows by (event, written-at, file order) — a
+        # global rank orders each entity's rows correctly — and carry the best rank seen so far along
+        # availability, per entity.
+        ranked = keys.sort([_EVENT, spec.written_at_column], nulls_last=False, maintain_order=True) \
+            .with_row_index(_ORDER)
+        by_avail = ranked.select(spec.entity_column, _AVAIL, _ORDER).sort([_AVAIL, _ORDER])
+        best_order = by_avail.select(pl.col(_ORDER).cum_max().over(spec.entity_column)).to_series()
+        right = by_avail.select(spec.entity_column, _AVAIL).with_columns(
+            ranked.get_column(_ORIG).gather(best_order).alias(_BEST))
+    else:
+        # availability = event + lag grows with event time; a stable sort keeps file order among ties, and
+        # the backward as-of join takes the last of tied rows, i.e. the last in file order.
+        right = keys.select(spec.entity_column, _AVAIL, pl.col(_ORIG).alias(_BEST)).sort(_AVAIL, maintain_order=True)
+    return Prepared(table=table, keys=keys, right=right)
 
 
 # --- step 3: as-of ------------------------------------------------------------------------------
 
 
-def asof_rows(labels: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec) -> pl.Series:
-    """For each label row (with ``_ROW`` and ``_T``), the ``_ORDER`` of the chosen feature row or null."""
-    key_dtype = prepared.schema[spec.entity_column]
+def asof_rows(labels: pl.DataFrame, prepared: Prepared, spec: ViewSpec) -> pl.Series:
+    """For each label row (with ``_ROW`` and ``_T``), the file row of the chosen feature row, or null."""
+    key_dtype = prepared.right.schema[spec.entity_column]
     left = labels.select(_ROW, _T, pl.col(spec.label_key).alias("__pit_key"))
     if left.schema["__pit_key"] != key_dtype:
         left = left.with_columns(pl.col("__pit_key").cast(key_dtype, strict=False))
-    left = left.sort(["__pit_key", _T])
-    right = prepared.select(pl.col(spec.entity_column).alias("__pit_key"), pl.col(_AVAIL).alias(_T), _BEST)
+    left = left.sort(_T)
+    right = prepared.right.rename({spec.entity_column: "__pit_key", _AVAIL: _T})
     joined = left.join_asof(right, on=_T, by="__pit_key", strategy="backward", check_sortedness=False)
     return joined.sort(_ROW).get_column(_BEST)
 
@@ -174,18 +196,10 @@ def asof_rows(labels: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec) -> p
 # --- step 4/5: features and TTL ------------------------------------------------------------------
 
 
-def attach_features(labels: pl.DataFrame, prepared: pl.DataFrame, chosen: pl.Series, spec: ViewSpec) -> pl.DataFrame:
+def attach_features(prepared: Prepared, chosen: pl.Series, spec: ViewSpec) -> pl.DataFrame:
     """The chosen rows' event time, availability and features, aligned with the labels (nulls where none)."""
-    by_order = prepared.sort(_ORDER)  # position == _ORDER
     cols = [pl.col(_EVENT), pl.col(_AVAIL), *[pl.col(c).alias(out) for c, out in spec.features]]
-    picked = by_order.select(cols)
-    idx = chosen.cast(pl.Int64)
-    found = idx.is_not_null()
-    gathered = picked[idx.fill_null(0).to_numpy()] if len(picked) else picked.clear(n=len(idx))
-    mask = pl.Series("__pit_found", found)
-    gathered = gathered.with_columns(mask).select(
-        [pl.when(pl.col("__pit_found")).then(pl.col(c)).otherwise(None).alias(c) for c in picked.columns])
-    return gathered
+    return prepared.table.select([c.gather(chosen) for c in cols])
 
 
 def ttl_expired(event_time: datetime | None, as_of: datetime, ttl: timedelta | None) -> bool:
@@ -225,7 +239,7 @@ def point_in_time_join(labels: pl.DataFrame, views: list[tuple[ViewSpec, pl.Data
     for spec, features in views:
         prepared = prepare_view(features, spec)
         chosen = asof_rows(base, prepared, spec)
-        attached = attach_features(base, prepared, chosen, spec)
+        attached = attach_features(prepared, chosen, spec)
         found = chosen.is_not_null()
         attached, expired = apply_ttl(times, attached, spec)
         usable = found & ~expired
@@ -262,7 +276,7 @@ def feature_vector_as_of(features: pl.DataFrame, spec: ViewSpec, *, as_of: datet
     base = keys.with_row_index(_ROW).with_columns(pl.lit(as_of, dtype=TS).alias(_T))
     prepared = prepare_view(features, label_spec)
     chosen = asof_rows(base, prepared, label_spec)
-    attached = attach_features(base, prepared, chosen, label_spec)
+    attached = attach_features(prepared, chosen, label_spec)
     times = base.get_column(_T)
     expired = ((times - attached.get_column(_EVENT)) > spec.ttl).fill_null(False) if spec.ttl is not None \
         else pl.Series([False] * len(attached))
@@ -289,19 +303,24 @@ def leakage_report(base: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec, t
     Only non-null naive values count.
     """
     key = spec.entity_column
-    by_order = prepared.sort(_ORDER)
-    latest = by_order.group_by(key, maintain_order=True).last()  # newest event (ties: last written / file order)
+    extra = [spec.written_at_column] if spec.written_at_column else []
+    newest = prepared.keys.sort([_EVENT, *extra], nulls_last=False, maintain_order=True) \
+        .group_by(key, maintain_order=True).last().select(key, _ORIG)  # newest (ties: written-at, file order)
     left = base.select(_ROW, _T, pl.col(spec.label_key).alias(key))
-    if left.schema[key] != prepared.schema[key]:
-        left = left.with_columns(pl.col(key).cast(prepared.schema[key], strict=False))
-    naive = left.join(latest.select(key, _EVENT, _AVAIL, *[pl.col(c).alias(f"__n_{o}") for c, o in spec.features]),
-                      on=key, how="left").sort(_ROW)
+    if left.schema[key] != prepared.keys.schema[key]:
+        left = left.with_columns(pl.col(key).cast(prepared.keys.schema[key], strict=False))
+    naive_rows = left.join(newest, on=key, how="left").sort(_ROW).get_column(_ORIG)
+    naive = prepared.table.select(
+        [pl.col(_EVENT).gather(naive_rows), pl.col(_AVAIL).gather(naive_rows),
+         *[pl.col(c).gather(naive_rows).alias(f"__n_{o}") for c, o in spec.features]])
     future = (naive.get_column(_EVENT) > times).fill_null(False)
     early = ((naive.get_column(_EVENT) <= times) & (naive.get_column(_AVAIL) > times)).fill_null(False)
     # as-of on event time, ignoring availability
-    ev = by_order.select(pl.col(key), pl.col(_EVENT).alias(_T), _AVAIL,
-                         *[pl.col(c).alias(f"__e_{o}") for c, o in spec.features]).sort([key, _T], maintain_order=True)
-    asof = left.sort([key, _T]).join_asof(ev, on=_T, by=key, strategy="backward", check_sortedness=False).sort(_ROW)
+    ev = prepared.keys.select(key, pl.col(_EVENT).alias(_T), _ORIG).sort(_T, maintain_order=True)
+    asof_rows_ = left.sort(_T).join_asof(ev, on=_T, by=key, strategy="backward", check_sortedness=False) \
+        .sort(_ROW).get_column(_ORIG)
+    asof = prepared.table.select([pl.col(_AVAIL).gather(asof_rows_),
+                                  *[pl.col(c).gather(asof_rows_).alias(f"__e_{o}") for c, o in spec.features]])
     asof_early = (asof.get_column(_AVAIL) > times).fill_null(False)
     out = {}
     for _, o in spec.features:
