@@ -373,7 +373,11 @@ def predict(req: Request) -> Response:
             raise ServingError(exc.status, exc.message, exc.errors, reason="invalid_input") from exc
         matrix, inputs, keys = _features(state, body)
         predictor, version_id = CACHE.predictor(state)
-        labels, probs = predictor.predict(matrix)
+        try:
+            labels, probs = predictor.predict(matrix)
+        except ValueError as exc:  # e.g. a missing value the model cannot take
+            raise ServingError(422, f"The model could not score this input: {str(exc).splitlines()[0][:300]}",
+                               reason="model_input") from exc
         labels = _to_json_list(labels)
         classes = [c.item() if hasattr(c, "item") else c for c in (predictor.classes or [])] if probs is not None else None
         probs_list = np.asarray(probs).tolist() if probs is not None else None

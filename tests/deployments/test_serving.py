@@ -1,0 +1,183 @@
+"""The prediction endpoint through Django (the same core the WSGI fast path uses): answers and every
+bad-input case, with the status and a message naming the problem."""
+
+import json
+
+import pytest
+
+from apps.deployments import logpipe
+from apps.deployments.models import PredictionLog
+
+from .factories import deploy, make_ready_version, row
+
+URL = "/api/v1/deployments/fraud-api/predict"
+
+
+@pytest.fixture
+def served(project, users):
+    version = make_ready_version(project=project, actor=users["owner"])
+    dep, key = deploy(project=project, actor=users["owner"], version=version)
+    return dep, key, version
+
+
+def post(client, body, key, *, content_type="application/json", url=URL, **extra):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return client.generic("POST", url, data, content_type=content_type, headers=headers, **extra)
+
+
+@pytest.mark.django_db
+def test_predict_answers_with_version_probabilities_and_row_ids_and_logs_every_row(client, served):
+    dep, key, version = served
+    resp = post(client, {"instances": [row(), row(value=-1.0)]}, key)
+    assert resp.status_code == 200, resp.content
+    body = resp.json()
+    assert body["model_version"] == {"id": version.pk, "model": "fraud-model", "version": "v1"}
+    assert len(body["predictions"]) == 2
+    first = body["predictions"][0]
+    assert first["prediction"] in (0, 1) and set(first["probabilities"]) == {"0", "1"}
+    assert abs(sum(first["probabilities"].values()) - 1) < 1e-9
+    assert resp["X-Request-ID"] == body["request_id"]
+    assert logpipe.drain() == 1
+    logs = {str(p.request_id): p for p in PredictionLog.objects.all()}
+    assert set(logs) == {p["request_id"] for p in body["predictions"]}
+    log = logs[first["request_id"]]
+    assert log.inputs == row() and log.version_id == version.pk and log.deployment_id == dep.pk
+    assert log.output == first["prediction"] and log.latency_ms > 0
+    assert logpipe.drain() == 0  # nothing left; replay would be a no-op anyway
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body, status, needle", [
+    ({"instances": [{"f0": 1.0, "f1": 1.0, "f2": 1.0}]}, 422, "missing feature 'f3'"),
+    ({"instances": [{**row(), "extra": 1.0}]}, 422, "unknown feature 'extra'"),
+    ({"instances": [{**row(), "f1": "1.5"}]}, 422, "instances[0].f1 must be a number, got the string '1.5'"),
+    ({"instances": [{**row(), "f2": True}]}, 422, "instances[0].f2 must be a number, got a boolean"),
+    ({"instances": [{**row(), "f2": None}]}, 422, "null is not allowed"),
+    ({"instances": [{**row(), "f2": [1.0]}]}, 422, "got a list"),
+    ({"instances": []}, 422, "'instances' is empty"),
+    ({"instances": [row()] * 101}, 413, "larger than the limit of 100"),
+    ({"instances": row()}, 422, "'instances' must be a list"),
+    ({"instances": [1.0]}, 422, "instances[0] must be an object"),
+    ({"rows": [row()]}, 422, "Unknown top-level key 'rows'"),
+    ({}, 422, "Missing 'instances'"),
+    ({"entities": ["c1"]}, 422, "takes 'instances', not 'entities'"),
+    ([row()], 422, "must be a JSON object"),
+    ('{"instances": [{"f0": NaN, "f1": 1, "f2": 1, "f3": 1}]}', 422, "NaN is not allowed"),
+    ('{"instances": [{"f0": Infinity, "f1": 1, "f2": 1, "f3": 1}]}', 422, "Infinity is not allowed"),
+    ('{"instances": [{"f0": -Infinity, "f1": 1, "f2": 1, "f3": 1}]}', 422, "-Infinity is not allowed"),
+    ('{"instances": [{"f0": 1, "f0": 2, "f1": 1, "f2": 1, "f3": 1}]}', 422, "Duplicate key 'f0'"),
+    ('{"instances": [{"f0": 1,}]}', 400, "Malformed JSON"),
+    ("not json", 400, "Malformed JSON"),
+    (" ", 400, "Malformed JSON"),
+    ("[" * 100_000 + "]" * 100_000, 400, "nested too deeply"),
+    (b"\xff\xfe", 400, "not UTF-8"),
+])
+def test_predict_refuses_bad_input_naming_the_problem(client, served, body, status, needle):
+    _, key, _ = served
+    resp = post(client, body, key)
+    assert resp.status_code == status, resp.content[:300]
+    data = resp.json()
+    assert needle in data["detail"], data
+    assert "request_id" in data
+    assert PredictionLog.objects.count() == 0 and logpipe.drain() == 1  # only the error event, no prediction
+
+
+@pytest.mark.django_db
+def test_integer_features_refuse_fractions_and_bool_features_refuse_numbers(client, project, users):
+    contract = [{"name": "f0", "type": "int"}, {"name": "f1", "type": "bool"}, {"name": "f2", "type": "float"},
+                {"name": "f3", "type": "float", "nullable": True}]
+    version = make_ready_version(project=project, actor=users["owner"], contract=contract)
+    _, key = deploy(project=project, actor=users["owner"], version=version)
+    ok = {"f0": 3, "f1": True, "f2": 2, "f3": 0.5}
+    assert post(client, {"instances": [ok]}, key).status_code == 200
+    # null is allowed by this contract, but this model cannot take a missing value: a clear 422, not a 500
+    resp = post(client, {"instances": [{**ok, "f3": None}]}, key)
+    assert resp.status_code == 422 and "could not score" in resp.json()["detail"]
+    bad = post(client, {"instances": [{**ok, "f0": 1.5}]}, key)
+    assert bad.status_code == 422 and "instances[0].f0 must be an integer" in bad.json()["detail"]
+    bad = post(client, {"instances": [{**ok, "f1": 1}]}, key)
+    assert bad.status_code == 422 and "instances[0].f1 must be a boolean" in bad.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_wrong_content_type_is_415_and_oversized_body_is_413_before_reading(client, served, settings):
+    _, key, _ = served
+    resp = post(client, json.dumps({"instances": [row()]}), key, content_type="text/plain")
+    assert resp.status_code == 415 and "application/json" in resp.json()["detail"]
+    settings.SERVING_MAX_BODY_BYTES = 1000
+    big = json.dumps({"instances": [row()] * 50})
+    resp = post(client, big, key)
+    assert resp.status_code == 413 and "larger than the limit of 1,000 bytes" in resp.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_fifty_megabyte_body_is_refused_without_being_read(served, settings):
+    """The declared length alone decides: the stream is never read (a reader that explodes proves it)."""
+    from apps.deployments import serving
+
+    _, key, _ = served
+
+    def explode(n=-1):
+        raise AssertionError("the body must not be read")
+
+    req = serving.Request(slug="fraud-api", content_type="application/json", content_length=50 * 1024 * 1024,
+                          authorization=f"Bearer {key}", api_key="", read=explode, request_id=serving.new_request_id())
+    resp = serving.predict(req)
+    assert resp.status == 413 and resp.close
+    assert b"52,428,800 bytes is larger than the limit" in resp.body
+
+
+@pytest.mark.django_db
+def test_missing_invalid_revoked_and_foreign_keys(client, served, project, users):
+    from apps.deployments.models import DeploymentApiKey
+    from apps.deployments.services import deployment_api_key_revoke
+
+    dep, key, version = served
+    body = {"instances": [row()]}
+    assert post(client, body, None).status_code == 401
+    assert "Missing API key" in post(client, body, None).json()["detail"]
+    assert post(client, body, "sdk_nope_nope").status_code == 401
+    other = make_ready_version(project=project, actor=users["owner"], name="other-model")
+    _, other_key = deploy(project=project, actor=users["owner"], version=other, slug="other-api")
+    resp = post(client, body, other_key)
+    assert resp.status_code == 403 and "another deployment" in resp.json()["detail"]
+    assert post(client, body, key, HTTP_X_API_KEY=key).status_code == 200
+    deployment_api_key_revoke(key=DeploymentApiKey.objects.get(deployment=dep), actor=users["owner"])
+    resp = post(client, body, key)
+    assert resp.status_code == 401 and "revoked" in resp.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_paused_deployment_answers_503_with_the_reason_and_resumes(client, served, users):
+    from apps.deployments.services import deployment_pause, deployment_resume
+
+    dep, key, _ = served
+    deployment_pause(deployment=dep, actor=users["owner"], reason="maintenance window")
+    resp = post(client, {"instances": [row()]}, key)
+    assert resp.status_code == 503 and "paused: maintenance window" in resp.json()["detail"]
+    deployment_resume(deployment=dep, actor=users["owner"])
+    assert post(client, {"instances": [row()]}, key).status_code == 200
+
+
+@pytest.mark.django_db
+def test_unknown_deployment_is_404_json_and_get_is_405(client, served):
+    _, key, _ = served
+    resp = post(client, {"instances": [row()]}, key, url="/api/v1/deployments/nope/predict")
+    assert resp.status_code == 404 and resp.json()["detail"] == "No deployment named 'nope'"
+    assert client.get(URL).status_code == 405
+
+
+@pytest.mark.django_db
+def test_version_switch_is_seen_by_the_next_request_and_onnx_form_is_used(client, served, project, users):
+    from apps.deployments.services import deployment_version_set
+
+    dep, key, v1 = served
+    v2 = make_ready_version(project=project, actor=users["owner"], seed=1, onnx=True)
+    assert post(client, {"instances": [row()]}, key).json()["model_version"]["version"] == "v1"
+    deployment_version_set(deployment=dep, actor=users["owner"], version=v2, reason="better")
+    body = post(client, {"instances": [row()]}, key).json()
+    assert body["model_version"] == {"id": v2.pk, "model": "fraud-model", "version": "v2"}
+    from apps.deployments.serving import CACHE
+
+    assert CACHE._predictors[v2.pk].format == "onnx"
