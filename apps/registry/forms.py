@@ -1,0 +1,61 @@
+import json
+
+from django import forms
+
+from .models import ModelTask
+
+
+class RegisteredModelForm(forms.Form):
+    name = forms.SlugField(max_length=80, help_text="Lowercase letters, digits, '-' and '_'; unique in the project.")
+    task = forms.ChoiceField(choices=ModelTask.choices)
+    input_contract = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "amount:float, age:int, country:str, is_new:bool"}),
+        required=False,
+        help_text="Input features in the order the model takes them: name:type, separated by commas or lines "
+                  "(types float, int, bool, str; a bare name is float). Leave empty to use the feature set.")
+    feature_set = forms.ModelChoiceField(queryset=None, required=False,
+                                         help_text="Feature-store feature set the contract comes from.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        from apps.features.models import FeatureSet
+
+        self.fields["feature_set"].queryset = FeatureSet.objects.filter(project=project) if project else FeatureSet.objects.none()
+
+
+class VersionUploadForm(forms.Form):
+    artifact = forms.FileField(help_text="skops (preferred), ONNX, joblib or pickle of a scikit-learn estimator. "
+                                         "The format is detected from the content.")
+    holdout = forms.FileField(required=False, help_text="CSV or Parquet with the contract features and the target "
+                                                         "column: metrics, reference profile and the ONNX check use it.")
+    holdout_target = forms.CharField(max_length=120, required=False, initial="target",
+                                     help_text="Name of the target column in the holdout file.")
+    training_data = forms.FileField(required=False, help_text="Optional CSV or Parquet of the training data: lineage "
+                                                               "(hash) and the reference profile for drift monitoring.")
+    uploader_metrics = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"auc": 0.91}'}),
+                                       label="Your metrics (JSON)", help_text="As measured in your notebook.")
+    tags = forms.CharField(required=False, max_length=1000, help_text="Comma separated.")
+    code_ref = forms.CharField(required=False, max_length=300, label="Code reference",
+                               help_text="e.g. a git commit or notebook URL.")
+    parent_version = forms.IntegerField(required=False, min_value=1, help_text="Version this one was derived from.")
+    model_card = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}), max_length=100_000,
+                                 help_text="Markdown: intended use, data, limitations.")
+
+    def clean_uploader_metrics(self):
+        raw = (self.cleaned_data.get("uploader_metrics") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError("Enter a JSON object such as {\"auc\": 0.91}") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Enter a JSON object such as {\"auc\": 0.91}")
+        return value
+
+
+class CompareForm(forms.Form):
+    a = forms.IntegerField(min_value=1, required=False)
+    b = forms.IntegerField(min_value=1, required=False)
+    feature = forms.CharField(required=False, max_length=120)

@@ -1,0 +1,80 @@
+from datetime import datetime
+
+from ninja import Schema
+
+
+class ContractItem(Schema):
+    name: str
+    type: str = "float"
+
+
+class ModelIn(Schema):
+    name: str
+    task: str
+    input_contract: list[ContractItem] = []
+    description: str = ""
+    feature_set: str | None = None
+
+
+class ModelOut(Schema):
+    id: int
+    name: str
+    task: str
+    description: str
+    input_contract: list[dict]
+    feature_set: str | None = None
+    created_by: str | None = None
+    created_at: datetime
+    archived_at: datetime | None = None
+    versions: int = 0
+
+
+class VersionOut(Schema):
+    id: int
+    model: str
+    version: int
+    status: str
+    status_reason: str
+    artifact_format: str
+    artifact_sha256: str
+    artifact_size: int
+    original_filename: str
+    serving_format: str
+    onnx_verified: bool
+    classes: list | None = None
+    framework: str
+    library_versions: dict
+    params: dict
+    metrics: dict
+    uploader_metrics: dict
+    tags: list
+    model_card: str
+    validation_report: dict
+    code_ref: str
+    parent_version: int | None = None
+    created_by: str | None = None
+    created_at: datetime
+    validated_at: datetime | None = None
+    job_id: str | None = None
+    url: str
+
+
+class VersionPatch(Schema):
+    tags: list[str] | None = None
+    model_card: str | None = None
+
+
+class ArchiveIn(Schema):
+    archived: bool = True
+
+
+class MetricsOut(Schema):
+    version: int
+    status: str
+    metrics: dict
+    uploader_metrics: dict
+
+
+class ProfileOut(Schema):
+    version: int
+    reference_profile: dict
