@@ -577,11 +577,11 @@ def feature_view_materialize_due(*, now: datetime | None = None) -> list[str]:
     return started
 
 
-_PLANS: dict[tuple[int, int], dict] = {}
+_PLANS: dict[tuple, dict] = {}
 
 
 def _lookup_plan(feature_set: FeatureSet) -> dict:
-    key = (feature_set.pk, feature_set.revision)
+    key = (feature_set.pk, feature_set.revision, feature_set.created_at)  # created_at: a reused pk is another set
     plan = _PLANS.get(key)
     if plan is None:
         items = list(feature_set.ordered_items)

@@ -49,8 +49,10 @@ def read_table(path: str | Path, *, filename: str = "") -> tuple[pl.DataFrame, s
     if size == 0:
         raise TableError(f"{label} is empty (0 bytes)")
     with open(path, "rb") as fh:
-        magic = fh.read(4)
-    fmt = "parquet" if magic == b"PAR1" else "csv"
+        head = fh.read(8192)
+    fmt = "parquet" if head[:4] == b"PAR1" else "csv"
+    if fmt == "csv" and b"\x00" in head:
+        raise TableError(f"{label} is not a CSV or Parquet file (it has binary content)")
     try:
         if fmt == "parquet":
             df = pl.read_parquet(path)
