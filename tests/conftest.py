@@ -154,3 +154,11 @@ def wait_for_job(job_id, *, timeout: float = 90):
 
     return wait_for(lambda: (j := Job.objects.get(pk=job_id)).is_final and j, timeout=timeout,
                     message=f"job {job_id} to finish")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Tests create many users; PBKDF2 at production strength would dominate the run time."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

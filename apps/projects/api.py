@@ -1,5 +1,5 @@
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from .access import api_permission
 from .models import ApiToken, Membership
@@ -68,7 +68,7 @@ def list_projects(request, page: Query[Page], search: str = "", include_archived
 @api_permission("authenticated")
 def create_project(request, payload: ProjectIn):
     project = project_create(actor=request.auth, name=payload.name, slug=payload.slug, description=payload.description)
-    return 201, _project_out(project, request.auth)
+    return Status(201, _project_out(project, request.auth))
 
 
 @router.get("/projects/{project}", response=ProjectOut)
@@ -99,7 +99,7 @@ def list_members(request, project: str):
 def add_member(request, project: str, payload: MemberIn):
     obj = project_get_for_user(user=request.auth, slug=project, action="member.manage")
     m = membership_add(project=obj, actor=request.auth, user=user_get_by_username(username=payload.username), role=payload.role)
-    return 201, {"username": m.user.username, "role": m.role, "created_at": m.created_at}
+    return Status(201, {"username": m.user.username, "role": m.role, "created_at": m.created_at})
 
 
 @router.patch("/projects/{project}/members/{username}", response=MemberOut)
@@ -116,7 +116,7 @@ def change_member(request, project: str, username: str, payload: MemberPatch):
 def remove_member(request, project: str, username: str):
     obj = project_get_for_user(user=request.auth, slug=project, action="member.manage")
     membership_remove(membership=get_object_or_404(Membership, project=obj, user__username=username), actor=request.auth)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/projects/{project}/audit", response=list[AuditEventOut])
@@ -124,8 +124,7 @@ def remove_member(request, project: str, username: str):
 def list_audit(request, project: str, page: Query[Page], verb: str = "", actor: str = "", target_type: str = ""):
     obj = project_get_for_user(user=request.auth, slug=project, action="audit.view")
     qs = audit_event_list(project=obj, verb=verb, actor=actor, target_type=target_type)
-    return [{**AuditEventOut.from_orm(e).dict(exclude={"actor"}), "actor": e.actor.username if e.actor else None}
-            for e in _page(qs, page)]
+    return list(_page(qs, page))
 
 
 def _job_out(job) -> dict:
@@ -165,11 +164,11 @@ def list_tokens(request):
 @api_permission("authenticated")
 def create_token(request, payload: TokenIn):
     token, plaintext = api_token_create(user=request.auth, name=payload.name)
-    return 201, {**TokenOut.from_orm(token).dict(), "token": plaintext}
+    return Status(201, {**TokenOut.from_orm(token).dict(), "token": plaintext})
 
 
 @router.delete("/tokens/{token_id}", response={204: None})
 @api_permission("authenticated")
 def revoke_token(request, token_id: int):
     api_token_revoke(token=get_object_or_404(ApiToken, pk=token_id, user=request.auth), actor=request.auth)
-    return 204, None
+    return Status(204, None)

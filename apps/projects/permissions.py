@@ -8,7 +8,7 @@ Actions are strings ``<area>.<verb>``; each maps to the roles allowed to perform
 from .models import Role
 
 ALL = frozenset(Role.values)
-O, DS, R, M, A = Role.OWNER, Role.DATA_SCIENTIST, Role.REVIEWER, Role.MANAGER, Role.ANALYST
+O, DS, R, M, A = Role.OWNER, Role.DATA_SCIENTIST, Role.REVIEWER, Role.MANAGER, Role.ANALYST  # noqa: E741
 
 ACTIONS: dict[str, frozenset[str]] = {
     # projects, people, audit

@@ -48,6 +48,10 @@ class AuditEventOut(Schema):
     target_label: str
     details: dict
 
+    @staticmethod
+    def resolve_actor(obj) -> str | None:
+        return obj.actor.username if obj.actor_id else None
+
 
 class JobOut(Schema):
     id: str

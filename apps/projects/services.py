@@ -369,9 +369,14 @@ def job_cancel(*, job: Job, actor) -> Job:
 
 
 def audit_export_request(*, project: Project, actor) -> Job:
+    from django.urls import reverse
+
     _require(actor, project, "audit.view")
-    return job_create(kind="audit.export", actor=actor, project=project, title=f"Export audit log of {project.name}",
-                      params={"project_id": project.pk}, task="workers.projects.audit_export_run")
+    job = job_create(kind="audit.export", actor=actor, project=project, title=f"Export audit log of {project.name}",
+                     params={"project_id": project.pk}, task="workers.projects.audit_export_run")
+    job.target_url = reverse("projects:audit-export-download", args=[project.slug, job.pk])
+    Job.objects.filter(pk=job.pk).update(target_url=job.target_url)
+    return job
 
 
 def audit_export_run(*, job: Job) -> dict:

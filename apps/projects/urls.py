@@ -16,6 +16,8 @@ urlpatterns = [
     path("projects/<slug:project>/members/<int:membership_id>/remove/", views.member_remove, name="member-remove"),
     path("projects/<slug:project>/audit/", views.audit_log, name="audit-log"),
     path("projects/<slug:project>/audit/export/", views.audit_export, name="audit-export"),
+    path("projects/<slug:project>/audit/export/<uuid:job_id>.csv", views.audit_export_download,
+         name="audit-export-download"),
     path("projects/<slug:project>/readiness/", views.readiness, name="readiness"),
     path("jobs/<uuid:job_id>/", views.job_status, name="job-status"),
     path("jobs/<uuid:job_id>/cancel/", views.job_cancel_view, name="job-cancel"),

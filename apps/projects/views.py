@@ -10,7 +10,7 @@ from apps.common.htmx import render_job_status
 
 from .access import project_view, public_view, user_view
 from .forms import AuditFilterForm, MemberAddForm, MemberRoleForm, ProjectEditForm, ProjectForm, TokenForm
-from .models import ApiToken, Membership, Role
+from .models import ApiToken, Job, JobStatus, Membership, Role
 from .permissions import can
 from .selectors import (
     api_token_list_for_user,
@@ -188,6 +188,19 @@ def audit_log(request, project):
 def audit_export(request, project):
     job = audit_export_request(project=project, actor=request.user)
     return render_job_status(request, job)
+
+
+@project_view("audit.view")
+def audit_export_download(request, project, job_id):
+    from django.http import FileResponse
+
+    from apps.common.storage import artifact_store
+
+    job = get_object_or_404(Job, pk=job_id, project=project, kind="audit.export", status=JobStatus.SUCCEEDED)
+    response = FileResponse(artifact_store().open(job.result["key"]), as_attachment=True,
+                            filename=f"audit-{project.slug}-{job.finished_at:%Y%m%d-%H%M}.csv", content_type="text/csv")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @project_view("readiness.view")

@@ -17,7 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport, no_worker, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        self.stdout.write("Database ready: %s" % settings.DATABASES["default"]["NAME"])
+        self.stdout.write("Database ready: {}".format(settings.DATABASES["default"]["NAME"]))
         procs = []
         if not no_worker:
             cmd = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--beat", "-P", "solo",

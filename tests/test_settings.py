@@ -1,0 +1,41 @@
+"""Effective configuration: Celery settings that are easy to misspell, and production hardening."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_effective_celery_settings():
+    from portal.celery import app
+
+    conf = app.conf
+    assert conf.task_serializer == "json" and conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_ignore_result is True
+    assert 0 < conf.task_soft_time_limit < conf.task_time_limit
+    assert conf.task_routes["workers.training.*"] == {"queue": "training"}
+    assert set(conf.include) >= {"workers.projects"}
+    assert "workers.projects.audit_export_run" in app.tasks
+
+
+def test_check_deploy_is_clean_under_production_settings(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {**env, "DEBUG": "false", "SECRET_KEY": "x" * 64 + "production-secret-for-the-check",
+           "ALLOWED_HOSTS": "slipway.example.com", "SLIPWAY_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no issues" in out.stdout
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update({"DEBUG": "false", "SLIPWAY_DATA_DIR": str(tmp_path)})
+    out = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "SECRET_KEY" in out.stderr
