@@ -1,0 +1,28 @@
+"""Container entry point: ``web`` | ``worker`` | ``beat`` | ``migrate`` | any other command."""
+
+import os
+import sys
+
+
+def main(argv: list[str]) -> None:
+    role = argv[0] if argv else "web"
+    rest = argv[1:]
+    if role == "web":
+        workers = os.environ.get("WEB_CONCURRENCY", "4")
+        cmd = ["gunicorn", "portal.wsgi:application", "--bind", os.environ.get("BIND", "0.0.0.0:8000"),
+               "--workers", workers, "--access-logfile", "-", "--forwarded-allow-ips", "*", *rest]
+    elif role == "worker":
+        cmd = ["celery", "-A", "portal", "worker", "-Q", os.environ.get("CELERY_QUEUES", "default,training"),
+               "--loglevel", os.environ.get("LOG_LEVEL", "INFO"), *rest]
+    elif role == "beat":
+        cmd = ["celery", "-A", "portal", "beat", "--loglevel", os.environ.get("LOG_LEVEL", "INFO"),
+               "--schedule", os.path.join(os.environ.get("SLIPWAY_DATA_DIR", "/tmp"), "celerybeat-schedule"), *rest]
+    elif role == "migrate":
+        cmd = ["python", "manage.py", "migrate", "--noinput", *rest]
+    else:
+        cmd = [role, *rest]
+    os.execvp(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
