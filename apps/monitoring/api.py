@@ -1,3 +1,72 @@
+"""Monitoring API: outcomes (flat, by deployment slug), windows, on-demand checks, alert rules, alerts."""
+
 from ninja import Router
 
+from apps.deployments.selectors import deployment_get_by_slug
+from apps.projects.access import api_permission
+
+from . import selectors, services
+from .schemas import (
+    AlertOut,
+    AlertRuleIn,
+    AlertRuleOut,
+    DriftCheckIn,
+    JobOut,
+    OutcomesIn,
+    OutcomesOut,
+    SnoozeIn,
+    WindowOut,
+)
+
 router = Router(tags=["monitoring"])
+
+
+@router.post("/deployments/{deployment}/outcomes", response=OutcomesOut)
+@api_permission("outcome.post")
+def outcomes_post(request, deployment: str, payload: OutcomesIn):
+    """Ground truth by prediction request id; idempotent (conflicting repeats are reported, never applied)."""
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="outcome.post")
+    return services.outcomes_ingest(deployment=dep, actor=request.auth, items=payload.outcomes)
+
+
+@router.get("/deployments/{deployment}/monitoring/windows", response=list[WindowOut])
+@api_permission("monitoring.view")
+def windows_list(request, deployment: str, limit: int = 50, offset: int = 0):
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.view")
+    return selectors.window_list(deployment=dep)[offset:offset + min(limit, 500)]
+
+
+@router.post("/deployments/{deployment}/monitoring/checks", response={202: JobOut})
+@api_permission("monitoring.run")
+def drift_check_create(request, deployment: str, payload: DriftCheckIn):
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.run")
+    job = services.drift_check_request(deployment=dep, actor=request.auth, minutes=payload.minutes)
+    return 202, {"job_id": str(job.pk), "status": job.status}
+
+
+@router.post("/deployments/{deployment}/monitoring/rules", response={201: AlertRuleOut})
+@api_permission("monitoring.configure")
+def alert_rule_create(request, deployment: str, payload: AlertRuleIn):
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.configure")
+    return 201, services.alert_rule_create(deployment=dep, actor=request.auth, **payload.dict())
+
+
+@router.get("/deployments/{deployment}/alerts", response=list[AlertOut])
+@api_permission("monitoring.view")
+def alerts_list(request, deployment: str, status: str = "", limit: int = 50, offset: int = 0):
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.view")
+    return [selectors.alert_out(a) for a in selectors.alert_list(deployment=dep, status=status)[offset:offset + limit]]
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response=AlertOut)
+@api_permission("alert.acknowledge")
+def alert_acknowledge(request, alert_id: int):
+    alert = selectors.alert_get_for_user(user=request.auth, alert_id=alert_id)
+    return selectors.alert_out(services.alert_acknowledge(alert=alert, actor=request.auth))
+
+
+@router.post("/alerts/{alert_id}/snooze", response=AlertOut)
+@api_permission("alert.acknowledge")
+def alert_snooze(request, alert_id: int, payload: SnoozeIn):
+    alert = selectors.alert_get_for_user(user=request.auth, alert_id=alert_id)
+    return selectors.alert_out(services.alert_snooze(alert=alert, actor=request.auth, minutes=payload.minutes))

@@ -1,0 +1,203 @@
+"""Reads for pages, API and /metrics. Everything here reads the precomputed per-window aggregates
+(``MonitoringWindow``, ``FeatureWindowStat``) and alerts — never the raw prediction log."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.common.errors import NotFound
+from apps.deployments.models import Deployment
+from apps.projects.permissions import can
+
+from .models import Alert, AlertStatus, FeatureWindowStat, MonitoringWindow
+
+ACTIVE = [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]
+WINDOW_CHOICES = (12, 24, 96, 672)
+
+
+def window_list(*, deployment: Deployment) -> QuerySet[MonitoringWindow]:
+    return MonitoringWindow.objects.filter(deployment=deployment).order_by("-end", "-id")
+
+
+def recent_windows(*, deployment: Deployment, count: int) -> list[MonitoringWindow]:
+    return list(reversed(window_list(deployment=deployment).defer("quality")[:count]))
+
+
+def alert_list(*, deployment: Deployment | None = None, project=None, status: str = "") -> QuerySet[Alert]:
+    qs = Alert.objects.select_related("rule", "deployment", "acknowledged_by")
+    if deployment is not None:
+        qs = qs.filter(deployment=deployment)
+    if project is not None:
+        qs = qs.filter(deployment__project=project)
+    if status == "active":
+        qs = qs.filter(status__in=ACTIVE)
+    elif status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-opened_at", "-id")
+
+
+def alert_get_for_user(*, user, alert_id: int, project=None) -> Alert:
+    alert = Alert.objects.select_related("deployment__project", "rule").filter(pk=alert_id).first()
+    if alert is None or (project is not None and alert.deployment.project_id != project.pk) \
+            or not can(user, alert.deployment.project, "monitoring.view"):
+        raise NotFound("No such alert")
+    return alert
+
+
+def alert_out(alert: Alert) -> dict:
+    return {"id": alert.pk, "rule": alert.rule.name, "metric": alert.rule.metric, "status": alert.status,
+            "severity": alert.severity, "value": alert.value, "message": alert.message, "opened_at": alert.opened_at,
+            "acknowledged_by": alert.acknowledged_by.username if alert.acknowledged_by else None,
+            "resolved_at": alert.resolved_at, "snoozed_until": alert.snoozed_until}
+
+
+def project_health(*, project) -> list[dict]:
+    """One row per deployment: latest window, open alerts, a health verdict."""
+    rows = []
+    deployments = list(Deployment.objects.filter(project=project).select_related("production_version",
+                                                                                   "registered_model"))
+    active = {}
+    for a in Alert.objects.filter(deployment__project=project, status__in=ACTIVE).only("deployment_id", "severity"):
+        active.setdefault(a.deployment_id, []).append(a.severity)
+    for dep in deployments:
+        latest = window_list(deployment=dep).first()
+        sev = active.get(dep.pk, [])
+        if "critical" in sev:
+            health, badge = "critical", "bad"
+        elif sev or (latest and latest.dataset_drifted):
+            health, badge = "attention", "warn"
+        elif latest is None:
+            health, badge = "no data", "info"
+        else:
+            health, badge = "healthy", "ok"
+        rows.append({"deployment": dep, "latest": latest, "alerts": len(sev), "health": health, "badge": badge,
+                     "estimated": (latest.estimated.get("accuracy") or {}).get("value") if latest else None,
+                     "realized": (latest.realized.get("accuracy") or {}).get("value") if latest else None})
+    return rows
+
+
+# --- figures (plain plotly dicts) ------------------------------------------------------------------
+
+
+def _label(w: MonitoringWindow) -> str:
+    return timezone.localtime(w.end).strftime("%m-%d %H:%M")
+
+
+def drift_heatmap(windows: list[MonitoringWindow], stats: list[FeatureWindowStat]) -> dict:
+    features = sorted({s.feature for s in stats})
+    index = {w.pk: i for i, w in enumerate(windows)}
+    z = [[None] * len(windows) for _ in features]
+    text = [[""] * len(windows) for _ in features]
+    fi = {f: i for i, f in enumerate(features)}
+    for s in stats:
+        z[fi[s.feature]][index[s.window_id]] = round(s.score, 4)
+        text[fi[s.feature]][index[s.window_id]] = "drifted" if s.drifted else ""
+    return {"data": [{"type": "heatmap", "z": z, "x": [_label(w) for w in windows], "y": features, "text": text,
+                      "colorscale": "YlOrRd", "zmin": 0, "zmax": 0.5,
+                      "hovertemplate": "%{y} @ %{x}<br>score %{z}<br>%{text}<extra></extra>",
+                      "colorbar": {"title": {"text": "score"}}}],
+            "layout": {"height": 120 + 28 * max(len(features), 1), "xaxis": {"type": "category"},
+                       "yaxis": {"automargin": True}}}
+
+
+def drift_over_time(windows: list[MonitoringWindow]) -> dict:
+    x = [_label(w) for w in windows]
+    return {"data": [
+        {"type": "scatter", "mode": "lines+markers", "name": "share of drifted features", "x": x,
+         "y": [w.share_drifted for w in windows]},
+        {"type": "scatter", "mode": "lines+markers", "name": "domain classifier AUC", "x": x,
+         "y": [w.domain_auc for w in windows]},
+        {"type": "scatter", "mode": "lines+markers", "name": "prediction drift score", "x": x,
+         "y": [w.prediction_score for w in windows]},
+    ], "layout": {"height": 280, "xaxis": {"type": "category"}, "yaxis": {"rangemode": "tozero"},
+                  "legend": {"orientation": "h"}}}
+
+
+def performance_over_time(windows: list[MonitoringWindow], metric: str = "accuracy") -> dict:
+    x = [_label(w) for w in windows]
+    data = []
+    for source, dash in (("estimated", "dot"), ("realized", "solid")):
+        vals = [(getattr(w, source).get(metric) or {}) for w in windows]
+        data.append({"type": "scatter", "mode": "lines+markers", "name": f"{source} {metric}", "x": x,
+                     "y": [v.get("value") for v in vals], "line": {"dash": dash},
+                     "error_y": {"type": "data", "symmetric": False,
+                                 "array": [(v["high"] - v["value"]) if v.get("high") is not None else None
+                                           for v in vals],
+                                 "arrayminus": [(v["value"] - v["low"]) if v.get("low") is not None else None
+                                                for v in vals]}})
+    return {"data": data, "layout": {"height": 280, "xaxis": {"type": "category"}, "legend": {"orientation": "h"}}}
+
+
+def volume_latency(windows: list[MonitoringWindow]) -> dict:
+    x = [_label(w) for w in windows]
+    return {"data": [{"type": "bar", "name": "predictions", "x": x, "y": [w.volume for w in windows],
+                      "marker": {"color": "#9db4d6"}},
+                     {"type": "scatter", "mode": "lines+markers", "name": "latency p95 (ms)", "x": x,
+                      "y": [w.latency_p95_ms for w in windows], "yaxis": "y2"}],
+            "layout": {"height": 260, "xaxis": {"type": "category"}, "legend": {"orientation": "h"},
+                       "yaxis2": {"overlaying": "y", "side": "right", "rangemode": "tozero"}}}
+
+
+def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
+    """Reference vs current as shares, on the reference's bins (numeric) or categories."""
+    ref = histogram.get("reference") or []
+    cur = histogram.get("current") or []
+    rs, cs = (sum(ref) or 1), (sum(cur) or 1)
+    if kind == "numeric":
+        edges = histogram.get("edges") or []
+        x = [f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
+    else:
+        x = [str(c) for c in histogram.get("categories") or []]
+    return {"data": [{"type": "bar", "name": "reference", "x": x, "y": [r / rs for r in ref],
+                      "marker": {"color": "#9aa5b1"}},
+                     {"type": "bar", "name": "current", "x": x, "y": [c / cs for c in cur],
+                      "marker": {"color": "#d9822b"}}],
+            "layout": {"height": 300, "barmode": "group", "title": {"text": title},
+                       "xaxis": {"type": "category"}, "yaxis": {"tickformat": ".0%"}, "legend": {"orientation": "h"}}}
+
+
+def feature_over_time(windows: list[MonitoringWindow], stats: list[FeatureWindowStat]) -> dict:
+    by_window = {s.window_id: s for s in stats}
+    x = [_label(w) for w in windows]
+    rows = [by_window.get(w.pk) for w in windows]
+    kind = next((r.kind for r in rows if r), "numeric")
+    keys = (("wasserstein_normalized", "Wasserstein / ref sd"), ("psi", "PSI"), ("ks_statistic", "KS D")) \
+        if kind == "numeric" else (("js_distance", "JS distance"), ("unseen_rate", "unseen share"))
+    return {"data": [{"type": "scatter", "mode": "lines+markers", "name": label, "x": x,
+                      "y": [(r.stats.get(key) if r else None) for r in rows]} for key, label in keys],
+            "layout": {"height": 260, "xaxis": {"type": "category"}, "legend": {"orientation": "h"}}}
+
+
+def dashboard_context(*, deployment: Deployment, count: int, feature: str | None = None) -> dict:
+    windows = recent_windows(deployment=deployment, count=count)
+    stats = list(FeatureWindowStat.objects.filter(window__in=[w.pk for w in windows])
+                 .only("window_id", "feature", "kind", "score", "drifted"))
+    latest = windows[-1] if windows else None
+    features = sorted({s.feature for s in stats})
+    feature = feature if feature in features else (features[0] if features else None)
+    ctx = {"windows": windows, "latest": latest, "features": features, "feature": feature, "count": count,
+           "window_choices": WINDOW_CHOICES}
+    if windows:
+        metric = "accuracy" if deployment.registered_model.task != "regression" else "mae"
+        ctx.update({"fig_heatmap": drift_heatmap(windows, stats), "fig_drift": drift_over_time(windows),
+                    "fig_perf": performance_over_time(windows, metric), "fig_volume": volume_latency(windows),
+                    "perf_metric": metric})
+        if latest.prediction_stats:
+            ctx["fig_prediction"] = histogram_figure(latest.prediction_stats.get("kind", "numeric"),
+                                                     latest.prediction_stats.get("histogram", {}),
+                                                     "prediction: reference vs latest window")
+        ctx["latest_features"] = list(latest.features.order_by("-drifted", "-score"))
+    if feature:
+        ctx.update(feature_context(deployment=deployment, windows=windows, feature=feature))
+    return ctx
+
+
+def feature_context(*, deployment: Deployment, windows: list[MonitoringWindow], feature: str) -> dict:
+    stats = list(FeatureWindowStat.objects.filter(window__in=[w.pk for w in windows], feature=feature))
+    if not stats:
+        return {"feature": feature}
+    latest = max(stats, key=lambda s: (s.window.end, s.window_id))
+    return {"feature": feature, "feature_stat": latest,
+            "fig_feature_hist": histogram_figure(latest.kind, latest.histogram, f"{feature}: reference vs latest window"),
+            "fig_feature_time": feature_over_time(windows, stats)}

@@ -1,0 +1,72 @@
+"""Outcomes API and alert API through the mounted NinjaAPI (status codes and JSON error bodies)."""
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from apps.monitoring.models import Outcome
+
+from .factories import log_predictions, make_deployment
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/deployments/{}/outcomes"
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def deployment(project, users):
+    return make_deployment(project, users["owner"])
+
+
+def _post(client, slug, body):
+    return client.post(URL.format(slug), data=json.dumps(body), content_type="application/json")
+
+
+def test_outcomes_wrong_types_are_422_with_fields_and_nothing_stored(deployment, users, api_client):
+    ids, _ = log_predictions(deployment, n=3, start=T0)
+    client = api_client(users["owner"])
+    r = _post(client, deployment.slug, {"outcomes": [{"request_id": str(ids[0]), "label": 1},
+                                                     {"request_id": 12, "label": 1},
+                                                     {"request_id": "not-a-uuid", "label": {"x": 1}}, "oops"]})
+    assert r.status_code == 422
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert fields == ["outcomes.1.request_id", "outcomes.2.request_id", "outcomes.2.label", "outcomes.3"]
+    assert not Outcome.objects.exists()
+    assert _post(client, deployment.slug, {"outcomes": "nope"}).status_code == 422
+    assert _post(client, deployment.slug, {"nothing": []}).status_code == 422
+
+
+def test_outcomes_unknown_ids_and_duplicates(deployment, users, api_client):
+    ids, _ = log_predictions(deployment, n=3, start=T0)
+    client = api_client(users["data_scientist"])
+    unknown = str(uuid.uuid4())
+    body = {"outcomes": [{"request_id": str(ids[0]), "label": 1}, {"request_id": str(ids[0]), "label": 1},
+                         {"request_id": str(ids[1]), "label": 0}, {"request_id": unknown, "label": 0}]}
+    r = _post(client, deployment.slug, body)
+    assert r.status_code == 200, r.content
+    data = r.json()
+    assert (data["created"], data["unchanged"], data["unknown_request_ids"]) == (2, 1, [unknown])
+    r = _post(client, deployment.slug, {"outcomes": [{"request_id": str(ids[1]), "label": 1}]})
+    assert r.json()["conflicts"] == [{"request_id": str(ids[1]), "stored": 0, "received": 1}]
+
+
+def test_outcomes_permissions_and_unknown_deployment(deployment, users, api_client):
+    body = {"outcomes": []}
+    assert _post(api_client(users["reviewer"]), deployment.slug, body).status_code == 403
+    assert _post(api_client(users["outsider"]), deployment.slug, body).status_code in (403, 404)
+    assert _post(api_client(users["owner"]), "nope", body).status_code == 404
+    assert _post(api_client(None), deployment.slug, body).status_code == 401
+
+
+def test_outcomes_100k_batch(deployment, users, api_client):
+    ids, score = log_predictions(deployment, n=100_000, start=T0, seconds=3600)
+    items = [{"request_id": str(r), "label": int(s > 0.5)} for r, s in zip(ids, score, strict=True)]
+    client = api_client(users["owner"])
+    r = _post(client, deployment.slug, {"outcomes": items})
+    assert r.status_code == 200
+    assert r.json()["created"] == 100_000
+    r = _post(client, deployment.slug, {"outcomes": items + [{"request_id": str(uuid.uuid4()), "label": 1}]})
+    assert r.status_code == 413
+    assert Outcome.objects.count() == 100_000
