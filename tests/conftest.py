@@ -120,9 +120,11 @@ def celery_worker(django_db_setup, django_db_blocker):
         folder = Path(tempfile.mkdtemp(prefix="slipway-test-broker-"))
         (folder / "queue").mkdir()
         (folder / "processed").mkdir()
+        (folder / "control").mkdir()
         app.conf.broker_transport_options = {
             "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"), "store_processed": False,
+            "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
+            "store_processed": False,
             "polling_interval": 0.2,
         }
         settings.CELERY_BROKER_TRANSPORT_OPTIONS = app.conf.broker_transport_options
