@@ -1,0 +1,49 @@
+"""Materialization and training-set builds run in a real Celery worker (PostgreSQL + Redis in CI)."""
+
+from datetime import timedelta
+
+import pytest
+
+from apps.features import services
+from apps.features.models import OnlineFeatureValue, TrainingSet
+from apps.projects.models import JobStatus
+from tests.conftest import wait_for_job
+from tests.features.factories import csv_bytes, labels_frame, make_feature_store
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_materialization_job_fills_the_online_store(celery_worker, project, users):
+    store = make_feature_store(project=project, actor=users["owner"], ttl=timedelta(days=10000))
+    job = services.feature_view_materialize_request(view=store.view, actor=users["data_scientist"])
+    job = wait_for_job(job.pk)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result["entities"] == 5
+    assert OnlineFeatureValue.objects.filter(view=store.view).count() == 5
+    res = services.online_features_get(feature_set=store.feature_set, entity_keys=["c3"])
+    assert res[0]["values"] == {"amount": 323.0, "n_tx": 23} and res[0]["status"]["amount"] == "ok"
+
+
+def test_training_set_build_job_stores_parquet_and_report(celery_worker, project, users):
+    store = make_feature_store(project=project, actor=users["owner"])
+    ts = services.training_set_request(project=project, actor=users["data_scientist"], name="ts-worker",
+                                       feature_set=store.feature_set, labels_upload=csv_bytes(labels_frame(store)),
+                                       labels_filename="labels.csv")
+    job = wait_for_job(ts.job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    ts = TrainingSet.objects.get(pk=ts.pk)
+    assert ts.status == "ready" and ts.row_count == 48 and len(ts.sha256) == 64
+    assert ts.rows_without_features == 8 + 5  # the unknown customer c5 (8 rows), and 00:30 (value due at 01:00)
+    assert ts.null_rates["amount"] == pytest.approx(13 / 48, abs=1e-5)
+
+
+def test_failed_build_marks_the_training_set_failed(celery_worker, project, users):
+    store = make_feature_store(project=project, actor=users["owner"])
+    ts = services.training_set_request(project=project, actor=users["owner"], name="ts-broken",
+                                       feature_set=store.feature_set, labels_upload=csv_bytes(labels_frame(store)))
+    from apps.common.storage import artifact_store
+
+    artifact_store().path(ts.label_artifact_key).write_bytes(b"not parquet any more")
+    job = wait_for_job(ts.job_id)
+    assert job.status == JobStatus.FAILED
+    assert TrainingSet.objects.get(pk=ts.pk).status == "failed"
