@@ -136,7 +136,17 @@ _EXTRA_ESTIMATORS = frozenset({
 
 @cache
 def sklearn_estimator_globals() -> frozenset[tuple[str, str]]:
-    """The scikit-learn estimator classes (exact defining module + name) of the installed version."""
+    """The scikit-learn estimator classes (exact defining module + name) of the installed version.
+
+    The sandboxed loader gets the list the server computed through ``SLIPWAY_ALLOWLIST_FILE`` (a file
+    the server writes; saves the loader importing all of scikit-learn)."""
+    import json
+    import os
+
+    precomputed = os.environ.get("SLIPWAY_ALLOWLIST_FILE")
+    if precomputed:
+        with open(precomputed) as fh:
+            return frozenset(tuple(pair) for pair in json.load(fh))
     from sklearn.utils.discovery import all_estimators
 
     found = set(_EXTRA_ESTIMATORS)

@@ -157,11 +157,25 @@ def check_onnx(path: str) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
-    kind, path, out_dir, memory, cpu = argv[1], argv[2], argv[3], int(argv[4]), int(argv[5])
+PRELOAD = ["apps.registry.sandbox", "numpy", "sklearn.base", "sklearn.pipeline", "joblib", "skops.io", "onnx",
+           "onnxruntime"]
+
+
+def child_main(kind: str, path: str, out_dir: str, memory: int, cpu: int, conn, allowlist: list) -> None:
+    """Entry point in a process forked from the forkserver (modules preloaded, limits set first)."""
     _limit(memory, cpu)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
+    from . import allowlist as allowlist_mod
+
+    allowlist_mod.sklearn_estimator_globals.cache_clear()
+    allowlist_mod.pickle_allowed_globals.cache_clear()
+    allowlist_mod.skops_trusted_types.cache_clear()
+    frozen = frozenset(tuple(pair) for pair in allowlist)
+    allowlist_mod.sklearn_estimator_globals = lambda: frozen  # the server's list, computed by the parent
+    conn.send(run(kind, path, out_dir))
+    conn.close()
+
+
+def run(kind: str, path: str, out_dir: str) -> dict:
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -182,6 +196,15 @@ def main(argv: list[str]) -> int:
         if type(exc).__name__ not in ("Refused", "ScanRejected", "InflateRefused"):
             message = f"The model could not be loaded: {type(exc).__name__}: {message}"
         payload = {"ok": False, "error": message[:2000]}
+    return payload
+
+
+def main(argv: list[str]) -> int:
+    kind, path, out_dir, memory, cpu = argv[1], argv[2], argv[3], int(argv[4]), int(argv[5])
+    _limit(memory, cpu)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    payload = run(kind, path, out_dir)
     sys.stdout.write("\n" + json.dumps(payload) + "\n")
     sys.stdout.flush()
     return 0

@@ -61,8 +61,86 @@ Progress = Callable[[int, str], None]
 # --- the steps --------------------------------------------------------------------------------
 
 
+_FORKSERVER = None
+
+
+def _forkserver_context():
+    """A multiprocessing forkserver that has scikit-learn, skops, onnx and onnxruntime imported once;
+    each load is a fresh child forked from it (a clean, single-purpose process), not a thread."""
+    global _FORKSERVER
+    if _FORKSERVER is None:
+        import multiprocessing
+        from multiprocessing import forkserver
+
+        from .sandbox import PRELOAD
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        os.environ.update({k: "1" for k in saved})
+        try:
+            forkserver.ensure_running()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        _FORKSERVER = ctx
+    return _FORKSERVER
+
+
 def run_sandbox(kind: str, path: str, out_dir: str) -> dict:
-    """Run apps.registry.sandbox in a separate process with memory, CPU and wall-clock limits."""
+    """Load the artifact in a separate process with memory (RLIMIT_AS), CPU and wall-clock limits.
+
+    Normally a child of a preloaded forkserver; falls back to a fresh ``python -m
+    apps.registry.sandbox`` process where multiprocessing is unavailable."""
+    from .allowlist import sklearn_estimator_globals
+
+    timeout = settings.REGISTRY_SANDBOX_TIMEOUT_SECONDS
+    memory = settings.REGISTRY_SANDBOX_MEMORY_BYTES
+    allowlist = sorted(sklearn_estimator_globals())
+    try:
+        ctx = _forkserver_context()
+    except Exception:  # noqa: BLE001 - e.g. inside a daemonic pool process: use a plain subprocess
+        return _run_subprocess(kind, path, out_dir, allowlist)
+    from .sandbox import child_main
+
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=child_main, args=(kind, path, out_dir, memory, timeout, child_conn, allowlist),
+                       daemon=True)
+    try:
+        proc.start()
+    except Exception:  # noqa: BLE001
+        return _run_subprocess(kind, path, out_dir, allowlist)
+    child_conn.close()
+    result = None
+    try:
+        if parent_conn.poll(timeout):
+            result = parent_conn.recv()
+    except (EOFError, OSError):
+        result = None
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+        parent_conn.close()
+    if result is None:
+        if proc.exitcode == -9:
+            raise Rejected(f"Loading the model took longer than the limit of {timeout} s (or was killed)",
+                           step="load")
+        if proc.exitcode and proc.exitcode < 0:
+            raise Rejected(f"The loader process was stopped by signal {-proc.exitcode} (memory limit "
+                           f"{memory // (1024 * 1024)} MB, CPU limit {timeout} s)", step="load")
+        raise Rejected(f"The loader process ended without a result (exit code {proc.exitcode}); the model "
+                       f"may need more than {memory // (1024 * 1024)} MB or {timeout} s", step="load")
+    if not result.get("ok"):
+        raise Rejected(result.get("error") or "The model could not be loaded", step="load")
+    return result
+
+
+def _run_subprocess(kind: str, path: str, out_dir: str, allowlist: list) -> dict:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(settings.BASE_DIR),
@@ -70,6 +148,10 @@ def run_sandbox(kind: str, path: str, out_dir: str) -> dict:
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    allowlist_file = os.path.join(out_dir, "allowlist.json")
+    with open(allowlist_file, "w") as fh:
+        json.dump(allowlist, fh)
+    env["SLIPWAY_ALLOWLIST_FILE"] = allowlist_file
     timeout = settings.REGISTRY_SANDBOX_TIMEOUT_SECONDS
     memory = settings.REGISTRY_SANDBOX_MEMORY_BYTES
     cmd = [sys.executable, "-m", "apps.registry.sandbox", kind, path, out_dir, str(memory), str(timeout)]
@@ -352,9 +434,10 @@ def onnx_compare(task: str, ref: tuple, onx: tuple) -> dict:
 def convert_to_onnx(estimator, n_features: int) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.base import is_classifier
 
     onx = to_onnx(estimator, initial_types=[("X", FloatTensorType([None, n_features]))],
-                  options={"zipmap": False})
+                  options={"zipmap": False} if is_classifier(estimator) else None)
     import onnx
 
     onnx.checker.check_model(onx, full_check=True)
