@@ -497,3 +497,33 @@ class ServingDispatcher:
 def warm_up() -> None:
     """Close connections that a previous request left broken (used by the Django view adapter)."""
     close_old_connections()
+
+
+def warm_up_imports() -> None:
+    """Pay the one-off costs before serving (gunicorn master, before forking workers): the model
+    libraries and the registry's skops allowlist (several seconds on first use)."""
+    try:
+        import onnxruntime  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.linear_model  # noqa: F401
+
+        from apps.registry.allowlist import skops_trusted_types
+
+        skops_trusted_types()
+    except Exception:  # noqa: BLE001 - warming up is best effort
+        logger.warning("Serving warm-up of imports failed", exc_info=True)
+
+
+def warm_up_models() -> None:
+    """Load the production versions of live deployments into this process (a gunicorn worker, before
+    it accepts requests), so the first request does not pay for it."""
+    from .models import Deployment
+
+    try:
+        version_ids = set(Deployment.objects.filter(status="live").values_list("production_version_id", flat=True))
+        for vid in version_ids:
+            if vid not in CACHE._predictors and len(CACHE._predictors) < settings.SERVING_MODEL_CACHE_SIZE:
+                CACHE._predictors[vid] = _load_predictor(vid)
+    except Exception:  # noqa: BLE001 - the first request will load it instead
+        logger.warning("Serving warm-up of models failed", exc_info=True)
+        _reset_db()

@@ -1,0 +1,265 @@
+"""A real serving stack for load and fault tests (also used by bench/serving.py).
+
+``prepare_database(url, artifacts)`` migrates a fresh database in a subprocess and creates a project,
+users, ready model versions and a live deployment with an API key. ``Gunicorn`` runs the portal
+(``portal.wsgi``) under gunicorn with several sync workers. ``LoadClient`` keeps N keep-alive HTTP
+connections busy from threads and records every answer. ``ThrowawayPostgres`` is a private PostgreSQL
+cluster (initdb/pg_ctl) on a free port that a test may stop and start — never the shared one.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+
+SETUP = r"""
+import json, os, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth import get_user_model
+from apps.projects.services import project_create
+from tests.deployments.factories import make_ready_version, deploy
+n = int(os.environ.get("STACK_FEATURES", "4"))
+kinds = os.environ.get("STACK_KINDS", "logreg,logreg").split(",")
+onnx = os.environ.get("STACK_ONNX", "0") == "1"
+User = get_user_model()
+owner = User.objects.create_user(username="owner", password="x")
+project = project_create(actor=owner, name="Serving", slug="serving")
+versions = [make_ready_version(project=project, actor=owner, kind=k, n_features=n, seed=i, onnx=onnx)
+            for i, k in enumerate(kinds)]
+dep, key = deploy(project=project, actor=owner, version=versions[0], slug="load-api", max_batch=1000)
+print("STACK" + json.dumps({"key": key, "slug": dep.slug, "versions": [v.pk for v in versions],
+                            "deployment": dep.pk}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(db_url: str, data_dir: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update({
+        "DATABASE_URL": db_url, "SLIPWAY_DATA_DIR": str(data_dir),
+        "SLIPWAY_ARTIFACT_ROOT": str(data_dir / "artifacts"), "SERVING_SPOOL_DIR": str(data_dir / "spool"),
+        "DJANGO_SETTINGS_MODULE": "portal.settings", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+        "SERVING_DRAIN_INTERVAL": "0.5", "DATABASE_CONN_MAX_AGE": "600",
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def prepare_database(db_url: str, data_dir: Path, *, n_features: int = 4, kinds=("logreg", "logreg"),
+                     onnx: bool = False) -> dict:
+    env = base_env(db_url, data_dir, STACK_FEATURES=n_features, STACK_KINDS=",".join(kinds),
+                   STACK_ONNX="1" if onnx else "0")
+    out = subprocess.run([PY, "-c", SETUP], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"stack set-up failed:\n{out.stderr[-4000:]}")
+    line = [x for x in out.stdout.splitlines() if x.startswith("STACK")][-1]
+    return json.loads(line[5:])
+
+
+def wait_http(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not come up")
+
+
+class Gunicorn:
+    def __init__(self, env: dict, *, workers: int = 3, app: str = "portal.wsgi:application", log: Path | None = None,
+                 conf: str = "python:apps.deployments.gunicorn_conf", extra: list[str] | None = None):
+        self.port = free_port()
+        self.env = env
+        self.log = log or Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
+        multiproc = Path(env["SLIPWAY_DATA_DIR"]) / "prom"
+        shutil.rmtree(multiproc, ignore_errors=True)
+        multiproc.mkdir(parents=True)
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(multiproc))
+        cmd = [GUNICORN, "-c", conf, "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
+               "--backlog", "2048", "--timeout", "30", *(extra or []), app]
+        self._fh = open(self.log, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_http(self.port)
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(x) for x in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # quick shutdown: spooled records survive anyway
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._fh.close()
+
+
+@dataclass
+class Result:
+    status: int
+    body: dict | None
+    error: str = ""
+    latency: float = 0.0
+
+
+@dataclass
+class LoadStats:
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[Result]:
+        return [r for r in self.results if r.status == 200]
+
+    def statuses(self) -> dict:
+        out: dict = {}
+        for r in self.results:
+            key = r.status if r.status else f"conn:{r.error}"
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def answered_ids(self) -> set[str]:
+        return {p["request_id"] for r in self.ok for p in r.body["predictions"]}
+
+
+def predict_once(conn: http.client.HTTPConnection, slug: str, key: str, payload: bytes) -> Result:
+    started = time.perf_counter()
+    try:
+        conn.request("POST", f"/api/v1/deployments/{slug}/predict", body=payload,
+                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        latency = time.perf_counter() - started
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return Result(resp.status, None, error=f"not JSON: {raw[:80]!r}", latency=latency)
+        return Result(resp.status, body, latency=latency)
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        return Result(0, None, error=type(exc).__name__, latency=time.perf_counter() - started)
+
+
+class LoadClient:
+    """``connections`` threads, each with its own keep-alive connection, posting until stopped."""
+
+    def __init__(self, port: int, slug: str, key: str, payload: bytes, connections: int = 64):
+        self.port, self.slug, self.key, self.payload = port, slug, key, payload
+        self.connections = connections
+        self.stats = LoadStats()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _run(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        local = []
+        while not self._stop.is_set():
+            local.append(predict_once(conn, self.slug, self.key, self.payload))
+        with self._lock:
+            self.stats.results.extend(local)
+        conn.close()
+
+    def start(self) -> LoadClient:
+        for _ in range(self.connections):
+            t = threading.Thread(target=self._run, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> LoadStats:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+        return self.stats
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster in a temp folder, run as the ``postgres`` OS user when we are root."""
+
+    def __init__(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not bins:
+            raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql")
+        self.bin = bins[-1]
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="slipway-pg-"))
+        self.data = self.dir / "data"
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
+        with open(self.data / "postgresql.conf", "a") as fh:
+            fh.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.dir}'\n"
+                     "fsync = off\nmax_connections = 200\n")
+        self.start()
+        self._run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "slipway"])
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/slipway"
+
+    def _run(self, cmd):
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self):
+        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "start"])
+
+    def stop(self, mode: str = "fast"):
+        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
+
+    def destroy(self):
+        try:
+            self.stop("immediate")
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def count_logged(db_url: str, data_dir: Path, deployment_id: int) -> set[str]:
+    """Request ids in the prediction log, read in a subprocess (the stack's own database)."""
+    code = ("import django, json; django.setup(); from apps.deployments.models import PredictionLog; "
+            f"print('IDS' + json.dumps([str(x) for x in PredictionLog.objects.filter(deployment_id={deployment_id})"
+            ".values_list('request_id', flat=True)]))")
+    out = subprocess.run([PY, "-c", code], cwd=ROOT, env=base_env(db_url, data_dir), capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return set(json.loads([x for x in out.stdout.splitlines() if x.startswith("IDS")][-1][3:]))
+
+
+def drain_now(db_url: str, data_dir: Path) -> None:
+    code = "import django; django.setup(); from apps.deployments.services import prediction_log_drain as d; d()"
+    subprocess.run([PY, "-c", code], cwd=ROOT, env=base_env(db_url, data_dir), check=True, capture_output=True,
+                   timeout=120)
