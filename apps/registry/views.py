@@ -118,16 +118,14 @@ def version_upload(request, project, model):
         try:
             limit_upload(request)
         except PayloadTooLarge as exc:
-            form = VersionUploadForm()
-            add_domain_error(form, exc)
-            return _upload_form(request, project, model_obj, form, status=413)
+            return _upload_form(request, project, model_obj, VersionUploadForm(), status=413, error=exc.message)
         return _upload_post(request, project, model_obj)
     return _upload_form(request, project, model_obj, VersionUploadForm())
 
 
-def _upload_form(request, project, model_obj, form, status=200):
+def _upload_form(request, project, model_obj, form, status=200, error=""):
     return render(request, "registry/version_upload.html", _ctx(
-        project, title=f"Upload a version of {model_obj.name}", model=model_obj, form=form,
+        project, title=f"Upload a version of {model_obj.name}", model=model_obj, form=form, error=error,
         max_mb=settings.UPLOAD_MAX_BYTES // (1024 * 1024)), status=status)
 
 
@@ -137,9 +135,7 @@ def _upload_post(request, project, model_obj):
         form = VersionUploadForm(request.POST, request.FILES)
         valid = form.is_valid()
     except PayloadTooLarge as exc:
-        form = VersionUploadForm()
-        add_domain_error(form, exc)
-        return _upload_form(request, project, model_obj, form, status=413)
+        return _upload_form(request, project, model_obj, VersionUploadForm(), status=413, error=exc.message)
     if valid:
         data = form.cleaned_data
         try:

@@ -1,0 +1,76 @@
+"""Registry pages: render, permissions, upload form errors, download headers."""
+
+import pytest
+
+from apps.registry import services
+from tests.registry import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ready(project, users):
+    X, y, names = f.make_classification_frame()
+    v1 = f.register_ready_version(project, users["data_scientist"], f.make_logreg(X, y), X, y, names,
+                                  "binary_classification", model_name="churn",
+                                  model_card="# Churn\n\n<script>alert(1)</script>**bold**")
+    v2 = f.register_ready_version(project, users["data_scientist"], f.make_hgb_pipeline(X, y), X, y, names,
+                                  "binary_classification", model=v1.model)
+    return v1, v2
+
+
+def test_pages_render(ready, users, logged_in_client):
+    client = logged_in_client(users["analyst"])
+    assert b"churn" in client.get("/projects/fraud/models/").content
+    assert b"v2" in client.get("/projects/fraud/models/churn/").content
+    page = client.get("/projects/fraud/models/churn/v1/")
+    assert page.status_code == 200 and b"<strong>bold</strong>" in page.content
+    assert b"<script>alert(1)</script>" not in page.content
+    compare = client.get("/projects/fraud/models/churn/compare/?a=1&b=2")
+    assert compare.status_code == 200 and b"fig-metrics" in compare.content and b"param-diff" in compare.content
+    fragment = client.get("/projects/fraud/models/churn/compare/?a=1&b=2&feature=f1&fragment=profile",
+                          headers={"HX-Request": "true"})
+    assert fragment.content.strip().startswith(b'<div id="profile-chart">')
+
+
+def test_analyst_cannot_upload_or_archive(ready, users, logged_in_client):
+    client = logged_in_client(users["analyst"])
+    assert client.get("/projects/fraud/models/churn/upload/").status_code == 403
+    assert client.post("/projects/fraud/models/churn/v1/archive/").status_code == 403
+    assert client.get("/projects/fraud/models/new/").status_code == 403
+
+
+def test_download_is_an_attachment_with_nosniff(ready, users, logged_in_client):
+    resp = logged_in_client(users["reviewer"]).get("/projects/fraud/models/churn/v1/download/")
+    assert resp.status_code == 200
+    assert resp["Content-Disposition"].startswith("attachment;") and "churn-v1.skops" in resp["Content-Disposition"]
+    assert resp["X-Content-Type-Options"] == "nosniff" and resp["Content-Type"] == "application/octet-stream"
+
+
+def test_model_create_and_upload_form_errors(project, users, logged_in_client):
+    client = logged_in_client(users["data_scientist"])
+    bad = client.post("/projects/fraud/models/new/", {"name": "m", "task": "regression", "input_contract": "a:complex"})
+    assert bad.status_code == 422 and b"type must be one of" in bad.content
+    ok = client.post("/projects/fraud/models/new/", {"name": "m", "task": "binary_classification",
+                                                     "input_contract": "f0, f1, f2, f3"})
+    assert ok.status_code == 302
+    wrong = client.post("/projects/fraud/models/m/upload/", {"artifact": f.upload_file(b"plain text", "m.pkl")})
+    assert wrong.status_code == 415 and b"Not a recognised model file" in wrong.content
+    good = client.post("/projects/fraud/models/m/upload/",
+                       {"artifact": f.upload_file(f.make_logreg_skops_bytes(), "m.skops"), "holdout_target": "target"})
+    assert good.status_code == 302 and good["Location"].endswith("/models/m/v1/")
+
+
+def test_upload_form_refuses_oversize_files(project, users, logged_in_client, settings):
+    services.registered_model_create(project=project, actor=users["owner"], name="m", task="regression",
+                                     input_contract="a")
+    settings.UPLOAD_MAX_BYTES = 1000
+    resp = logged_in_client(users["owner"]).post("/projects/fraud/models/m/upload/",
+                                                 {"artifact": f.upload_file(b"\x80\x04" + b"N" * 3000, "m.pkl")})
+    assert resp.status_code == 413 and b"limit of 1,000 bytes" in resp.content
+
+
+def test_version_status_fragment_refreshes_when_done(ready, users, logged_in_client):
+    resp = logged_in_client(users["analyst"]).get("/projects/fraud/models/churn/v1/status/",
+                                                  headers={"HX-Request": "true"})
+    assert resp.status_code == 200 and resp["HX-Refresh"] == "true"
