@@ -590,7 +590,11 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
             v = it.feature.view
             views.setdefault(v.pk, {"ttl": v.ttl, "join_key": v.entity.join_key, "online": v.online, "features": []})
             views[v.pk]["features"].append((it.feature.name, it.output_name))
-        plan = {"views": views, "order": [it.output_name for it in items],
+        order = [it.output_name for it in items]
+        steps = [(vid, v["join_key"], v["ttl"], tuple(v["features"]), tuple(o for _, o in v["features"]))
+                 for vid, v in views.items()]
+        plan = {"views": views, "order": order, "steps": steps,
+                "reorder": [o for st in steps for o in st[4]] != order,
                 "join_keys": sorted({v["join_key"] for v in views.values()})}
         if len(_PLANS) > 1000:
             _PLANS.clear()
@@ -631,21 +635,28 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
     keys = list({str(e[j]) for e in entities for j in join_keys})
     found = online_store().read(list(plan["views"]), keys) if keys else {}
     out = []
+    views, order, reorder = plan["steps"], plan["order"], plan["reorder"]
     for ent in entities:
         values, times, status = {}, {}, {}
-        for vid, v in plan["views"].items():
-            hit = found.get((vid, str(ent[v["join_key"]])))
-            expired = hit is not None and pit.ttl_expired(hit[1], as_of, v["ttl"])
-            for fname, oname in v["features"]:
-                if hit is None:
-                    values[oname], times[oname], status[oname] = None, None, "missing"
-                else:
-                    times[oname] = hit[1]
-                    values[oname] = None if expired else hit[0].get(fname)
-                    status[oname] = "expired" if expired else "ok"
-        order = plan["order"]
-        out.append({"entity": ent, "values": {n: values[n] for n in order},
-                    "event_times": {n: times[n] for n in order}, "status": {n: status[n] for n in order}})
+        for vid, join_key, ttl, feats, onames in views:
+            hit = found.get((vid, str(ent[join_key])))
+            if hit is None:
+                values.update(dict.fromkeys(onames))
+                times.update(dict.fromkeys(onames))
+                status.update(dict.fromkeys(onames, "missing"))
+                continue
+            stored, event_time = hit
+            times.update(dict.fromkeys(onames, event_time))
+            if pit.ttl_expired(event_time, as_of, ttl):
+                values.update(dict.fromkeys(onames))
+                status.update(dict.fromkeys(onames, "expired"))
+            else:
+                for fname, oname in feats:
+                    values[oname] = stored.get(fname)
+                status.update(dict.fromkeys(onames, "ok"))
+        if reorder:
+            values, times, status = ({n: d[n] for n in order} for d in (values, times, status))
+        out.append({"entity": ent, "values": values, "event_times": times, "status": status})
     return out
 
 
