@@ -129,3 +129,12 @@ def histogram_figure(name: str, stat: dict) -> dict | None:
         return None
     return {"data": data, "layout": {"title": {"text": name, "font": {"size": 13}}, "height": 220,
                                      "margin": {"t": 30, "r": 10, "b": 30, "l": 40}, "bargap": 0.05}}
+
+
+def feature_view_freshness_list(*, project) -> list[dict]:
+    """Freshness of every current view of ``project`` vs its SLA — the metric monitoring can alert on:
+    [{"view", "version", "online", "newest", "age_seconds", "sla_seconds", "breached"}, ...]."""
+    from .services import feature_view_freshness
+
+    return [{"view": v.name, "version": v.version, "online": v.online, **feature_view_freshness(view=v)}
+            for v in project.feature_views.filter(is_current=True).select_related("source")]

@@ -268,3 +268,32 @@ def test_online_lookup_at_t_equals_offline_join_for_an_event_at_t(project, users
     offline = services.training_set_build_frame(feature_set=fs, labels=pl.DataFrame({"k": keys, "when": [t] * 4, "y": [0] * 4}),
                                                 timestamp_column="when")
     assert [r["values"]["x"] for r in online] == offline.get_column("x").to_list()
+
+
+def test_redis_online_store_when_configured(store, settings):
+    import redis
+
+    url = "redis://127.0.0.1:6379/3"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    settings.FEATURES_ONLINE_REDIS_URL = url
+    from apps.features.online import online_store
+
+    assert online_store().name == "redis"
+    services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=10))
+    res = services.online_features_get(feature_set=store.feature_set, entity_keys=["c1", "nobody"],
+                                       as_of=START + timedelta(hours=10))
+    assert res[0]["values"] == {"amount": 109.0, "n_tx": 9} and res[0]["event_times"]["amount"] == START + timedelta(hours=9)
+    assert res[1]["status"]["amount"] == "missing"
+    online_store().clear(view=store.view)
+    settings.FEATURES_ONLINE_REDIS_URL = ""
+    assert online_store().name == "database"
+
+
+def test_freshness_list_for_monitoring(store, project):
+    from apps.features.selectors import feature_view_freshness_list
+
+    rows = feature_view_freshness_list(project=project)
+    assert rows[0]["view"] == "customer_stats" and rows[0]["breached"] is True  # data from 2024, SLA 1 day
