@@ -93,11 +93,13 @@ def deployment_minute_points(*, deployment: Deployment, minutes: int = 60, now=N
 
 def deployment_charts(*, deployment: Deployment, minutes: int = 60) -> dict:
     """Plotly figures (plain dicts): traffic and error rate, latency percentiles."""
-    points = deployment_minute_points(deployment=deployment, minutes=minutes)
+    now = timezone.now()
+    points = deployment_minute_points(deployment=deployment, minutes=minutes, now=now)
     xs = [p.minute.isoformat() for p in points]
+    window = [(now - timedelta(minutes=minutes)).isoformat(), (now + timedelta(minutes=1)).isoformat()]
     traffic = {
         "data": [
-            {"type": "bar", "x": xs, "y": [p.requests for p in points], "name": "requests/min",
+            {"type": "bar", "x": xs, "y": [p.requests for p in points], "name": "requests/min", "xperiod": 60000,
              "marker": {"color": "#3b6ea5"}},
             {"type": "scatter", "mode": "lines+markers", "x": xs, "y": [round(100 * p.error_rate, 2) for p in points],
              "name": "error rate %", "yaxis": "y2", "line": {"color": "#c0392b"}},
@@ -106,7 +108,7 @@ def deployment_charts(*, deployment: Deployment, minutes: int = 60) -> dict:
                    "yaxis": {"title": {"text": "requests"}, "rangemode": "tozero"},
                    "yaxis2": {"title": {"text": "errors %"}, "overlaying": "y", "side": "right",
                               "rangemode": "tozero"},
-                   "legend": {"orientation": "h", "y": -0.25}, "xaxis": {"type": "date"}},
+                   "legend": {"orientation": "h", "y": -0.25}, "xaxis": {"type": "date", "range": window}},
     }
     latency = {
         "data": [
@@ -115,7 +117,7 @@ def deployment_charts(*, deployment: Deployment, minutes: int = 60) -> dict:
         ],
         "layout": {"height": 280, "title": {"text": "Latency (ms)"},
                    "yaxis": {"title": {"text": "ms"}, "rangemode": "tozero"},
-                   "legend": {"orientation": "h", "y": -0.25}, "xaxis": {"type": "date"}},
+                   "legend": {"orientation": "h", "y": -0.25}, "xaxis": {"type": "date", "range": window}},
     }
     totals = {"requests": sum(p.requests for p in points), "errors": sum(p.errors for p in points),
               "rows": sum(p.rows for p in points)}
