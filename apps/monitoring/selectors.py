@@ -94,7 +94,7 @@ def drift_heatmap(windows: list[MonitoringWindow], stats: list[FeatureWindowStat
         z[fi[s.feature]][index[s.window_id]] = round(s.score, 4)
         text[fi[s.feature]][index[s.window_id]] = "drifted" if s.drifted else ""
     return {"data": [{"type": "heatmap", "z": z, "x": [_label(w) for w in windows], "y": features, "text": text,
-                      "colorscale": "YlOrRd", "zmin": 0, "zmax": 0.5,
+                      "colorscale": "YlOrRd", "reversescale": True, "zmin": 0, "zmax": 0.5,
                       "hovertemplate": "%{y} @ %{x}<br>score %{z}<br>%{text}<extra></extra>",
                       "colorbar": {"title": {"text": "score"}}}],
             "layout": {"height": 120 + 28 * max(len(features), 1), "xaxis": {"type": "category"},
@@ -126,7 +126,9 @@ def performance_over_time(windows: list[MonitoringWindow], metric: str = "accura
                                            for v in vals],
                                  "arrayminus": [(v["value"] - v["low"]) if v.get("low") is not None else None
                                                 for v in vals]}})
-    return {"data": data, "layout": {"height": 280, "xaxis": {"type": "category"}, "legend": {"orientation": "h"}}}
+    has_values = any(v is not None for trace in data for v in trace["y"])
+    return {"data": data, "has_values": has_values,
+            "layout": {"height": 280, "xaxis": {"type": "category"}, "legend": {"orientation": "h"}}}
 
 
 def volume_latency(windows: list[MonitoringWindow]) -> dict:
@@ -144,17 +146,21 @@ def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
     ref = histogram.get("reference") or []
     cur = histogram.get("current") or []
     rs, cs = (sum(ref) or 1), (sum(cur) or 1)
+    xaxis: dict = {"type": "category"}
     if kind == "numeric":
         edges = histogram.get("edges") or []
-        x = [f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
+        x = [round((edges[i] + edges[i + 1]) / 2, 6) for i in range(len(edges) - 1)]
+        xaxis = {"type": "linear", "title": {"text": "value (bins: reference quantiles)"}}
     else:
         x = [str(c) for c in histogram.get("categories") or []]
+    hover = "%{x}: %{y:.1%}<extra>%{fullData.name}</extra>"
     return {"data": [{"type": "bar", "name": "reference", "x": x, "y": [r / rs for r in ref],
-                      "marker": {"color": "#9aa5b1"}},
+                      "marker": {"color": "#9aa5b1"}, "hovertemplate": hover},
                      {"type": "bar", "name": "current", "x": x, "y": [c / cs for c in cur],
-                      "marker": {"color": "#d9822b"}}],
-            "layout": {"height": 300, "barmode": "group", "title": {"text": title},
-                       "xaxis": {"type": "category"}, "yaxis": {"tickformat": ".0%"}, "legend": {"orientation": "h"}}}
+                      "marker": {"color": "#d9822b"}, "hovertemplate": hover}],
+            "layout": {"height": 300, "barmode": "group", "title": {"text": title}, "margin": {"t": 40},
+                       "xaxis": xaxis, "yaxis": {"tickformat": ".0%"},
+                       "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"}}}
 
 
 def feature_over_time(windows: list[MonitoringWindow], stats: list[FeatureWindowStat]) -> dict:
@@ -198,6 +204,13 @@ def feature_context(*, deployment: Deployment, windows: list[MonitoringWindow], 
     if not stats:
         return {"feature": feature}
     latest = max(stats, key=lambda s: (s.window.end, s.window_id))
-    return {"feature": feature, "feature_stat": latest,
+    shown = []
+    for key, value in latest.stats.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "none"
+        shown.append((key.replace("_", " "), value))
+    return {"feature": feature, "feature_stat": latest, "feature_stats_shown": shown,
             "fig_feature_hist": histogram_figure(latest.kind, latest.histogram, f"{feature}: reference vs latest window"),
             "fig_feature_time": feature_over_time(windows, stats)}
