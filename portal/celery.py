@@ -13,6 +13,7 @@ WORKER_MODULES = [
     "workers.deployments",
     "workers.monitoring",
     "workers.training",
+    "workers.readiness",
 ]
 
 app = Celery("slipway", include=WORKER_MODULES)

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.registry",
     "apps.deployments",
     "apps.monitoring",
+    "apps.readiness",
 ]
 
 MIDDLEWARE = [
@@ -240,3 +241,10 @@ MONITORING_WEBHOOK_TIMEOUT_S = env.float("MONITORING_WEBHOOK_TIMEOUT_S", default
 MONITORING_WEBHOOK_BACKOFF_S = env.float("MONITORING_WEBHOOK_BACKOFF_S", default=10.0)
 CELERY_BEAT_SCHEDULE["monitoring-tick"] = {"task": "workers.monitoring.monitoring_tick",
                                            "schedule": MONITORING_TICK_SECONDS}
+
+# --- readiness ---
+# A dated readiness snapshot of every active project once a day (the portfolio's trend reads them).
+CELERY_BEAT_SCHEDULE["readiness-snapshot-daily"] = {
+    "task": "workers.readiness.readiness_snapshot_daily",
+    "schedule": env.int("READINESS_SNAPSHOT_SECONDS", default=3600),  # hourly check; one snapshot per project per day
+}

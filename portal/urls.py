@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("apps.registry.urls")),
     path("", include("apps.deployments.urls")),
     path("", include("apps.monitoring.urls")),
+    path("", include("apps.readiness.urls")),
 ]
 
 handler404 = "apps.common.views.page_not_found"

@@ -18,7 +18,6 @@ urlpatterns = [
     path("projects/<slug:project>/audit/export/", views.audit_export, name="audit-export"),
     path("projects/<slug:project>/audit/export/<uuid:job_id>.csv", views.audit_export_download,
          name="audit-export-download"),
-    path("projects/<slug:project>/readiness/", views.readiness, name="readiness"),
     path("jobs/<uuid:job_id>/", views.job_status, name="job-status"),
     path("jobs/<uuid:job_id>/cancel/", views.job_cancel_view, name="job-cancel"),
     path("account/tokens/", views.token_list, name="token-list"),

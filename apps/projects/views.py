@@ -203,15 +203,6 @@ def audit_export_download(request, project, job_id):
     return response
 
 
-@project_view("readiness.view")
-def readiness(request, project):
-    return render(request, "common/empty_tab.html", {
-        "project": project, "tab": "readiness", "title": "Readiness",
-        "message": "The readiness assessment is computed from the feature store, registry, deployments and "
-                   "monitoring once they hold records for this project.",
-    })
-
-
 @user_view
 def job_status(request, job_id):
     job = job_get_for_user(user=request.user, job_id=job_id)
