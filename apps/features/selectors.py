@@ -138,3 +138,16 @@ def feature_view_freshness_list(*, project) -> list[dict]:
 
     return [{"view": v.name, "version": v.version, "online": v.online, **feature_view_freshness(view=v)}
             for v in project.feature_views.filter(is_current=True).select_related("source")]
+
+
+def training_set_models(*, training_set: TrainingSet) -> list:
+    """Objects of other apps (the registry's model versions) that point at this training set: lineage."""
+    out = []
+    for rel in training_set._meta.related_objects:
+        if not rel.one_to_many:
+            continue
+        try:
+            out.extend(getattr(training_set, rel.get_accessor_name()).all()[:50])
+        except Exception:  # noqa: BLE001 - an app's relation we cannot read is just not listed
+            continue
+    return out

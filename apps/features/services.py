@@ -607,7 +607,8 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
 
     ``entity_keys`` items are scalars (when the set's views share one join key) or dicts
     ``{join_key: value}`` (one entry per join key of the set). ``as_of`` (default now) is the time the TTL
-    is judged at. Each result::
+    is judged at; the store holds the values available at the view's last materialization (the lookup
+    does not travel back in time: use ``training_set_build_frame`` for that). Each result::
 
         {"entity": {"customer_id": "c1"},
          "values": {"amount_mean_7d": 12.5, "n_tx_24h": None, ...},       # feature set order
@@ -816,6 +817,8 @@ def training_set_build_run(*, job: Job) -> dict:
     TrainingSet.objects.filter(pk=ts.pk).update(status=TrainingSetStatus.BUILDING, error="")
     try:
         job_progress(job=job, progress=5, message="Reading the label file")
+        if not artifact_store().exists(ts.label_artifact_key):
+            raise NotFound("The stored label file of this training set is missing; upload it again")
         labels = pl.read_parquet(artifact_store().path(ts.label_artifact_key))
         job_progress(job=job, progress=20, message=f"Point-in-time join of {labels.height:,} label rows")
         result, used_versions = training_set_join(feature_set=ts.feature_set, labels=labels,

@@ -229,7 +229,8 @@ def training_set_detail(request, project, name: str):
     ts = selectors.training_set_get(project=project, name=name)
     final = ts.status in ("ready", "failed")
     ctx = _ctx(request, project, ts=ts, job=ts.job, final=final, figures=_figures(ts.stats or {}, "ts") if final else [],
-               leakage_rows=_leakage_rows(ts), source_versions=ts.source_versions.select_related("source"))
+               leakage_rows=_leakage_rows(ts), source_versions=ts.source_versions.select_related("source"),
+               models=selectors.training_set_models(training_set=ts))
     if request.htmx:
         return render(request, "features/_trainingset_report.html", ctx, status=HTMX_STOP_POLLING if final else 200)
     return render(request, "features/trainingset_detail.html", ctx)

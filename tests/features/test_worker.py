@@ -38,12 +38,17 @@ def test_training_set_build_job_stores_parquet_and_report(celery_worker, project
 
 
 def test_failed_build_marks_the_training_set_failed(celery_worker, project, users):
-    store = make_feature_store(project=project, actor=users["owner"])
-    ts = services.training_set_request(project=project, actor=users["owner"], name="ts-broken",
-                                       feature_set=store.feature_set, labels_upload=csv_bytes(labels_frame(store)))
-    from apps.common.storage import artifact_store
+    """A label artifact that went missing: the job fails with its error and the set is marked failed.
+    (Artifacts are content-addressed and shared, so the test points at a missing key instead of
+    damaging a stored file.)"""
+    from apps.projects.services import job_create
 
-    artifact_store().path(ts.label_artifact_key).write_bytes(b"not parquet any more")
-    job = wait_for_job(ts.job_id)
-    assert job.status == JobStatus.FAILED
+    store = make_feature_store(project=project, actor=users["owner"])
+    ts = TrainingSet.objects.create(project=project, name="ts-broken", feature_set=store.feature_set,
+                                    label_artifact_key="00/does-not-exist.parquet", label_sha256="0" * 64,
+                                    timestamp_column="event_timestamp", label_columns=["is_fraud"])
+    job = job_create(kind="features.training_set", actor=users["owner"], project=project,
+                     params={"training_set_id": ts.pk}, task="workers.features.training_set_build_run")
+    job = wait_for_job(job.pk)
+    assert job.status == JobStatus.FAILED and "label file" in job.error
     assert TrainingSet.objects.get(pk=ts.pk).status == "failed"
