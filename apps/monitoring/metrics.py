@@ -16,6 +16,13 @@ log = logging.getLogger(__name__)
 
 
 class MonitoringCollector:
+    NAMES = ("slipway_drift_share", "slipway_drift_feature_score", "slipway_drift_domain_auc",
+             "slipway_drift_prediction_score", "slipway_model_performance", "slipway_alerts_open")
+
+    def describe(self):
+        """Names only: registering must not touch the database (prometheus_client calls this)."""
+        return [GaugeMetricFamily(name, name) for name in self.NAMES]
+
     def collect(self):
         from django.db import DatabaseError
 

@@ -371,6 +371,8 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
             window.prediction_score = p.score
             window.prediction_drifted = p.drifted
             window.prediction_stats = {"kind": p.kind, "stats": p.stats, "histogram": p.histogram}
+        if not ms.calibration and isinstance(sample, dict) and positive is not None:
+            _calibrate_from_sample(ms, sample, positive)
         if ms.calibration and scores is not None:
             cal = performance.Calibrator.from_dict(ms.calibration)
             ok = scores[~np.isnan(scores)]
@@ -390,6 +392,20 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
     if evaluate:
         alert_rules_evaluate(deployment=deployment, now=max(end, timezone.now()))
     return window
+
+
+def _calibrate_from_sample(ms: MonitorSettings, sample: dict, positive) -> None:
+    """CBPE calibrator from the reference profile's sample (scores + true labels), when it has both."""
+    scores, labels = sample.get("score"), sample.get("label")
+    if not scores or not labels or len(scores) != len(labels):
+        return
+    y = [1 if str(v) == str(positive) else 0 for v in labels]
+    if len(set(y)) < 2 or len(y) < 50:
+        return
+    ms.calibration = performance.calibrator_fit(scores, y).to_dict()
+    ms.calibration_source = f"reference profile sample ({len(y)} rows)"
+    MonitorSettings.objects.filter(pk=ms.pk).update(calibration=ms.calibration,
+                                                    calibration_source=ms.calibration_source)
 
 
 def _realized_fill(window: MonitoringWindow) -> None:

@@ -11,7 +11,9 @@ dict, stored on ``ModelVersion.reference_profile``::
         "<feature name>": <column profile>,   # one per contract feature, in contract order
         ...
       },
-      "prediction": <column profile> | null   # the model's output on the same rows
+      "prediction": <column profile> | null,  # the model's output on the same rows
+      "sample": {...}                         # optional (added for monitoring): a bounded raw sample of
+                                              # the rows, see ``reference_sample``
     }
 
 A column profile is one of::
@@ -146,7 +148,38 @@ def prediction_column(predictions=None, probabilities=None) -> tuple[str, np.nda
     return "categorical", preds
 
 
-def build_reference_profile(df: pd.DataFrame, contract: list[dict], predictions=None, probabilities=None) -> dict:
+def reference_sample(df: pd.DataFrame, contract: list[dict], *, rows: int = 1000, seed: int = 0, scores=None,
+                     labels=None) -> dict:
+    """A bounded, seeded raw sample of the reference rows (added for monitoring; backwards-compatible).
+
+    Monitoring's domain classifier (multivariate drift) needs joint rows, not marginals; CBPE needs
+    the model's positive-class ``scores`` and the true ``labels`` to calibrate on. Shape::
+
+        {"n": k, "features": {name: [value or null, ...]}, "score": [...] | absent, "label": [...] | absent}
+    """
+    n = len(df)
+    k = min(n, max(int(rows), 0))
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False)) if k < n else np.arange(n)
+    features = {}
+    for column in contract:
+        name = column["name"]
+        values = df[name].to_numpy()[idx]
+        if column.get("type", "float") in NUMERIC_TYPES:
+            arr = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").to_numpy(dtype="float64",
+                                                                                               na_value=np.nan)
+            features[name] = [float(v) if math.isfinite(v) else None for v in arr]
+        else:
+            features[name] = [None if pd.isna(v) else _category_label(v) for v in values]
+    out: dict = {"n": int(k), "features": features}
+    if scores is not None:
+        out["score"] = [float(v) for v in np.asarray(scores, dtype=float)[idx]]
+    if labels is not None:
+        out["label"] = [_category_label(v) for v in np.asarray(labels, dtype=object)[idx]]
+    return out
+
+
+def build_reference_profile(df: pd.DataFrame, contract: list[dict], predictions=None, probabilities=None, *,
+                            labels=None, sample_rows: int = 1000, seed: int = 0) -> dict:
     """Profile every contract feature of ``df`` (and the model output, when given); see the docstring.
 
     ``contract`` is the model's input contract ``[{"name": ..., "type": "float"|"int"|"bool"|"str"}]``;
@@ -165,5 +198,9 @@ def build_reference_profile(df: pd.DataFrame, contract: list[dict], predictions=
     if chosen is not None:
         kind, values = chosen
         prediction = profile_numeric(values) if kind == "numeric" else profile_categorical(values)
-    return {"version": PROFILE_VERSION, "n_rows": int(len(df)), "source": "", "features": features,
-            "prediction": prediction}
+    profile = {"version": PROFILE_VERSION, "n_rows": int(len(df)), "source": "", "features": features,
+               "prediction": prediction}
+    if sample_rows:
+        scores = chosen[1] if chosen is not None and chosen[0] == "numeric" and probabilities is not None else None
+        profile["sample"] = reference_sample(df, contract, rows=sample_rows, seed=seed, scores=scores, labels=labels)
+    return profile

@@ -26,8 +26,9 @@ def make_deployment(project, owner, *, slug="fraud-scorer", seed=0):
 
     rng = np.random.default_rng(seed)
     df, score = world(rng, 5000)
+    labels = (rng.random(len(score)) < score).astype(int)  # the model is calibrated by construction
     profile = build_reference_profile(df, CONTRACT, predictions=(score >= 0.5).astype(int),
-                                      probabilities=np.column_stack([1 - score, score]))
+                                      probabilities=np.column_stack([1 - score, score]), labels=labels)
     model = RegisteredModel.objects.create(project=project, name=f"{slug}-model", task="binary_classification",
                                            input_contract=CONTRACT, created_by=owner)
     version = ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="test",

@@ -32,6 +32,8 @@ def test_tick_computes_due_windows_and_flags_the_drifted_feature(deployment):
     assert first.n_rows == 3000 and first.n_drifted == 0
     assert {f.feature for f in second.features.filter(drifted=True)} == {"amount"}
     assert second.prediction_drifted and second.latency_p95_ms > 0
+    assert first.domain_auc < 0.6 < second.domain_auc  # the domain classifier ran on the profile's sample
+    assert first.estimated["accuracy"]["value"] > 0.5  # CBPE calibrated on the profile's sample
     amount = second.features.get(feature="amount")
     assert amount.stats["ks_pvalue"] < 0.05 and len(amount.histogram["current"]) == len(amount.histogram["edges"]) - 1
     # a repeated tick is a no-op
