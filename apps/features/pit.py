@@ -159,8 +159,9 @@ def prepare_view(features: pl.DataFrame, spec: ViewSpec) -> Prepared:
         avail = pl.max_horizontal(avail, pl.col(spec.written_at_column).fill_null(avail))
     table = table.with_columns(event.alias(_EVENT), avail.alias(_AVAIL))
     extra = [spec.written_at_column] if spec.written_at_column else []
-    keys = table.select(spec.entity_column, _EVENT, _AVAIL, *extra).with_row_index(_ORIG) \
-        .filter(pl.col(spec.entity_column).is_not_null() & pl.col(_EVENT).is_not_null())
+    keys = table.select(spec.entity_column, _EVENT, _AVAIL, *extra).with_row_index(_ORIG)
+    if keys.get_column(spec.entity_column).null_count() or keys.get_column(_EVENT).null_count():
+        keys = keys.filter(pl.col(spec.entity_column).is_not_null() & pl.col(_EVENT).is_not_null())
     if spec.written_at_column:
         # Availability is not monotone in event time: rank rows by (event, written-at, file order) — a
         # global rank orders each entity's rows correctly — and carry the best rank seen so far along
