@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from apps.common.errors import NotFound
 from apps.projects.access import api_permission
@@ -175,7 +175,7 @@ def shadow_run_start(request, project: str, deployment: str, payload: ShadowRunI
     dep = _dep(request, project, deployment, "shadow.manage")
     run = shadow.shadow_run_start(deployment=dep, actor=request.auth, candidate=_version(dep, payload.candidate_id),
                                   backfill_hours=payload.backfill_hours)
-    return 201, _run_out(run)
+    return Status(201, _run_out(run))
 
 
 @router.get("/projects/{project}/shadow-runs/{run_id}", response=ShadowRunOut)
@@ -194,7 +194,7 @@ def shadow_run_stop(request, project: str, run_id: int):
 @api_permission("shadow.manage")
 def shadow_run_score(request, project: str, run_id: int):
     job = shadow.shadow_run_score_request(run=_run(request, project, run_id, "shadow.manage"), actor=request.auth)
-    return 202, {"job_id": str(job.pk), "status": job.status, "status_url": f"/api/v1/jobs/{job.pk}"}
+    return Status(202, {"job_id": str(job.pk), "status": job.status, "status_url": f"/api/v1/jobs/{job.pk}"})
 
 
 # --- promotion requests --------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def promotion_open(request, project: str, deployment: str, payload: PromotionIn)
     req = promotion.promotion_request_open(deployment=dep, actor=request.auth,
                                            candidate=_version(dep, payload.candidate_id),
                                            justification=payload.justification)
-    return 201, _req_out(req)
+    return Status(201, _req_out(req))
 
 
 @router.get("/projects/{project}/promotions/{pk}", response=PromotionOut)
@@ -252,7 +252,7 @@ def promotion_withdraw(request, project: str, pk: int):
 def promotion_review(request, project: str, pk: int, payload: ReviewIn):
     req = _req(request, project, pk, "promotion.review")
     promotion.promotion_request_review(request=req, reviewer=request.auth, **payload.dict())
-    return 201, _req_out(promotion.promotion_request_get(project=req.project, pk=pk))
+    return Status(201, _req_out(promotion.promotion_request_get(project=req.project, pk=pk)))
 
 
 @router.post("/projects/{project}/deployments/{deployment}/rollback")

@@ -13,4 +13,6 @@ if not any(prefix == "" and "api_promotion" in str(r) for prefix, r in getattr(a
 
 from portal.urls import urlpatterns as _base  # noqa: E402
 
-urlpatterns = [path("", include("apps.deployments.urls_promotion")), path("api/v1/", api.urls), *_base]
+_at = next(i for i, p in enumerate(_base) if str(p.pattern) == "api/v1/")
+urlpatterns = [path("", include("apps.deployments.urls_promotion")), *_base[:_at], path("api/v1/", api.urls),
+               *_base[_at:]]
