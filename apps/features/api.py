@@ -32,6 +32,11 @@ router = Router(tags=["features"])
 P = "/projects/{project}"
 
 
+def _page(qs, limit: int, offset: int):
+    limit, offset = max(1, min(limit, 500)), max(0, offset)
+    return qs[offset : offset + limit]
+
+
 def _project(request, project: str, action: str):
     return project_get_for_user(user=request.auth, slug=project, action=action)
 
@@ -100,8 +105,8 @@ def _ts_out(ts) -> dict:
 
 @router.get(P + "/entities", response=list[EntityOut])
 @api_permission("feature.view")
-def list_entities(request, project: str):
-    return list(selectors.entity_list(project=_project(request, project, "feature.view")))
+def list_entities(request, project: str, limit: int = 100, offset: int = 0):
+    return list(_page(selectors.entity_list(project=_project(request, project, "feature.view")), limit, offset))
 
 
 @router.post(P + "/entities", response={201: EntityOut})
@@ -116,9 +121,9 @@ def create_entity(request, project: str, payload: EntityIn):
 
 @router.get(P + "/sources", response=list[SourceOut])
 @api_permission("feature.view")
-def list_sources(request, project: str):
+def list_sources(request, project: str, limit: int = 100, offset: int = 0):
     out = []
-    for s in selectors.data_source_list(project=_project(request, project, "feature.view")):
+    for s in _page(selectors.data_source_list(project=_project(request, project, "feature.view")), limit, offset):
         v = s.latest_version
         out.append({"name": s.name, "description": s.description, "latest_version": v.version if v else None,
                     "row_count": v.row_count if v else None, "columns": v.schema if v else [], "created_at": s.created_at})
@@ -137,9 +142,9 @@ def upload_source(request, project: str, name: str, file: File[UploadedFile], de
 
 @router.get(P + "/sources/{name}/versions", response=list[SourceVersionOut])
 @api_permission("feature.view")
-def list_source_versions(request, project: str, name: str):
+def list_source_versions(request, project: str, name: str, limit: int = 100, offset: int = 0):
     source = selectors.data_source_get(project=_project(request, project, "feature.view"), name=name)
-    return [_version_out(v) for v in source.versions.all()]
+    return [_version_out(v) for v in _page(source.versions.all(), limit, offset)]
 
 
 # --- feature views --------------------------------------------------------------------------------
@@ -161,10 +166,11 @@ def _view_args(obj, payload) -> dict:
 @router.get(P + "/feature-views", response=list[FeatureViewOut])
 @api_permission("feature.view")
 def list_feature_views(request, project: str, search: str = "", entity: str = "", owner: str = "", mode: str = "",
-                       tag: str = ""):
+                       tag: str = "", limit: int = 100, offset: int = 0):
+    """The catalog: current views, filtered by search text, entity, owner, mode (online/batch) and tag."""
     obj = _project(request, project, "feature.view")
     qs = selectors.feature_view_list(project=obj, search=search, entity=entity, owner=owner, mode=mode, tag=tag)
-    return [_view_out(v) for v in qs]
+    return [_view_out(v) for v in _page(qs, limit, offset)]
 
 
 @router.post(P + "/feature-views", response={201: FeatureViewOut})
@@ -196,9 +202,11 @@ def update_feature_view(request, project: str, name: str, payload: FeatureViewPa
 @router.post(P + "/feature-views/{name}/materialize", response={202: dict})
 @api_permission("feature.edit")
 def materialize_feature_view(request, project: str, name: str):
+    """Start a materialization job (202). A retry with the same ``Idempotency-Key`` returns the same job."""
     obj = _project(request, project, "feature.edit")
     job = services.feature_view_materialize_request(view=selectors.feature_view_get(project=obj, name=name),
-                                                    actor=request.auth)
+                                                    actor=request.auth,
+                                                    idempotency_key=request.headers.get("Idempotency-Key"))
     return 202, {"job_id": str(job.pk), "status": job.status}
 
 
@@ -214,8 +222,9 @@ def feature_view_freshness(request, project: str, name: str):
 
 @router.get(P + "/feature-sets", response=list[FeatureSetOut])
 @api_permission("feature.view")
-def list_feature_sets(request, project: str):
-    return [_set_out(fs) for fs in selectors.feature_set_list(project=_project(request, project, "feature.view"))]
+def list_feature_sets(request, project: str, limit: int = 100, offset: int = 0):
+    qs = selectors.feature_set_list(project=_project(request, project, "feature.view"))
+    return [_set_out(fs) for fs in _page(qs, limit, offset)]
 
 
 @router.post(P + "/feature-sets", response={201: FeatureSetOut})
@@ -256,8 +265,9 @@ def online_lookup(request, project: str, name: str, payload: OnlineIn):
 
 @router.get(P + "/training-sets", response=list[TrainingSetOut])
 @api_permission("feature.view")
-def list_training_sets(request, project: str):
-    return [_ts_out(ts) for ts in selectors.training_set_list(project=_project(request, project, "feature.view"))]
+def list_training_sets(request, project: str, limit: int = 100, offset: int = 0):
+    qs = selectors.training_set_list(project=_project(request, project, "feature.view"))
+    return [_ts_out(ts) for ts in _page(qs, limit, offset)]
 
 
 @router.post(P + "/training-sets", response={202: TrainingSetOut})

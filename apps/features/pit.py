@@ -187,7 +187,11 @@ def asof_rows(labels: pl.DataFrame, prepared: Prepared, spec: ViewSpec) -> pl.Se
     key_dtype = prepared.right.schema[spec.entity_column]
     left = labels.select(_ROW, _T, pl.col(spec.label_key).alias("__pit_key"))
     if left.schema["__pit_key"] != key_dtype:
+        before = left.get_column("__pit_key").null_count()
         left = left.with_columns(pl.col("__pit_key").cast(key_dtype, strict=False))
+        if left.get_column("__pit_key").null_count() > before:
+            raise PitError(f"Column {spec.label_key!r} holds {labels.schema[spec.label_key]} keys that do not match "
+                           f"the {key_dtype} keys of view {spec.name!r}", column=spec.label_key)
     left = left.sort(_T)
     right = prepared.right.rename({spec.entity_column: "__pit_key", _AVAIL: _T})
     joined = left.join_asof(right, on=_T, by="__pit_key", strategy="backward", check_sortedness=False)

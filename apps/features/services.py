@@ -538,11 +538,16 @@ def feature_view_materialize(*, view: FeatureView, as_of: datetime | None = None
             "newest_event_time": newest.isoformat() if newest else None}
 
 
-def feature_view_materialize_request(*, view: FeatureView, actor) -> Job:
+def feature_view_materialize_request(*, view: FeatureView, actor, idempotency_key: str | None = None) -> Job:
     _require(actor, view.project, "feature.edit")
     if not view.online:
         raise InvalidInput(f"View {view.name!r} is batch-only: only online views are materialized")
-    job = job_create(kind="features.materialize", actor=actor, project=view.project,
+    if idempotency_key:
+        idempotency_key = f"features.materialize:{view.pk}:{actor.pk}:{idempotency_key[:60]}"
+        existing = Job.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    job = job_create(kind="features.materialize", actor=actor, project=view.project, idempotency_key=idempotency_key,
                      title=f"Materialize {view.name} v{view.version}", params={"view_id": view.pk},
                      task="workers.features.feature_view_materialize_run",
                      target_url=reverse("features:view-detail", args=[view.project.slug, view.name]))

@@ -87,3 +87,12 @@ def test_patch_of_used_view_makes_version_2(store, users, api_client):
                                          content_type="application/json")
     assert r.status_code == 200 and r.json()["version"] == 2
     assert api_client(users["owner"]).get(f"{BASE}/feature-views/customer_stats?version=1").json()["version"] == 1
+
+
+def test_lists_are_paginated_and_materialize_is_idempotent(store, users, api_client):
+    c = api_client(users["owner"])
+    assert len(c.get(f"{BASE}/feature-views", {"limit": 1}).json()) == 1
+    assert c.get(f"{BASE}/feature-views", {"offset": 5}).json() == []
+    r1 = c.post(f"{BASE}/feature-views/customer_stats/materialize", headers={"Idempotency-Key": "abc"})
+    r2 = c.post(f"{BASE}/feature-views/customer_stats/materialize", headers={"Idempotency-Key": "abc"})
+    assert r1.status_code == r2.status_code == 202 and r1.json()["job_id"] == r2.json()["job_id"]

@@ -146,3 +146,13 @@ def test_leakage_report_counts_future_and_unavailable_values():
 def test_pit_module_imports_no_django():
     code = "import apps.features.pit, apps.features.tabular, sys; assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_label_keys_of_another_type_are_refused_naming_the_column():
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),))
+    features = pl.DataFrame({"k": [1, 2], "e": [T0, T0], "x": [1, 2]})
+    ok = pit.point_in_time_join(pl.DataFrame({"k": ["1", "3"], "t": [T0, T0]}), [(spec, features)], timestamp_column="t")
+    assert ok.frame.get_column("x").to_list() == [1, None]  # "1" casts to 1; "3" is just unknown
+    with pytest.raises(pit.PitError, match="'k' holds String keys that do not match the Int64 keys") as err:
+        pit.point_in_time_join(pl.DataFrame({"k": ["c1"], "t": [T0]}), [(spec, features)], timestamp_column="t")
+    assert err.value.column == "k"
