@@ -117,6 +117,8 @@ class ModelVersion(models.Model):
                                    on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     validated_at = models.DateTimeField(null=True, blank=True)
+    # Set by the worker that runs the validation, so a duplicate delivery waits instead of racing it.
+    validation_claimed_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
     job = models.ForeignKey("projects.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 

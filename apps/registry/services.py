@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from datetime import timedelta
 from typing import BinaryIO
 
 from django.conf import settings
@@ -343,6 +345,8 @@ def model_version_validate(*, job: Job) -> dict:
         raise NotFound("The version to validate no longer exists")
     if version.status != VersionStatus.VALIDATING:
         return {"version_id": version.pk, "status": version.status}
+    if not _claim_validation(version):
+        return _wait_for_other_validation(version)
 
     def progress(pct: int, message: str) -> None:
         job_progress(job=job, progress=pct, message=message)
@@ -370,6 +374,27 @@ def model_version_validate(*, job: Job) -> dict:
                      details={"serving_format": version.serving_format, "onnx_verified": version.onnx_verified,
                               "metrics": version.metrics})
     return {"version_id": version.pk, "status": version.status, "serving_format": version.serving_format}
+
+
+def _claim_validation(version: ModelVersion) -> bool:
+    """Claim the validation of ``version``; a claim older than the task time limit is stale (crashed)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    return bool(ModelVersion.objects.filter(pk=version.pk, status=VersionStatus.VALIDATING).filter(
+        Q(validation_claimed_at__isnull=True) | Q(validation_claimed_at__lt=stale)).update(validation_claimed_at=now))
+
+
+def _wait_for_other_validation(version: ModelVersion) -> dict:
+    """A duplicate delivery of the same job: wait for the running validation instead of racing it."""
+    deadline = time.monotonic() + settings.CELERY_TASK_TIME_LIMIT
+    while time.monotonic() < deadline:
+        version.refresh_from_db(fields=["status", "status_reason"])
+        if version.status != VersionStatus.VALIDATING:
+            break
+        time.sleep(0.5)
+    if version.status == VersionStatus.REJECTED:
+        raise InvalidInput(f"Rejected: {version.status_reason}")
+    return {"version_id": version.pk, "status": version.status}
 
 
 def model_version_reject(*, version: ModelVersion, reason: str, step: str = "") -> ModelVersion:
