@@ -55,7 +55,8 @@ class FeatureViewForm(forms.Form):
                                         help_text="Materialization schedule for online views (" + DURATION_HELP + ")")
     freshness_sla = forms.CharField(required=False, max_length=40, label="Freshness SLA",
                                     help_text="Maximum age of the newest value before the SLA is breached")
-    owner = forms.ModelChoiceField(queryset=None, required=False, to_field_name="username")
+    owner = forms.ModelChoiceField(queryset=None, required=False, to_field_name="username",
+                                   help_text="Who answers for this view (default: you)")
     tags = forms.CharField(required=False, max_length=400, help_text="Comma-separated")
     description = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
