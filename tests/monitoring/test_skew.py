@@ -1,0 +1,45 @@
+"""Training-serving skew: logged vectors of an entity-key deployment vs the point-in-time join."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from apps.monitoring import services
+from tests.features.factories import make_feature_store
+
+pytestmark = pytest.mark.django_db
+
+
+def test_skew_check_reports_mismatch_rate_per_feature(project, users):
+    from apps.deployments.models import Deployment, PredictionLog
+    from apps.features.services import training_set_build_frame
+    from apps.registry.models import ModelVersion, RegisteredModel
+
+    owner = users["owner"]
+    store = make_feature_store(project=project, actor=owner)
+    contract = [{"name": "amount", "type": "float"}, {"name": "n_tx", "type": "int"}]
+    model = RegisteredModel.objects.create(project=project, name="skewy", task="binary_classification",
+                                           input_contract=contract, feature_set=store.feature_set)
+    version = ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="t",
+                                          artifact_sha256="0" * 64, artifact_format="skops", classes=[0, 1])
+    dep = Deployment.objects.create(project=project, slug="skewy", name="skewy", registered_model=model,
+                                    production_version=version, owner=owner, status="live", input_mode="entity")
+    times = [store.start + timedelta(hours=h, minutes=30) for h in range(3, 23)]
+    keys = [f"c{i % 5}" for i in range(len(times))]
+    import polars as pl
+
+    truth = training_set_build_frame(feature_set=store.feature_set,
+                                     labels=pl.DataFrame({"customer_id": keys, "ts": times}), timestamp_column="ts")
+    rows = []
+    for i, rec in enumerate(truth.iter_rows(named=True)):
+        amount = rec["amount"] + (1.0 if i % 4 == 0 else 0.0)  # every 4th served amount differs
+        rows.append(PredictionLog(request_id=uuid.uuid4(), batch_id=uuid.uuid4(), deployment=dep, version=version,
+                                  created_at=times[i], entity_key=keys[i], inputs={"amount": amount, "n_tx": rec["n_tx"]},
+                                  output=0, probabilities={"0": 0.5, "1": 0.5}, latency_ms=1.0))
+    PredictionLog.objects.bulk_create(rows)
+    skew = services.skew_check(deployment=dep, start=store.start, end=store.end)
+    assert skew == {"amount": 0.25, "n_tx": 0.0}
+    # and it lands on the window, where it is an alertable metric
+    window = services.window_compute(deployment=dep, start=store.start, end=store.end, evaluate=False)
+    assert window.skew == skew and services.window_metric(window, "skew_rate") == 0.25
