@@ -14,6 +14,9 @@ from .schemas import (
     JobOut,
     OutcomesIn,
     OutcomesOut,
+    OverrideIn,
+    SettingsIn,
+    SettingsOut,
     SnoozeIn,
     WindowOut,
 )
@@ -70,3 +73,27 @@ def alert_acknowledge(request, alert_id: int):
 def alert_snooze(request, alert_id: int, payload: SnoozeIn):
     alert = selectors.alert_get_for_user(user=request.auth, alert_id=alert_id)
     return selectors.alert_out(services.alert_snooze(alert=alert, actor=request.auth, minutes=payload.minutes))
+
+
+@router.get("/deployments/{deployment}/monitoring/settings", response=SettingsOut)
+@api_permission("monitoring.view")
+def settings_get(request, deployment: str):
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.view")
+    return selectors.settings_out(deployment=dep)
+
+
+@router.put("/deployments/{deployment}/monitoring/settings", response=SettingsOut)
+@api_permission("monitoring.configure")
+def settings_update(request, deployment: str, payload: SettingsIn):
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.configure")
+    services.monitor_settings_update(deployment=dep, actor=request.auth, **payload.dict())
+    return selectors.settings_out(deployment=dep)
+
+
+@router.post("/deployments/{deployment}/monitoring/overrides", response=SettingsOut)
+@api_permission("monitoring.configure")
+def override_set(request, deployment: str, payload: OverrideIn):
+    """Per-feature thresholds (alpha, wasserstein, js, psi); the reason is required and recorded."""
+    dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.configure")
+    services.threshold_override_set(deployment=dep, actor=request.auth, **payload.dict())
+    return selectors.settings_out(deployment=dep)

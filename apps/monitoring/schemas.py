@@ -98,3 +98,37 @@ class AlertRuleOut(Schema):
     severity: str
     channels: list[str]
     cooldown_minutes: int
+
+
+class SettingsIn(Schema):
+    window_kind: str | None = None
+    window_minutes: int | None = None
+    window_count: int | None = None
+    schedule_enabled: bool | None = None
+    thresholds: dict[str, float] | None = None
+    decision_threshold: float | None = None
+
+
+class OverrideOut(Schema):
+    feature: str
+    values: dict
+    reason: str
+    created_by: str | None = None
+
+
+class SettingsOut(Schema):
+    window_kind: str
+    window_minutes: int
+    window_count: int
+    schedule_enabled: bool
+    thresholds: dict
+    effective_thresholds: dict
+    decision_threshold: float
+    calibration_source: str
+    overrides: list[OverrideOut]
+
+
+class OverrideIn(Schema):
+    feature: str
+    values: dict[str, float]
+    reason: str

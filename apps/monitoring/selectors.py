@@ -10,7 +10,14 @@ from apps.common.errors import NotFound
 from apps.deployments.models import Deployment
 from apps.projects.permissions import can
 
-from .models import Alert, AlertStatus, FeatureWindowStat, MonitoringWindow
+from .models import (
+    Alert,
+    AlertStatus,
+    FeatureWindowStat,
+    MonitoringWindow,
+    MonitorSettings,
+    ThresholdOverride,
+)
 
 ACTIVE = [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]
 WINDOW_CHOICES = (12, 24, 96, 672)
@@ -214,3 +221,22 @@ def feature_context(*, deployment: Deployment, windows: list[MonitoringWindow], 
     return {"feature": feature, "feature_stat": latest, "feature_stats_shown": shown,
             "fig_feature_hist": histogram_figure(latest.kind, latest.histogram, f"{feature}: reference vs latest window"),
             "fig_feature_time": feature_over_time(windows, stats)}
+
+
+def overrides_for(*, deployment: Deployment) -> list[ThresholdOverride]:
+    return list(ThresholdOverride.objects.filter(deployment=deployment).select_related("created_by").order_by("feature"))
+
+
+def settings_out(*, deployment: Deployment) -> dict:
+    from dataclasses import asdict
+
+    from .drift import Thresholds
+
+    ms, _ = MonitorSettings.objects.get_or_create(deployment=deployment)
+    return {"window_kind": ms.window_kind, "window_minutes": ms.window_minutes, "window_count": ms.window_count,
+            "schedule_enabled": ms.schedule_enabled, "thresholds": ms.thresholds,
+            "effective_thresholds": asdict(Thresholds.from_dict(ms.thresholds)),
+            "decision_threshold": ms.decision_threshold, "calibration_source": ms.calibration_source,
+            "overrides": [{"feature": o.feature, "values": o.values, "reason": o.reason,
+                           "created_by": o.created_by.username if o.created_by else None}
+                          for o in overrides_for(deployment=deployment)]}

@@ -39,6 +39,7 @@ def dashboard(request, project, deployment):
            "alerts": selectors.alert_list(deployment=dep, status="active")[:20],
            "can_ack": can(request.user, project, "alert.acknowledge"),
            "can_run": can(request.user, project, "monitoring.run"),
+           "config": selectors.settings_out(deployment=dep),
            **selectors.dashboard_context(deployment=dep, count=_count(request), feature=request.GET.get("feature"))}
     if request.htmx and request.htmx.target == "dashboard-body":
         return render(request, "monitoring/_dashboard_body.html", ctx)

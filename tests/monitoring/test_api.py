@@ -70,3 +70,22 @@ def test_outcomes_100k_batch(deployment, users, api_client):
     r = _post(client, deployment.slug, {"outcomes": items + [{"request_id": str(uuid.uuid4()), "label": 1}]})
     assert r.status_code == 413
     assert Outcome.objects.count() == 100_000
+
+
+def test_settings_and_overrides_api(deployment, users, api_client):
+    client = api_client(users["analyst"])
+    base = f"/api/v1/deployments/{deployment.slug}/monitoring"
+    r = client.put(f"{base}/settings", data=json.dumps({"window_minutes": 5}), content_type="application/json")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "window_minutes"
+    r = client.put(f"{base}/settings", data=json.dumps({"window_minutes": 30, "thresholds": {"alpha": 0.01}}),
+                   content_type="application/json")
+    assert r.status_code == 200 and r.json()["effective_thresholds"]["alpha"] == 0.01
+    r = client.post(f"{base}/overrides", data=json.dumps({"feature": "amount", "values": {"wasserstein": 0.3},
+                                                          "reason": ""}), content_type="application/json")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"
+    r = client.post(f"{base}/overrides", data=json.dumps({"feature": "amount", "values": {"wasserstein": 0.3},
+                                                          "reason": "seasonal"}), content_type="application/json")
+    assert r.json()["overrides"] == [{"feature": "amount", "values": {"wasserstein": 0.3}, "reason": "seasonal",
+                                      "created_by": "analyst"}]
+    assert api_client(users["reviewer"]).put(f"{base}/settings", data="{}",
+                                             content_type="application/json").status_code == 403
