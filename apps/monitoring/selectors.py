@@ -32,7 +32,7 @@ def recent_windows(*, deployment: Deployment, count: int) -> list[MonitoringWind
 
 
 def alert_list(*, deployment: Deployment | None = None, project=None, status: str = "") -> QuerySet[Alert]:
-    qs = Alert.objects.select_related("rule", "deployment", "acknowledged_by")
+    qs = Alert.objects.select_related("rule", "deployment", "acknowledged_by").prefetch_related("notifications")
     if deployment is not None:
         qs = qs.filter(deployment=deployment)
     if project is not None:

@@ -111,3 +111,43 @@ def test_realized_and_estimated_performance_per_window(deployment, users):
     window.refresh_from_db()
     assert window.n_labelled == 2000
     assert abs(window.realized["accuracy"]["value"] - window.estimated["accuracy"]["value"]) < 0.04
+
+
+def test_count_windows(deployment, users):
+    ms = services.monitor_settings_for(deployment)
+    services.monitor_settings_update(deployment=deployment, actor=users["owner"], window_kind="count", window_count=500)
+    ms.refresh_from_db()
+    log_predictions(deployment, n=1200, start=T0, seconds=3000)
+    assert services.monitoring_tick(now=T0 + timedelta(hours=2)) == {"windows": 2}
+    assert sorted(MonitoringWindow.objects.values_list("n_rows", flat=True)) == [500, 500]
+    log_predictions(deployment, n=300, start=T0 + timedelta(hours=1), seconds=60, seed=5)
+    assert services.monitoring_tick(now=T0 + timedelta(hours=2)) == {"windows": 1}
+
+
+def test_webhook_failure_is_recorded_retried_then_failed(deployment, users):
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there
+    services.alert_rule_create(deployment=deployment, actor=users["owner"], name="r", metric="share_drifted",
+                               comparator="gte", threshold=0.0, channels=["webhook"],
+                               webhook_url=f"http://127.0.0.1:{port}/hook", webhook_secret="x")
+    log_predictions(deployment, n=300, start=T0, seconds=600)
+    services.monitoring_tick(now=T0 + timedelta(minutes=16))
+    n = Notification.objects.get()
+    assert services.notification_deliver(notification_id=n.pk) is False
+    n.refresh_from_db()
+    assert n.status == "retrying" and n.attempts == 1 and "Error" in n.error
+    assert services.notification_deliver(notification_id=n.pk, final_attempt=True) is False
+    n.refresh_from_db()
+    assert n.status == "failed" and n.attempts == 2
+
+
+def test_signature_is_hmac_sha256_of_timestamp_dot_body():
+    import hashlib
+    import hmac
+
+    sig = services.webhook_signature("k", "1700000000", b'{"a":1}')
+    assert sig == "sha256=" + hmac.new(b"k", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
