@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import numpy as np
@@ -503,7 +503,7 @@ def performance_refresh(*, deployment_id: int, since: datetime, until: datetime)
 def _floor(t: datetime, minutes: int) -> datetime:
     epoch = int(t.timestamp())
     step = minutes * 60
-    return datetime.fromtimestamp(epoch - epoch % step, tz=t.tzinfo or timezone.UTC)
+    return datetime.fromtimestamp(epoch - epoch % step, tz=t.tzinfo or UTC)
 
 
 def due_time_windows(ms: MonitorSettings, now: datetime) -> list[tuple[datetime, datetime]]:
