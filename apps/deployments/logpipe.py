@@ -97,16 +97,13 @@ def sink(lines: list[bytes]) -> None:
                                       probabilities=probs, latency_ms=rec["l"]))
         per_request.append((key, ids, rec["l"]))
     with transaction.atomic():
-        existing = set()
-        all_ids = [log.request_id for log in logs]
-        for i in range(0, len(all_ids), 2000):
-            existing.update(PredictionLog.objects.filter(request_id__in=all_ids[i:i + 2000])
-                            .values_list("request_id", flat=True))
-        fresh = [log for log in logs if log.request_id not in existing]
-        PredictionLog.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
+        if connection.vendor == "postgresql":
+            inserted = _insert_postgres(logs)
+        else:
+            inserted = _insert_orm(logs)
         agg: dict[tuple, dict] = {}
         for key, ids, latency in per_request:
-            new_rows = sum(1 for rid in ids if rid not in existing)
+            new_rows = sum(1 for rid in ids if rid in inserted)
             if not new_rows:
                 continue
             a = agg.setdefault(key, {"requests": 0, "rows": 0, "errors": 0, "lat": 0.0, "hist": stats.empty_hist()})
@@ -126,6 +123,49 @@ def sink(lines: list[bytes]) -> None:
             stat.latency_sum_ms += a["lat"]
             stat.latency_hist = stats.merge(list(stat.latency_hist or []), a["hist"])
             stat.save(update_fields=["requests", "rows", "errors", "latency_sum_ms", "latency_hist"])
+
+
+_COLUMNS = ("request_id", "batch_id", "deployment_id", "version_id", "created_at", "entity_key", "inputs", "output",
+            "probabilities", "latency_ms")
+
+
+def _insert_orm(logs: list) -> set:
+    """Portable path (SQLite): skip ids already stored, bulk insert the rest. Returns inserted ids."""
+    from .models import PredictionLog
+
+    existing = set()
+    all_ids = [log.request_id for log in logs]
+    for i in range(0, len(all_ids), 500):
+        existing.update(PredictionLog.objects.filter(request_id__in=all_ids[i:i + 500])
+                        .values_list("request_id", flat=True))
+    fresh = [log for log in logs if log.request_id not in existing]
+    PredictionLog.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+    return {log.request_id for log in fresh}
+
+
+def _insert_postgres(logs: list) -> set:
+    """PostgreSQL: COPY into a temporary table, then INSERT … ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id — one round trip per batch, exact ids of the rows that were new."""
+    if not logs:
+        return set()
+    cols = ", ".join(_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS slipway_predlog_in (request_id uuid, batch_id uuid, deployment_id bigint, "
+            "version_id bigint, created_at timestamptz, entity_key text, inputs jsonb, output jsonb, "
+            "probabilities jsonb, latency_ms double precision) ON COMMIT DELETE ROWS")
+        raw = cursor.cursor  # the psycopg cursor underneath Django's wrapper
+        with raw.copy(f"COPY slipway_predlog_in ({cols}) FROM STDIN") as copy:
+            for log in logs:
+                copy.write_row((log.request_id, log.batch_id, log.deployment_id, log.version_id, log.created_at,
+                                log.entity_key, json.dumps(log.inputs), json.dumps(log.output),
+                                None if log.probabilities is None else json.dumps(log.probabilities),
+                                log.latency_ms))
+        cursor.execute(f"INSERT INTO deployments_predictionlog ({cols}) SELECT {cols} FROM slipway_predlog_in "
+                       "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
+        inserted = {row[0] for row in cursor.fetchall()}
+        cursor.execute("DELETE FROM slipway_predlog_in")
+    return {x if isinstance(x, uuid.UUID) else uuid.UUID(str(x)) for x in inserted}
 
 
 def drain() -> int:

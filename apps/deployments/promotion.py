@@ -24,7 +24,7 @@ import math
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from apps.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -215,7 +215,10 @@ def _reviewers(project: Project, exclude_user_id: int) -> list:
 
 
 def _url(req: PromotionRequest) -> str:
-    path = reverse("promotion:request-detail", kwargs={"project": req.project.slug, "pk": req.pk})
+    try:
+        path = reverse("promotion:request-detail", kwargs={"project": req.project.slug, "pk": req.pk})
+    except NoReverseMatch:  # pages not mounted (e.g. an API-only deployment of the portal)
+        path = f"/projects/{req.project.slug}/promotions/{req.pk}/"
     return settings.SLIPWAY_BASE_URL.rstrip("/") + path
 
 

@@ -14,7 +14,8 @@ def confusion_figure(agreement: dict | None) -> dict | None:
         "data": [{"type": "heatmap", "z": z, "x": [f"candidate {c}" for c in classes],
                   "y": [f"production {c}" for c in classes], "colorscale": "Blues", "showscale": False,
                   "text": [[str(v) for v in row] for row in z], "texttemplate": "%{text}"}],
-        "layout": {"height": 260, "title": {"text": f"Agreement {agreement['rate']:.1%} on {agreement['n']:,} requests"},
+        "layout": {"height": 260, "title": {"text": f"Agreement {agreement['rate']:.1%} (n = {agreement['n']:,})",
+                                             "font": {"size": 14}},
                    "yaxis": {"autorange": "reversed"}, "margin": {"l": 110}},
     }
 
@@ -28,8 +29,8 @@ def difference_figure(difference: dict | None, what: str) -> dict | None:
         "data": [{"type": "bar", "x": mids, "y": difference["counts"], "marker": {"color": "#3b6ea5"},
                   "name": "requests"}],
         "layout": {"height": 260, "bargap": 0.02,
-                   "title": {"text": f"Candidate − production {what} (mean {difference['mean']:+.4f})"},
-                   "xaxis": {"title": {"text": f"difference in {what}"}}, "yaxis": {"title": {"text": "requests"}}},
+                   "title": {"text": f"Difference in {what}", "font": {"size": 14}},
+                   "xaxis": {"title": {"text": f"candidate − production (mean {difference['mean']:+.3f})"}}, "yaxis": {"title": {"text": "requests"}}},
     }
 
 
@@ -49,7 +50,7 @@ def accuracy_figure(mcnemar: dict | None, bootstrap: dict | None) -> dict | None
         return None
     n = (mcnemar or bootstrap or {}).get("n", 0)
     return {"data": data, "layout": {"height": 260, "barmode": "group", "legend": _LEGEND,
-                                     "title": {"text": f"On {n:,} requests with known outcomes"}}}
+                                     "title": {"text": f"With known outcomes (n = {n:,})", "font": {"size": 14}}}}
 
 
 def offline_figure(offline: list[dict]) -> dict | None:
@@ -63,13 +64,13 @@ def offline_figure(offline: list[dict]) -> dict | None:
                  {"type": "bar", "name": "candidate", "x": names, "y": [r["candidate"] for r in rows],
                   "marker": {"color": "#3b6ea5"}}],
         "layout": {"height": 280, "barmode": "group", "legend": _LEGEND,
-                   "title": {"text": "Offline metrics on each version's holdout"}},
+                   "title": {"text": "Offline metrics (holdout)", "font": {"size": 14}}},
     }
 
 
 def comparison_figures(comparison: dict | None, task: str) -> dict:
     c = comparison or {}
-    what = "prediction" if task == "regression" else "positive-class score"
+    what = "prediction" if task == "regression" else "score"
     figs = {"confusion": confusion_figure(c.get("agreement")),
             "difference": difference_figure(c.get("difference"), what),
             "accuracy": accuracy_figure(c.get("mcnemar"), c.get("bootstrap"))}

@@ -13,10 +13,12 @@ import apps.deployments.models_promotion  # noqa: F401  (registers the models be
 MODEL = "fraud-model"
 
 
-def frame(n: int = 1200, seed: int = 0):
+def frame(n: int = 1200, offset: int = 0):
+    """Rows [offset, offset + n) of ONE generated problem: training 0-600, holdout 600-1200, traffic after."""
     from tests.registry.factories import make_classification_frame
 
-    return make_classification_frame(n=n, n_features=4, seed=seed)
+    X, y, names = make_classification_frame(n=4000, n_features=4, seed=0)
+    return X.iloc[offset:offset + n].reset_index(drop=True), y[offset:offset + n], names
 
 
 def weak_estimator(X, y):
@@ -24,7 +26,7 @@ def weak_estimator(X, y):
     from sklearn.linear_model import LogisticRegression
 
     Xw = X.copy()
-    for col in ("f0", "f1", "f2"):
+    for col in ("f1", "f2", "f3"):
         Xw[col] = 0.0
     return LogisticRegression(max_iter=500).fit(Xw, y)
 
@@ -35,11 +37,11 @@ def strong_estimator(X, y):
     return LogisticRegression(max_iter=500).fit(X, y)
 
 
-def versions(project, actor, *, kinds=("weak", "strong"), seed: int = 0):
+def versions(project, actor, *, kinds=("weak", "strong")):
     """READY versions of one model, in order (v1, v2, ...), validated by the real registry service."""
     from tests.registry.factories import register_ready_version
 
-    X, y, names = frame(seed=seed)
+    X, y, names = frame()
     train, hold = slice(0, 600), slice(600, 1200)
     out, model = [], None
     for kind in kinds:
@@ -57,11 +59,11 @@ def deploy(project, owner, version, slug: str = "fraud-api"):
     return serving_deploy(project=project, actor=owner, version=version, slug=slug)
 
 
-def send_traffic(client, slug: str, key: str, n: int = 300, seed: int = 1, batch: int = 100):
+def send_traffic(client, slug: str, key: str, n: int = 300, start: int = 1200, batch: int = 100):
     """POST n rows through the real predict endpoint; returns [(request_id, true_label)] for outcomes."""
     from apps.deployments import logpipe
 
-    X, y, names = frame(n=n, seed=seed)
+    X, y, names = frame(n=n, offset=start)
     pairs = []
     for start in range(0, n, batch):
         rows = X.iloc[start:start + batch].to_dict(orient="records")

@@ -13,6 +13,8 @@ from apps.projects.models import AuditEvent
 
 from .promotion_factories import deploy, post_outcomes, send_traffic, set_policy, versions
 
+pytestmark = pytest.mark.urls("tests.deployments.promotion_urls")
+
 
 @pytest.fixture
 def setup(project, users, client):
@@ -71,7 +73,7 @@ def test_shadow_scores_logged_traffic_and_compares_with_outcomes(setup, users, c
     shadow.shadow_run_stop(run=run, actor=users["data_scientist"])
     run.refresh_from_db()
     assert run.status == ShadowStatus.STOPPED
-    send_traffic(client, dep.slug, key, n=50, seed=3)
+    send_traffic(client, dep.slug, key, n=50, start=1600)
     assert shadow.shadow_run_score_pending(run_id=run.pk) == 0  # stopped runs do not score
 
 

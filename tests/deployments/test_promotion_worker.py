@@ -24,7 +24,7 @@ def _twin_of_weak(project, actor, weak):
 
     X, y, names = frame()
     Xw = X.iloc[:600].copy()
-    for col in ("f0", "f1", "f2"):
+    for col in ("f1", "f2", "f3"):
         Xw[col] = 0.0
     est = LogisticRegression(max_iter=777).fit(Xw, y[:600])
     return register_ready_version(project, actor, est, X.iloc[600:], y[600:], names, "binary_classification",
@@ -73,7 +73,7 @@ def test_shadow_in_worker_better_candidate_is_significant_identical_is_not(celer
     assert req.evidence["shadow"]["comparison"]["verdict"]["status"] == "better"
     promotion.promotion_request_review(request=req, reviewer=users["reviewer"], decision="approve", comment="ok",
                                        evidence_hash=req.evidence_hash, artifact_sha256=req.artifact_sha256)
-    row = frame(n=1, seed=5)[0].iloc[0].to_dict()
+    row = frame(n=1, offset=3000)[0].iloc[0].to_dict()
 
     def served_version():
         resp = client.generic("POST", f"/api/v1/deployments/{dep.slug}/predict", json.dumps({"instances": [row]}),

@@ -181,3 +181,17 @@ def test_version_switch_is_seen_by_the_next_request_and_onnx_form_is_used(client
     from apps.deployments.serving import CACHE
 
     assert CACHE._predictors[v2.pk].format == "onnx"
+
+
+@pytest.mark.django_db
+def test_replaying_spooled_records_after_a_crash_never_duplicates_rows_or_statistics(client, served, settings):
+    from apps.deployments.models import PredictionMinuteStat
+
+    for _ in range(3):
+        assert post(client, {"instances": [row()]}, key=served[1]).status_code == 200
+    lines = [x for f in sorted(settings.SERVING_SPOOL_DIR.glob("*.seg")) for x in f.read_bytes().splitlines() if x]
+    assert logpipe.drain() == 3
+    logpipe.sink(lines)  # a drainer that died after committing but before moving its offset replays them
+    assert PredictionLog.objects.count() == 3
+    stat = PredictionMinuteStat.objects.get()
+    assert (stat.requests, stat.rows, stat.errors) == (3, 3, 0) and sum(stat.latency_hist) == 3
