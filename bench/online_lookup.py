@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/slipway_bench .venv/bin/python bench/online_lookup.py
 
-Creates a throwaway database (Django's test-database utilities: ``test_<name>``, dropped at the end),
+Creates a throwaway database (Django's test-database utilities: ``<name>_bench_online``, dropped at the end),
 a project with one online view of 10 float features for 1,000 entities, materializes it into the online
 store (PostgreSQL table; Redis if SLIPWAY_FEATURES_REDIS_URL is set), then measures:
 
@@ -55,6 +55,8 @@ def main():
     from apps.projects.services import api_token_create, project_create
 
     old_name = connection.settings_dict["NAME"]
+    # Its own throwaway database, so it never collides with a test run's test_<name> database.
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{old_name}_bench_online"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
     settings.DEBUG = False  # no query logging (as in production)
     settings.ALLOWED_HOSTS = ["testserver"]

@@ -596,7 +596,7 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
             views.setdefault(v.pk, {"ttl": v.ttl, "join_key": v.entity.join_key, "online": v.online, "features": []})
             views[v.pk]["features"].append((it.feature.name, it.output_name))
         order = [it.output_name for it in items]
-        steps = [(vid, v["join_key"], v["ttl"], tuple(v["features"]), tuple(o for _, o in v["features"]))
+        steps = [(vid, v["join_key"], v["ttl"], tuple(f for f, _ in v["features"]), tuple(o for _, o in v["features"]))
                  for vid, v in views.items()]
         plan = {"views": views, "order": order, "steps": steps,
                 "reorder": [o for st in steps for o in st[4]] != order,
@@ -644,7 +644,7 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
     views, order, reorder = plan["steps"], plan["order"], plan["reorder"]
     for ent in entities:
         values, times, status = {}, {}, {}
-        for vid, join_key, ttl, feats, onames in views:
+        for vid, join_key, ttl, fnames, onames in views:
             hit = found.get((vid, str(ent[join_key])))
             if hit is None:
                 values.update(dict.fromkeys(onames))
@@ -657,8 +657,7 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
                 values.update(dict.fromkeys(onames))
                 status.update(dict.fromkeys(onames, "expired"))
             else:
-                for fname, oname in feats:
-                    values[oname] = stored.get(fname)
+                values.update(zip(onames, map(stored.get, fnames), strict=True))
                 status.update(dict.fromkeys(onames, "ok"))
         if reorder:
             values, times, status = ({n: d[n] for n in order} for d in (values, times, status))
