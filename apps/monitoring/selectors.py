@@ -145,7 +145,9 @@ def volume_latency(windows: list[MonitoringWindow]) -> dict:
                      {"type": "scatter", "mode": "lines+markers", "name": "latency p95 (ms)", "x": x,
                       "y": [w.latency_p95_ms for w in windows], "yaxis": "y2"}],
             "layout": {"height": 260, "xaxis": {"type": "category"}, "legend": {"orientation": "h"},
-                       "yaxis2": {"overlaying": "y", "side": "right", "rangemode": "tozero"}}}
+                       "margin": {"r": 60}, "yaxis": {"title": {"text": "predictions"}},
+                       "yaxis2": {"overlaying": "y", "side": "right", "rangemode": "tozero",
+                                  "title": {"text": "p95 ms"}}}}
 
 
 def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
@@ -154,19 +156,28 @@ def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
     cur = histogram.get("current") or []
     rs, cs = (sum(ref) or 1), (sum(cur) or 1)
     xaxis: dict = {"type": "category"}
+    extra: dict = {}
+    barmode = "group"
     if kind == "numeric":
         edges = histogram.get("edges") or []
         x = [round((edges[i] + edges[i + 1]) / 2, 6) for i in range(len(edges) - 1)]
-        xaxis = {"type": "linear", "title": {"text": "value (bins: reference quantiles)"}}
+        widths = [edges[i + 1] - edges[i] for i in range(len(edges) - 1)]
+        # shares per unit of value (bins are reference quantiles, of unequal width)
+        ref = [r / w if w > 0 else r for r, w in zip(ref, widths, strict=True)]
+        cur = [c / w if w > 0 else c for c, w in zip(cur, widths, strict=True)]
+        extra = {"width": widths, "opacity": 0.6}
+        barmode = "overlay"
+        xaxis = {"type": "linear", "title": {"text": title or "value"}}
     else:
         x = [str(c) for c in histogram.get("categories") or []]
-    hover = "%{x}: %{y:.1%}<extra>%{fullData.name}</extra>"
+    hover = "%{x}<extra>%{fullData.name}</extra>"
     return {"data": [{"type": "bar", "name": "reference", "x": x, "y": [r / rs for r in ref],
-                      "marker": {"color": "#9aa5b1"}, "hovertemplate": hover},
-                     {"type": "bar", "name": "current", "x": x, "y": [c / cs for c in cur],
-                      "marker": {"color": "#d9822b"}, "hovertemplate": hover}],
-            "layout": {"height": 300, "barmode": "group", "title": {"text": title}, "margin": {"t": 40},
-                       "xaxis": xaxis, "yaxis": {"tickformat": ".0%"},
+                      "marker": {"color": "#7b8794"}, "hovertemplate": hover, **extra},
+                     {"type": "bar", "name": "current window", "x": x, "y": [c / cs for c in cur],
+                      "marker": {"color": "#d9822b"}, "hovertemplate": hover, **extra}],
+            "layout": {"height": 300, "barmode": barmode, "margin": {"t": 30},
+                       "xaxis": xaxis, "yaxis": {"title": {"text": "density" if kind == "numeric" else "share"},
+                                                  **({} if kind == "numeric" else {"tickformat": ".0%"})},
                        "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"}}}
 
 
@@ -199,7 +210,7 @@ def dashboard_context(*, deployment: Deployment, count: int, feature: str | None
         if latest.prediction_stats:
             ctx["fig_prediction"] = histogram_figure(latest.prediction_stats.get("kind", "numeric"),
                                                      latest.prediction_stats.get("histogram", {}),
-                                                     "prediction: reference vs latest window")
+                                                     "prediction")
         ctx["latest_features"] = list(latest.features.order_by("-drifted", "-score"))
     if feature:
         ctx.update(feature_context(deployment=deployment, windows=windows, feature=feature))
@@ -219,7 +230,7 @@ def feature_context(*, deployment: Deployment, windows: list[MonitoringWindow], 
             value = ", ".join(map(str, value)) or "none"
         shown.append((key.replace("_", " "), value))
     return {"feature": feature, "feature_stat": latest, "feature_stats_shown": shown,
-            "fig_feature_hist": histogram_figure(latest.kind, latest.histogram, f"{feature}: reference vs latest window"),
+            "fig_feature_hist": histogram_figure(latest.kind, latest.histogram, feature),
             "fig_feature_time": feature_over_time(windows, stats)}
 
 
