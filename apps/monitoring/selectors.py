@@ -145,7 +145,7 @@ def volume_latency(windows: list[MonitoringWindow]) -> dict:
                      {"type": "scatter", "mode": "lines+markers", "name": "latency p95 (ms)", "x": x,
                       "y": [w.latency_p95_ms for w in windows], "yaxis": "y2"}],
             "layout": {"height": 260, "xaxis": {"type": "category"}, "legend": {"orientation": "h"},
-                       "margin": {"r": 60}, "yaxis": {"title": {"text": "predictions"}},
+                       "margin": {"t": 30, "r": 60, "b": 40, "l": 60}, "yaxis": {"title": {"text": "predictions"}},
                        "yaxis2": {"overlaying": "y", "side": "right", "rangemode": "tozero",
                                   "title": {"text": "p95 ms"}}}}
 
@@ -175,7 +175,7 @@ def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
                       "marker": {"color": "#7b8794"}, "hovertemplate": hover, **extra},
                      {"type": "bar", "name": "current window", "x": x, "y": [c / cs for c in cur],
                       "marker": {"color": "#d9822b"}, "hovertemplate": hover, **extra}],
-            "layout": {"height": 300, "barmode": barmode, "margin": {"t": 30},
+            "layout": {"height": 300, "barmode": barmode, "margin": {"t": 30, "r": 10, "b": 50, "l": 60},
                        "xaxis": xaxis, "yaxis": {"title": {"text": "density" if kind == "numeric" else "share"},
                                                   **({} if kind == "numeric" else {"tickformat": ".0%"})},
                        "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"}}}
