@@ -161,7 +161,7 @@ def registered_model_create(*, project: Project, actor, name: str, task: str, in
 def feature_set_contract(feature_set) -> list[dict]:
     """The contract of a feature-store feature set: its output names in order, typed from the features."""
     mapping = {"float": "float", "double": "float", "int": "int", "integer": "int", "bool": "bool",
-               "boolean": "bool", "str": "str", "string": "str", "category": "str", "timestamp": "float"}
+               "boolean": "bool", "str": "str", "string": "str", "category": "str", "datetime": "str"}
     out = []
     for item in feature_set.ordered_items:
         vt = str(getattr(item.feature, "value_type", "float") or "float").lower()
