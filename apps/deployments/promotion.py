@@ -40,6 +40,7 @@ from .models_promotion import (
     PromotionStatus,
     ReviewDecision,
     ShadowRun,
+    ShadowStatus,
 )
 from .policy import LIMITS, PromotionPolicy, promotion_policy
 
@@ -77,6 +78,42 @@ def promotion_policy_update(*, project: Project, actor, values: dict) -> Promoti
         clean[key] = number
     project = project_settings_update(project=project, actor=actor, values={"promotion": {**current, **clean}})
     return promotion_policy(project)
+
+
+# --- first versions ------------------------------------------------------------------------------
+
+
+def deployment_never_live(deployment: Deployment) -> bool:
+    """Created paused and never resumed: its production version has not answered a request yet."""
+    return (not deployment.is_live
+            and not deployment.events.filter(kind__in=(DeploymentEvent.Kind.RESUME, DeploymentEvent.Kind.PAUSE))
+            .exists())
+
+
+def promotion_required_for_first_version(project: Project) -> bool:
+    """Once a project uses promotion requests, a first version goes live only through one (or an owner override)."""
+    return PromotionRequest.objects.filter(project=project).exists()
+
+
+def first_version_go_live_check(*, project: Project, actor, override_reason: str = "") -> str:
+    """Called by the serving services before a never-live deployment goes live (create live / first resume).
+
+    Returns the override reason to record ("" when no rule applies). Raises PermissionDenied when a
+    promotion request is needed and no valid owner override is given.
+    """
+    if not promotion_required_for_first_version(project):
+        return ""
+    override_reason = (override_reason or "").strip()
+    policy = promotion_policy(project)
+    if override_reason and policy.first_version_owner_override and can(actor, project, "project.edit"):
+        return override_reason[:400]
+    if override_reason and not policy.first_version_owner_override:
+        raise PermissionDenied(f"{project.name}'s policy does not allow owner overrides: open a promotion request "
+                               "for the first version")
+    raise PermissionDenied("This project promotes through approved requests: create the deployment paused and "
+                           "open a promotion request for its first version"
+                           + (" (or, as a project owner, give an override reason)"
+                              if policy.first_version_owner_override else ""))
 
 
 # --- evidence ------------------------------------------------------------------------------------
@@ -170,6 +207,7 @@ def evidence_build(*, deployment: Deployment, candidate) -> tuple[dict, ShadowRu
 
     policy = promotion_policy(deployment.project)
     production = deployment.production_version
+    first = candidate.pk == production.pk and deployment_never_live(deployment)
     run = _latest_shadow_run(deployment, candidate)
     comparison = run.comparison if run is not None else {}
     offline = _offline(candidate, production)
@@ -179,9 +217,12 @@ def evidence_build(*, deployment: Deployment, candidate) -> tuple[dict, ShadowRu
               f"{candidate} is {candidate.status}" + (f"; validation result: {report.get('result')}"
                                                        if report.get("result") else "")),
         _gate("shadowed", f"Shadowed on at least {policy.min_shadow_requests} requests",
-              run is not None and run.scored >= policy.min_shadow_requests,
-              f"{run.scored if run else 0} logged requests scored in shadow"),
-        _not_worse_gate(candidate.model.task, comparison, offline, policy),
+              first or (run is not None and run.scored >= policy.min_shadow_requests),
+              "First version of this deployment: there is no production traffic to shadow" if first
+              else f"{run.scored if run else 0} logged requests scored in shadow"),
+        _gate("not_worse", "Not worse than production", True,
+              "First version of this deployment: nothing to compare with") if first
+        else _not_worse_gate(candidate.model.task, comparison, offline, policy),
     ]
     alerts = providers.open_critical_alerts(deployment=deployment)
     if alerts is None:
@@ -200,6 +241,7 @@ def evidence_build(*, deployment: Deployment, candidate) -> tuple[dict, ShadowRu
         "shadow": ({"run_id": run.pk, "status": run.status, "scored": run.scored, "failed": run.failed,
                     "since": run.since.isoformat(), "comparison": comparison} if run else None),
         "policy": policy.to_dict(),
+        "first_version": first,
         "gates": gates,
     }
     return evidence, run
@@ -257,7 +299,7 @@ def promotion_request_open(*, deployment: Deployment, actor, candidate, justific
 
     project = deployment.project
     _require(actor, project, "promotion.request")
-    _candidate_check(deployment, candidate)
+    _candidate_check(deployment, candidate, allow_production=deployment_never_live(deployment))
     justification = (justification or "").strip()
     if not justification:
         raise InvalidInput("Explain why this version should go to production", field="justification")
@@ -342,7 +384,7 @@ def promotion_request_review(*, request: PromotionRequest, reviewer, decision: s
     """Approve or reject. ``evidence_hash``/``artifact_sha256``: what the reviewer read (from the page/API)."""
     from apps.registry.models import ModelVersion
 
-    from .services import deployment_version_set
+    from .services import deployment_resume, deployment_version_set
 
     project = request.project
     _require(reviewer, project, "promotion.review")
@@ -392,14 +434,24 @@ def promotion_request_review(*, request: PromotionRequest, reviewer, decision: s
                 raise Conflict(f"Production changed since this evidence was frozen (now "
                                f"{deployment.production_version}): refresh the evidence first")
             names = ", ".join(a.reviewer.username for a in counting_approvals(req))
-            deployment_version_set(
-                deployment=deployment, actor=reviewer, version=req.candidate, kind=DeploymentEvent.Kind.PROMOTE,
-                action="promotion.review",
-                reason=f"Promotion request #{req.pk} approved by {names}"
-                       + (f" (override: {override_reason})" if override_reason else ""),
-                details={"promotion_request": req.pk, "evidence_hash": req.evidence_hash,
-                         "artifact_sha256": req.artifact_sha256})
+            reason = (f"Promotion request #{req.pk} approved by {names}"
+                      + (f" (override: {override_reason})" if override_reason else ""))
+            if req.candidate_id == deployment.production_version_id:
+                if not deployment_never_live(deployment):
+                    raise Conflict(f"{req.candidate} is already the production version of {deployment.slug}")
+                # A first version: approval puts the paused deployment live with it.
+                deployment_resume(deployment=deployment, actor=reviewer, action="promotion.review",
+                                  reason=reason[:500])
+            else:
+                deployment_version_set(
+                    deployment=deployment, actor=reviewer, version=req.candidate, kind=DeploymentEvent.Kind.PROMOTE,
+                    action="promotion.review", reason=reason,
+                    details={"promotion_request": req.pk, "evidence_hash": req.evidence_hash,
+                             "artifact_sha256": req.artifact_sha256})
             _decide(req, PromotionStatus.PROMOTED, reviewer, comment)
+            # The candidate now answers production traffic itself: its shadow runs here have done their job.
+            ShadowRun.objects.filter(deployment=deployment, candidate=req.candidate, status=ShadowStatus.ACTIVE).update(
+                status=ShadowStatus.STOPPED, stopped_by=reviewer, stopped_at=timezone.now())
     return review
 
 

@@ -40,7 +40,7 @@ def _require(user, project, action: str) -> None:
         raise PermissionDenied(f"Your role in {project.name} does not allow {action}")
 
 
-def _candidate_check(deployment: Deployment, candidate) -> None:
+def _candidate_check(deployment: Deployment, candidate, *, allow_production: bool = False) -> None:
     from apps.registry.models import VersionStatus
 
     if candidate is None:
@@ -52,7 +52,7 @@ def _candidate_check(deployment: Deployment, candidate) -> None:
     if candidate.status != VersionStatus.READY:
         raise InvalidInput(f"{candidate} is {candidate.status}: only a ready (validated) version can shadow",
                            field="candidate")
-    if candidate.pk == deployment.production_version_id:
+    if candidate.pk == deployment.production_version_id and not allow_production:
         raise InvalidInput(f"{candidate} is the production version already", field="candidate")
 
 
