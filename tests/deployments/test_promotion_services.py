@@ -320,3 +320,35 @@ def test_concurrent_approvals_promote_once(project, users, client):
     dep.refresh_from_db()
     assert dep.production_version_id == strong.pk
     assert dep.events.filter(kind=DeploymentEvent.Kind.PROMOTE).count() == 1
+
+
+@pytest.mark.django_db
+def test_first_version_goes_live_only_through_a_request_or_an_owner_override(opened, project, users):
+    from apps.deployments.services import deployment_create, deployment_resume, deployment_version_set
+
+    dep_live, weak, strong, _ = opened  # the project now uses promotion requests
+    ds, owner = users["data_scientist"], users["owner"]
+    with pytest.raises(PermissionDenied, match="promotion request"):
+        deployment_create(project=project, actor=ds, version=weak, slug="second-api", owner=ds, go_live=True)
+    dep = deployment_create(project=project, actor=ds, version=weak, slug="second-api", owner=ds, go_live=False)
+    with pytest.raises(PermissionDenied, match="promotion request"):
+        deployment_resume(deployment=dep, actor=ds)
+    # Direct version switches are refused too once requests are in use (rollback stays possible).
+    with pytest.raises(PermissionDenied, match="promotion request"):
+        deployment_version_set(deployment=dep_live, actor=owner, version=strong)
+    # The first version goes live through an approved request for that same version.
+    req = promotion.promotion_request_open(deployment=dep, actor=ds, candidate=weak, justification="first release")
+    gates = {g["key"]: g["passed"] for g in req.evidence["gates"]}
+    assert req.evidence["first_version"] and gates["shadowed"] and gates["not_worse"]
+    _approve(req, users["reviewer"], override_reason="alert source")
+    dep.refresh_from_db()
+    assert dep.is_live and dep.production_version_id == weak.pk
+    # An owner may override (audited) where the policy allows it; not when the policy forbids it.
+    third = deployment_create(project=project, actor=owner, version=weak, slug="third-api", owner=owner,
+                              go_live=True, override_reason="hotfix service, reviewed offline")
+    assert third.is_live
+    assert AuditEvent.objects.filter(verb="deployment.first_version_override").exists()
+    set_policy(project, owner, first_version_owner_override=False)
+    with pytest.raises(PermissionDenied, match="does not allow owner overrides"):
+        deployment_create(project=project, actor=owner, version=weak, slug="fourth-api", owner=owner,
+                          go_live=True, override_reason="please")
