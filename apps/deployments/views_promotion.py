@@ -171,7 +171,8 @@ def promotion_review(request, project, pk: int):
             form = None
     if form is not None and form.errors:
         status = 422
-    return render(request, "deployments/promotion/_review_panel.html", _review_ctx(request, req, form), status=status)
+    ctx = {**_review_ctx(request, req, form), "oob": True}
+    return render(request, "deployments/promotion/_review_panel.html", ctx, status=status)
 
 
 @project_view("promotion.request")

@@ -89,6 +89,7 @@ def test_shadow_request_review_approve_and_see_new_version(page, browser, live_s
     rpage.fill("#id_comment", "Shadow evidence is significant; lineage checked.")
     rpage.get_by_role("button", name="Submit review").click()
     expect(rpage.locator("#review-panel")).to_contain_text("Approved and promoted")
+    expect(rpage.locator("#request-status")).to_have_text("Approved and promoted")
     shot(rpage, "promotion-approved")
 
     rpage.goto(f"{live_server.url}/projects/{project.slug}/deployments/{dep.slug}/")
