@@ -367,6 +367,20 @@ def promotion_request_withdraw(*, request: PromotionRequest, actor) -> Promotion
     return req
 
 
+def _stored_sha256(version) -> str | None:
+    """sha256 of the artifact bytes as stored now (None when missing)."""
+    from apps.common.storage import artifact_store
+
+    store = artifact_store()
+    if not version.artifact_key or not store.exists(version.artifact_key):
+        return None
+    digest = hashlib.sha256()
+    with store.open(version.artifact_key) as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def failing_gates(req: PromotionRequest) -> list[dict]:
     return [g for g in (req.evidence or {}).get("gates", []) if not g.get("passed")]
 
@@ -403,6 +417,8 @@ def promotion_request_review(*, request: PromotionRequest, reviewer, decision: s
         if not req.is_open:
             raise Conflict(f"This request is {req.get_status_display().lower()} already")
         current_sha = ModelVersion.objects.filter(pk=req.candidate_id).values_list("artifact_sha256", flat=True).first()
+        if decision == ReviewDecision.APPROVE and current_sha == req.artifact_sha256:
+            current_sha = _stored_sha256(req.candidate)  # the bytes on disk, not only the recorded hash
         if artifact_sha256 != req.artifact_sha256 or current_sha != req.artifact_sha256:
             raise Conflict("The candidate's artifact is not the one you reviewed (sha256 changed): reload the "
                            "request and read the evidence again", field="artifact_sha256")

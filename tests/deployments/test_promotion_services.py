@@ -210,7 +210,16 @@ def test_approval_is_bound_to_evidence_hash_and_artifact(opened, users, project)
         _approve(req, users["owner"], evidence_hash=seen)
     with pytest.raises(Conflict, match="artifact"):
         _approve(req, users["owner"], artifact_sha256="0" * 64)
-    # The artifact changed under the request: no approval counts.
+    # The stored artifact bytes changed under the request (same recorded hash): refused.
+    from apps.common.storage import artifact_store
+
+    path = artifact_store().path(strong.artifact_key)
+    original = path.read_bytes()
+    path.write_bytes(original + b"tampered")
+    with pytest.raises(Conflict, match="artifact"):
+        _approve(req, users["owner"])
+    path.write_bytes(original)
+    # The recorded artifact changed under the request: no approval counts.
     type(strong).objects.filter(pk=strong.pk).update(artifact_sha256="f" * 64)
     with pytest.raises(Conflict, match="artifact"):
         _approve(req, users["owner"])
