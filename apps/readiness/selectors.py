@@ -119,22 +119,29 @@ def portfolio_figures(*, rows: list[PortfolioRow]) -> dict:
 
 
 def portfolio_trend(*, projects) -> list[dict]:
-    """Per day (UTC): each project's latest snapshot of that day, carried forward to later days.
-    Returns [{"day", "mean_score", "share_in_production", "median_lead_time_s", "projects"}]."""
+    """Each project's latest snapshot per period, carried forward to later periods. The period is the UTC
+    day; when all snapshots fall within two days (a new portal, the demo) it is the minute instead, so the
+    trend still shows the steps. Returns [{"at", "mean_score", "share_in_production", "median_lead_time_s",
+    "projects"}]."""
     snaps = list(ReadinessSnapshot.objects.filter(project__in=projects).order_by("taken_at", "id")
                  .values("project_id", "taken_at", "score", "stage", "lead_time_s"))
     if not snaps:
         return []
-    by_day: dict = {}
+    short = (snaps[-1]["taken_at"] - snaps[0]["taken_at"]).total_seconds() < 2 * 86400
+
+    def bucket(t):
+        return t.replace(second=0, microsecond=0).isoformat() if short else t.date().isoformat()
+
+    by_period: dict = {}
     for s in snaps:
-        by_day.setdefault(s["taken_at"].date(), {})[s["project_id"]] = s
+        by_period.setdefault(bucket(s["taken_at"]), {})[s["project_id"]] = s
     state: dict = {}
     out = []
-    for day in sorted(by_day):
-        state.update(by_day[day])
+    for at in sorted(by_period):
+        state.update(by_period[at])
         values = list(state.values())
         prod = sum(1 for v in values if scoring.stage_index(v["stage"]) >= scoring.stage_index("production"))
-        out.append({"day": day.isoformat(), "projects": len(values),
+        out.append({"at": at, "projects": len(values),
                     "mean_score": round(sum(v["score"] for v in values) / len(values), 1),
                     "share_in_production": prod / len(values),
                     "median_lead_time_s": scoring.median([v["lead_time_s"] for v in values])})
@@ -153,7 +160,7 @@ def portfolio_charts(*, figures: dict, trend: list[dict]) -> dict:
                             "yaxis": {"title": {"text": "projects"}, "dtick": 1}}}
     trend_fig = None
     if trend:
-        days = [t["day"] for t in trend]
+        days = [t["at"] for t in trend]
         trend_fig = {"data": [
             {"type": "scatter", "mode": "lines+markers", "x": days, "y": [t["mean_score"] for t in trend],
              "name": "mean readiness score", "yaxis": "y"},
@@ -165,7 +172,9 @@ def portfolio_charts(*, figures: dict, trend: list[dict]) -> dict:
                    for t in trend], "name": "median lead time (days)", "yaxis": "y2", "line": {"dash": "dot"}}],
             "layout": {"title": {"text": "Trend (from saved snapshots)"}, "height": 300, "margin": {"t": 40, "b": 40},
                        "yaxis": {"title": {"text": "score / %"}, "range": [0, 100]},
-                       "yaxis2": {"title": {"text": "days"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+                       "yaxis2": {"title": {"text": "lead time (days)"}, "overlaying": "y", "side": "right",
+                                  "rangemode": "tozero"},
+                       "xaxis": {"type": "date"},
                        "legend": {"orientation": "h", "y": -0.25}}}
     return {"stage": stage_fig, "trend": trend_fig}
 

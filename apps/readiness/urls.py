@@ -10,4 +10,5 @@ urlpatterns = [
     path("projects/<slug:project>/readiness/snapshots/", views.snapshot_create, name="snapshot-create"),
     path("portfolio/", views.portfolio, name="portfolio"),
     path("portfolio.csv", views.portfolio_csv, name="portfolio-csv"),
+    path("tour/", views.tour, name="tour"),
 ]

@@ -110,3 +110,46 @@ def portfolio_csv(request):
     response["Content-Disposition"] = f'attachment; filename="portfolio-{timezone.now():%Y%m%d-%H%M}.csv"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _first_url(*candidates) -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    for name, args in candidates:
+        try:
+            return reverse(name, args=args)
+        except NoReverseMatch:
+            continue
+    return ""
+
+
+@user_view
+def tour(request):
+    """A newcomer's walk through the demo organisation, persona by persona (links go to live pages)."""
+    from apps.projects.models import Project
+
+    from .demo import DEMO_PASSWORD
+
+    loaded = set(Project.objects.filter(slug__in=["churn", "fraud", "support", "pricing"])
+                 .values_list("slug", flat=True))
+    links = {
+        "portfolio": _first_url(("readiness:portfolio", [])),
+        "churn_readiness": _first_url(("readiness:assessment", ["churn"])),
+        "pricing_readiness": _first_url(("readiness:assessment", ["pricing"])),
+        "features": _first_url(("features:catalog", ["churn"])),
+        "view": _first_url(("features:view-detail", ["churn", "customer-activity"])),
+        "training_set": _first_url(("features:trainingset-detail", ["churn", "churn-2024-q4"])),
+        "models": _first_url(("registry:model-list", ["churn"])),
+        "upload": _first_url(("registry:version-upload", ["churn", "churn-model"])),
+        "pricing_models": _first_url(("registry:model-detail", ["pricing", "elasticity"])),
+        "deployment": _first_url(("deployments:deployment-detail", ["churn", "churn-api"])),
+        "inbox": _first_url(("promotion:inbox", [])),
+        "promotions": _first_url(("promotion:request-list", ["churn"])),
+        "monitoring": _first_url(("monitoring:overview", ["churn"])),
+        "dashboard": _first_url(("monitoring:dashboard", ["churn", "churn-api"])),
+        "alerts": _first_url(("monitoring:alert-list", ["churn"])),
+        "retraining": _first_url(("monitoring:retraining-list", ["churn"]), ("monitoring:policy", ["churn"])),
+        "fraud": _first_url(("deployments:deployment-detail", ["fraud", "fraud-api"])),
+        "api_docs": "/api/docs",
+    }
+    return render(request, "readiness/tour.html", {"links": links, "loaded": loaded, "password": DEMO_PASSWORD})
