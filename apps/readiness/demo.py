@@ -40,6 +40,7 @@ from apps.projects.demo import DEMO_PASSWORD, DEMO_USERS, demo_project_ensure, d
 from apps.projects.models import Job, Project
 
 DEMO_VERSION = 1
+DEMO_SLUGS = ("churn", "fraud", "support", "pricing")
 N_CUSTOMERS = 300
 N_CARDS = 200
 WINDOW_COUNT = 200  # monitoring: one window every 200 predictions
@@ -63,25 +64,55 @@ class Ctx:
 # --- running jobs ------------------------------------------------------------------------------------
 
 
+PENDING: list[tuple[str, str]] = []  # (job id, task name) created while the demo runs jobs in-process
+
+
 @contextlib.contextmanager
 def _jobs_in_process(enabled: bool):
-    """In-process mode: jobs created by services are run here by ``_run`` (the same ``job_run`` body the
-    Celery task calls), so they are not also sent to a broker that a worker started later would consume."""
+    """In-process mode: a job a service creates is recorded instead of being sent to a broker, and the demo
+    runs it here by calling the Celery task's function with the job id (the task calls ``job_run`` with
+    the app's service, as a worker would). Nothing is sent for a later worker to run a second time."""
     if not enabled:
         yield
         return
     from apps.projects import services as project_services
 
     original = project_services.job_enqueue
-    project_services.job_enqueue = lambda **kwargs: None
+
+    def record(*, job_id, task, queue=None):
+        PENDING.append((str(job_id), task if isinstance(task, str) else task.name))
+
+    project_services.job_enqueue = record
     try:
         yield
     finally:
         project_services.job_enqueue = original
+        PENDING.clear()
+
+
+def _run_pending(ctx: Ctx, *, timeout: float = 300) -> int:
+    """Finish every job the demo's services created so far (in-process, or by waiting for the workers)."""
+    if ctx.workers:
+        deadline = time.monotonic() + timeout
+        while Job.objects.filter(status__in=["queued", "running"], project__slug__in=DEMO_SLUGS).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("demo jobs did not finish: is a Celery worker running?")
+            time.sleep(0.2)
+        return 0
+    from portal.celery import app
+
+    app.loader.import_default_modules()
+    done = 0
+    while PENDING:
+        job_id, task = PENDING.pop(0)
+        if Job.objects.filter(pk=job_id, status="queued").exists():
+            app.tasks[task].run(job_id)  # the task's own function: job_run + the app's service
+            done += 1
+    return done
 
 
 def _run(ctx: Ctx, job_id, body, *, timeout: float = 300) -> Job:
-    """Finish a job: run it in-process, or (workers=True) wait for the real worker to finish it."""
+    """Finish one job: run it in-process, or (workers=True) wait for the real worker to finish it."""
     from apps.projects.services import job_run
 
     if not ctx.workers:
@@ -460,10 +491,91 @@ def demo_churn(ctx: Ctx) -> Project:
 
 
 def _retraining_or_manual(ctx: Ctx, project, dep, rule, *, est_names) -> None:
-    """Retraining policy when the portal has it; otherwise the data scientist retrains by hand. Either way a
-    candidate shadows production and a promotion request waits for a reviewer."""
-    ctx.notes.append("retraining: see _retraining_or_manual")
-    ctx.say("churn: no retraining/promotion step in this build")
+    """The drift episode's follow-up: with retraining policies, the policy fires on the open drift alert and
+    runs its chain (training job → validated version → shadow run → promotion request); without them, the
+    data scientist does the same steps by hand. Either way a person must approve the promotion."""
+    from apps.readiness.assess import promotion_request_model, retraining_policy_model, shadow_run_model
+
+    if promotion_request_model() is not None and promotion_request_model().objects.filter(
+            deployment=dep, status="open").exists():
+        return
+    if retraining_policy_model() is not None:
+        _retraining_chain(ctx, dep, rule)
+    elif shadow_run_model() is not None:
+        _manual_candidate(ctx, project, dep)
+    else:
+        ctx.notes.append("Shadow runs, promotion requests and retraining policies are not in this build: the churn "
+                         "project shows the drift alert, but no retraining or promotion request.")
+        ctx.say("churn: no retraining, shadow or promotion in this build")
+
+
+def _retraining_chain(ctx: Ctx, dep, rule) -> None:
+    from apps.monitoring.models_retraining import PolicyFiring
+    from apps.monitoring.retraining import retraining_evaluate, retraining_policy_save
+
+    ctx.say("churn: retraining policy fires on the drift alert (training → validation → shadow → request)")
+    policy = retraining_policy_save(deployment=dep, actor=ctx.users["dana"],
+                                    triggers=[{"kind": "alert_rule", "rule_id": rule.pk}], min_new_labels=100,
+                                    cooldown_minutes=24 * 60, training_window_days=90,
+                                    note="Retrain when the inputs drift; a reviewer still decides.")
+    firings = [f for f in retraining_evaluate(policy=policy) if f.status != "skipped"]
+    if not firings:
+        why = "; ".join(f.outcome for f in PolicyFiring.objects.filter(policy=policy)) or "no episode"
+        ctx.notes.append(f"The retraining policy did not fire: {why}")
+        return
+    _advance_until_request(ctx, firings)
+
+
+def _advance_until_request(ctx: Ctx, firings, *, timeout: float = 240) -> None:
+    from apps.monitoring.retraining import retraining_advance
+
+    shadow_tick = _optional_fn("apps.deployments.shadow", "shadow_tick")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _run_pending(ctx)
+        if shadow_tick is not None:
+            shadow_tick()
+        firings = [retraining_advance(firing=f) for f in firings]
+        if all(f.status not in ("training", "validating", "shadow") for f in firings):
+            break
+        time.sleep(0.2 if ctx.workers else 0)
+    for f in firings:
+        ctx.say(f"churn: retraining firing #{f.pk}: {f.status} — {f.outcome}")
+        if f.status != "awaiting_review":
+            ctx.notes.append(f"Retraining firing #{f.pk} ended as {f.status}: {f.outcome}")
+
+
+def _optional_fn(module: str, name: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+def _manual_candidate(ctx: Ctx, project, dep) -> None:
+    """No retraining policies: Dana retrains on fresh labels by hand, shadows the candidate and asks for
+    promotion (the same steps the policy would take)."""
+    from apps.deployments.promotion import promotion_request_open
+    from apps.deployments.shadow import shadow_run_start
+
+    ctx.say("churn: the data scientist retrains by hand, shadows the candidate, requests promotion")
+    fs = dep.registered_model.feature_set
+    labels = churn_labels(ctx.anchor, seed=8)
+    labels["event_timestamp"] = labels["event_timestamp"] + timedelta(days=15)
+    ts = _training_set(ctx, project, "churn-2024-q4-refresh", fs, labels, "churned")
+    est, holdout = _fit(_training_frame(ts), fs.output_names, "churned", "event_timestamp")
+    v2 = _upload(ctx, dep.registered_model, est, holdout, "churned", training_set=ts,
+                 code_ref="git:churn-model@7d3e0b2", key="churn-v2")
+    run = shadow_run_start(deployment=dep, actor=ctx.users["dana"], candidate=v2, backfill_hours=24)
+    _run_pending(ctx)
+    shadow_tick = _optional_fn("apps.deployments.shadow", "shadow_tick")
+    if shadow_tick is not None:
+        shadow_tick()
+    run.refresh_from_db()
+    promotion_request_open(deployment=dep, actor=ctx.users["dana"], candidate=v2,
+                           justification="Refit on fresher labels after the outage; shadowed on production traffic.")
 
 
 def demo_fraud(ctx: Ctx) -> Project:
