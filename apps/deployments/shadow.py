@@ -193,7 +193,8 @@ def _score_batch(run_id: int, batch_size: int) -> int:
         return len(rows)
 
 
-def shadow_run_score_pending(*, run_id: int, max_rows: int | None = None, progress=None) -> int:
+def shadow_run_score_pending(*, run_id: int, max_rows: int | None = None, progress=None,
+                             force_compare: bool = False) -> int:
     """Score every pending row of a run (bounded by ``max_rows``), batch by batch; then compare."""
     batch = settings.SHADOW_BATCH_SIZE
     limit = settings.SHADOW_MAX_ROWS_PER_PASS if max_rows is None else max_rows
@@ -207,7 +208,7 @@ def shadow_run_score_pending(*, run_id: int, max_rows: int | None = None, progre
             progress(done)
     run = ShadowRun.objects.select_related("deployment__project", "candidate").filter(pk=run_id).first()
     if run is not None:
-        shadow_run_compare(run=run)
+        shadow_run_compare(run=run, force=force_compare)
     return done
 
 
@@ -220,7 +221,7 @@ def shadow_run_score(*, job) -> dict:
     def progress(n):
         job_progress(job=job, progress=50, message=f"Scored {n:,} logged requests")
 
-    n = shadow_run_score_pending(run_id=run_id, progress=progress)
+    n = shadow_run_score_pending(run_id=run_id, progress=progress, force_compare=True)
     run = ShadowRun.objects.get(pk=run_id)
     return {"scored_now": n, "scored": run.scored, "verdict": (run.comparison.get("verdict") or {}).get("status")}
 
@@ -239,8 +240,12 @@ def shadow_tick() -> dict:
 # --- comparison ----------------------------------------------------------------------------------
 
 
-def shadow_run_compare(*, run: ShadowRun, outcomes: dict | None = None) -> dict:
-    """Recompute and store the run's comparison. ``outcomes``: {request_id: label}; None = ask the source."""
+def shadow_run_compare(*, run: ShadowRun, outcomes: dict | None = None, force: bool = True) -> dict:
+    """Recompute and store the run's comparison. ``outcomes``: {request_id: label}; None = ask the source.
+
+    With ``force=False`` (the beat tick) nothing is recomputed when neither the scored requests nor the
+    known outcomes changed since the stored comparison.
+    """
     limit = settings.SHADOW_COMPARE_MAX_ROWS
     preds = list(ShadowPrediction.objects.filter(run=run).order_by("-log_id")
                  .values_list("request_id", "production_output", "candidate_output", "production_score",
@@ -255,6 +260,9 @@ def shadow_run_compare(*, run: ShadowRun, outcomes: dict | None = None) -> dict:
     outcomes = {str(k): v for k, v in outcomes.items()}
     ids = [str(p[0]) for p in preds]
     mask = np.array([i in outcomes for i in ids], dtype=bool)
+    previous = run.comparison or {}
+    if not force and previous.get("n") == len(preds) and previous.get("labelled") == int(mask.sum()):
+        return previous
     y_true = [outcomes.get(i) for i in ids]
     has_scores = bool(preds) and all(p[3] is not None and p[4] is not None for p in preds)
     result = shadow_stats.compare(

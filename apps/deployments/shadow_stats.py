@@ -234,7 +234,7 @@ def auc(y_true, score) -> float:
 
 
 def _auc_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """AUC of each row of (resampled) label and score matrices."""
+    """AUC of each row of (resampled) label and score matrices (reference implementation, O(n log n) per row)."""
     ranks = sps.rankdata(s, axis=1)
     n_pos = y.sum(axis=1)
     n_neg = y.shape[1] - n_pos
@@ -244,6 +244,34 @@ def _auc_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
+class _ResampledAuc:
+    """AUC of many bootstrap resamples of one (labels, scores) sample.
+
+    The distinct scores are ranked once (``np.unique``); a resample is then just counts of positives and
+    negatives per distinct score (``np.bincount``), and its AUC a cumulative sum — the Mann–Whitney count
+    with ties counted ½ — in O(n) per resample instead of a sort.
+    """
+
+    def __init__(self, y: np.ndarray, s: np.ndarray):
+        _, self.group = np.unique(s, return_inverse=True)
+        self.n_groups = int(self.group.max()) + 1 if s.size else 0
+        self.code = (2 * self.group + np.asarray(y, dtype=bool)).astype(np.int64)  # (group, positive?) in one key
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        rows, g = idx.shape[0], self.n_groups
+        keys = self.code[idx]
+        keys += (np.arange(rows, dtype=np.int64) * (2 * g))[:, None]
+        both = np.bincount(keys.ravel(), minlength=rows * g * 2).reshape(rows, g, 2)
+        ng, pg = both[:, :, 0].astype("float64"), both[:, :, 1].astype("float64")
+        below = np.cumsum(ng, axis=1) - ng
+        num = (pg * (below + 0.5 * ng)).sum(axis=1)
+        den = pg.sum(axis=1) * ng.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num / den
+        out[den == 0] = np.nan
+        return out
+
+
 def rmse(y_true, pred) -> float:
     y = np.asarray(y_true, dtype="float64")
     p = np.asarray(pred, dtype="float64")
@@ -251,7 +279,7 @@ def rmse(y_true, pred) -> float:
 
 
 def paired_bootstrap(y_true, production, candidate, *, metric: str, n_boot: int = 2000, seed: int = 0,
-                     confidence: float = 0.95, chunk: int = 250) -> BootstrapCI:
+                     confidence: float = 0.95, chunk: int = 100) -> BootstrapCI:
     """Percentile CI of metric(candidate) − metric(production), resampling requests (pairs kept).
 
     ``metric`` "auc": ``y_true`` is 0/1 (positive class = 1) and the model arrays are positive-class
@@ -276,16 +304,19 @@ def paired_bootstrap(y_true, production, candidate, *, metric: str, n_boot: int 
     if n < 2:
         return BootstrapCI(metric, n, full_a, full_b, full_b - full_a, nan, nan, confidence, 0, seed, higher)
     rng = np.random.default_rng(seed)
+    if metric == "auc":
+        yb = y.astype(bool)
+        auc_a, auc_b = _ResampledAuc(yb, a), _ResampledAuc(yb, b)
+    else:
+        err_a, err_b = (y - a) ** 2, (y - b) ** 2
     diffs = []
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
-        idx = rng.integers(0, n, size=(size, n))
-        yy, aa, bb = y[idx], a[idx], b[idx]
+        idx = rng.integers(0, n, size=(size, n))  # the same resampled requests for both models: paired
         if metric == "auc":
-            yb = yy.astype(bool)
-            d = _auc_rows(yb, bb) - _auc_rows(yb, aa)
+            d = auc_b(idx) - auc_a(idx)
         else:
-            d = np.sqrt(((yy - bb) ** 2).mean(axis=1)) - np.sqrt(((yy - aa) ** 2).mean(axis=1))
+            d = np.sqrt(err_b[idx].mean(axis=1)) - np.sqrt(err_a[idx].mean(axis=1))
         diffs.append(d)
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
