@@ -96,10 +96,10 @@ def promotion_required_for_first_version(project: Project) -> bool:
 
 
 def first_version_go_live_check(*, project: Project, actor, override_reason: str = "") -> str:
-    """Called by the serving services before a never-live deployment goes live (create live / first resume).
+    """Called by the serving services before a never-live deployment goes live (created live / first resume).
 
-    Returns the override reason to record ("" when no rule applies). Raises PermissionDenied when a
-    promotion request is needed and no valid owner override is given.
+    Returns the owner's override reason to record ("" when no rule applies). Raises Conflict (a refusal the
+    pages show on the form) when a promotion request is needed and no valid owner override is given.
     """
     if not promotion_required_for_first_version(project):
         return ""
@@ -108,12 +108,19 @@ def first_version_go_live_check(*, project: Project, actor, override_reason: str
     if override_reason and policy.first_version_owner_override and can(actor, project, "project.edit"):
         return override_reason[:400]
     if override_reason and not policy.first_version_owner_override:
-        raise PermissionDenied(f"{project.name}'s policy does not allow owner overrides: open a promotion request "
-                               "for the first version")
-    raise PermissionDenied("This project promotes through approved requests: create the deployment paused and "
-                           "open a promotion request for its first version"
-                           + (" (or, as a project owner, give an override reason)"
-                              if policy.first_version_owner_override else ""))
+        raise Conflict(f"{project.name}'s policy does not allow owner overrides: open a promotion request for "
+                       "the first version", field="go_live")
+    raise Conflict("This project promotes through approved requests: create the deployment paused, then open a "
+                   "promotion request for its first version"
+                   + (" (or, as a project owner, give an override reason)" if policy.first_version_owner_override
+                      else ""), field="go_live")
+
+
+def version_switch_check(*, project: Project) -> None:
+    """Direct production switches (not promotion, not rollback) are refused once promotion requests exist."""
+    if promotion_required_for_first_version(project):
+        raise Conflict("This project promotes through approved requests: open a promotion request for that "
+                       "version (rollback is on the deployment's Releases page)", field="version")
 
 
 # --- evidence ------------------------------------------------------------------------------------

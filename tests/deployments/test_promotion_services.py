@@ -337,13 +337,13 @@ def test_first_version_goes_live_only_through_a_request_or_an_owner_override(ope
 
     dep_live, weak, strong, _ = opened  # the project now uses promotion requests
     ds, owner = users["data_scientist"], users["owner"]
-    with pytest.raises(PermissionDenied, match="promotion request"):
+    with pytest.raises(Conflict, match="promotion request"):
         deployment_create(project=project, actor=ds, version=weak, slug="second-api", owner=ds, go_live=True)
     dep = deployment_create(project=project, actor=ds, version=weak, slug="second-api", owner=ds, go_live=False)
-    with pytest.raises(PermissionDenied, match="promotion request"):
+    with pytest.raises(Conflict, match="promotion request"):
         deployment_resume(deployment=dep, actor=ds)
     # Direct version switches are refused too once requests are in use (rollback stays possible).
-    with pytest.raises(PermissionDenied, match="promotion request"):
+    with pytest.raises(Conflict, match="promotion request"):
         deployment_version_set(deployment=dep_live, actor=owner, version=strong)
     # The first version goes live through an approved request for that same version.
     req = promotion.promotion_request_open(deployment=dep, actor=ds, candidate=weak, justification="first release")
@@ -358,6 +358,6 @@ def test_first_version_goes_live_only_through_a_request_or_an_owner_override(ope
     assert third.is_live
     assert AuditEvent.objects.filter(verb="deployment.first_version_override").exists()
     set_policy(project, owner, first_version_owner_override=False)
-    with pytest.raises(PermissionDenied, match="does not allow owner overrides"):
+    with pytest.raises(Conflict, match="does not allow owner overrides"):
         deployment_create(project=project, actor=owner, version=weak, slug="fourth-api", owner=owner,
                           go_live=True, override_reason="please")
