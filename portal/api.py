@@ -89,6 +89,7 @@ def _validation_error(request, exc: ValidationError):
 api.add_router("/", "apps.projects.api.router")
 api.add_router("/", "apps.features.api.router")
 api.add_router("/", "apps.registry.api.router")
+api.add_router("/", "apps.registry.api_training.router")
 api.add_router("/", "apps.deployments.api.router")
 api.add_router("/", "apps.monitoring.api.router")
 api.add_router("/", "apps.readiness.api.router")

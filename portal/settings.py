@@ -242,6 +242,17 @@ MONITORING_WEBHOOK_BACKOFF_S = env.float("MONITORING_WEBHOOK_BACKOFF_S", default
 CELERY_BEAT_SCHEDULE["monitoring-tick"] = {"task": "workers.monitoring.monitoring_tick",
                                            "schedule": MONITORING_TICK_SECONDS}
 
+# --- training + retraining (registry training jobs, monitoring retraining policies) ---
+# A training job whose worker was lost more often than this is failed instead of retried.
+TRAINING_MAX_ATTEMPTS = env.int("TRAINING_MAX_ATTEMPTS", default=3)
+# The Celery queue training jobs are sent to (workers started with -Q training consume it).
+TRAINING_QUEUE = env("TRAINING_QUEUE", default="training")
+CELERY_BEAT_SCHEDULE["training-jobs-reap"] = {"task": "workers.retraining.training_jobs_reap", "schedule": 300}
+# How often beat evaluates retraining policies and advances their chains (training → shadow → promotion).
+RETRAINING_TICK_SECONDS = env.int("RETRAINING_TICK_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["retraining-tick"] = {"task": "workers.retraining.retraining_tick",
+                                           "schedule": RETRAINING_TICK_SECONDS}
+
 # --- readiness ---
 # A dated readiness snapshot of every active project once a day (the portfolio's trend reads them).
 CELERY_BEAT_SCHEDULE["readiness-snapshot-daily"] = {

@@ -194,7 +194,7 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
         tj.job = job_create(kind="registry.training", actor=actor, project=project,
                             title=f"Train {model.name} from v{parent.version}",
                             params={"training_job_id": tj.pk}, task="workers.training.training_job_run",
-                            queue="training", target_url=url)
+                            queue=settings.TRAINING_QUEUE, target_url=url)
         tj.save(update_fields=["job"])
         audit_record(actor=actor, verb="training_job.create", project=project, target=tj,
                      target_label=f"training job #{tj.pk} of {model.name}",
@@ -212,6 +212,39 @@ def training_job_cancel(*, training_job: TrainingJob, actor) -> TrainingJob:
     _log(training_job, f"cancel requested by {actor.username}")
     training_job.refresh_from_db()
     return training_job
+
+
+def training_jobs_reap(*, now: datetime | None = None) -> dict:
+    """Beat: end training jobs whose worker died and whose message the broker will not redeliver.
+
+    A job still ``running`` with no sign of life (log line, progress) for longer than the hard task time
+    limit cannot be alive: Celery would have killed it by then. Redis redelivers an unacknowledged
+    message after its visibility timeout (the job then restarts, attempt n+1); the embedded file-system
+    broker cannot, so such a job would stay "running" forever. It is marked failed with the reason, or
+    succeeded when its final step had committed (the version is linked).
+    """
+    from datetime import timedelta
+
+    from apps.projects.models import JobStatus
+    from apps.projects.services import job_fail, job_succeed
+
+    now = now or timezone.now()
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    reaped = []
+    for tj in TrainingJob.objects.select_related("job").filter(job__status=JobStatus.RUNNING):
+        last = max(t for t in (tj.updated_at, tj.job.started_at) if t is not None)
+        if now - last <= limit:
+            continue
+        if tj.result_version_id:
+            job_succeed(job=tj.job, result={"version_id": tj.result_version_id}, message="Registered")
+        else:
+            minutes = int((now - last).total_seconds() // 60)
+            job_fail(job_id=tj.job_id, error=f"The worker running this job stopped (no sign of life for {minutes} "
+                                             "min) and the job was not redelivered; no version was registered. "
+                                             "Start the job again.")
+            _log(tj, "marked failed: the worker stopped and the job was not redelivered")
+        reaped.append(tj.pk)
+    return {"reaped": reaped}
 
 
 # --- the worker body -------------------------------------------------------------------------------
@@ -349,7 +382,7 @@ def training_job_run(*, job: Job) -> dict:
                                     for k in cand_metrics if k != "n" and k in par_metrics))
 
     _step(job, tj, 85, "Registering the new version")
-    version = _register(tj, estimator, holdout, metrics, ts)
+    version = _register(tj, estimator, train, holdout, metrics, ts)
     _log(tj, f"registered {version} (validating in the registry's worker)")
     job_progress(job=job, progress=95, message=f"Registered {version}; the registry validates it")
     url = reverse("registry:version-detail", kwargs={"project": tj.project.slug, "model": model.name,
@@ -389,7 +422,8 @@ def _training_set_store(tj: TrainingJob, labels, result, used_versions, report_f
     return ts
 
 
-def _register(tj: TrainingJob, estimator, holdout: pl.DataFrame, metrics: dict, ts) -> ModelVersion:
+def _register(tj: TrainingJob, estimator, train: pl.DataFrame, holdout: pl.DataFrame, metrics: dict,
+              ts) -> ModelVersion:
     """The final atomic step: upload through the registry and link the version to the job."""
     import skops.io as sio
 
@@ -397,11 +431,17 @@ def _register(tj: TrainingJob, estimator, holdout: pl.DataFrame, metrics: dict, 
 
     model, parent = tj.model, tj.parent_version
     names = model.feature_names
-    hold = holdout.select([*names, tj.label_column]).rename({tj.label_column: "target"} if tj.label_column != "target"
-                                                            else {})
-    hold_buf = io.BytesIO()
-    hold.write_parquet(hold_buf)
-    hold_buf.seek(0)
+    rename = {tj.label_column: "target"} if tj.label_column != "target" else {}
+
+    def parquet(frame: pl.DataFrame) -> io.BytesIO:
+        buf = io.BytesIO()
+        frame.select([*names, tj.label_column]).rename(rename).write_parquet(buf)
+        buf.seek(0)
+        return buf
+
+    # The holdout gives the registry's own metrics; the training rows (exactly those the model was fit
+    # on) give the reference profile that drift monitoring compares traffic with.
+    hold_buf, train_buf = parquet(holdout), parquet(train)
     artifact = io.BytesIO(sio.dumps(estimator))
     card = (f"Retrained by training job #{tj.pk} ({tj.get_trigger_display().lower()}"
             f"{': ' + tj.note if tj.note else ''}).\n\n"
@@ -417,7 +457,7 @@ def _register(tj: TrainingJob, estimator, holdout: pl.DataFrame, metrics: dict, 
         version = services.model_version_upload(
             model=model, actor=tj.requested_by, artifact=artifact, filename=f"training-job-{tj.pk}.skops",
             holdout=hold_buf, holdout_filename=f"training-job-{tj.pk}-holdout.parquet", holdout_target="target",
-            training_set=ts, uploader_metrics={k: v for k, v in metrics["candidate"].items() if k != "n"},
+            training_data=train_buf, training_data_filename=f"{ts.name}-train.parquet", training_set=ts, uploader_metrics={k: v for k, v in metrics["candidate"].items() if k != "n"},
             tags=["retrained", f"training-job-{tj.pk}"], model_card=card, code_ref=f"slipway:training-job:{tj.pk}",
             parent_version=parent.version, idempotency_key=f"training-{tj.pk}")
         locked.result_version = version
