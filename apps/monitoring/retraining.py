@@ -302,7 +302,7 @@ def retraining_fire(*, policy: RetrainingPolicy, trigger: str, episode_key: str,
 
     now = now or timezone.now()
     with transaction.atomic():
-        policy = RetrainingPolicy.objects.select_for_update().select_related(
+        policy = RetrainingPolicy.objects.select_for_update(of=("self",)).select_related(
             "deployment__project", "deployment__registered_model", "deployment__production_version",
             "deployment__owner").get(pk=policy.pk)
         firing = PolicyFiring.objects.select_for_update().filter(policy=policy, episode_key=episode_key).first()
@@ -399,7 +399,7 @@ def _optional(module: str, *names: str):
 def retraining_advance(*, firing: PolicyFiring) -> PolicyFiring:
     """Move an in-flight firing one step along the chain when its current step has finished."""
     with transaction.atomic():
-        firing = (PolicyFiring.objects.select_for_update()
+        firing = (PolicyFiring.objects.select_for_update(of=("self",))
                   .select_related("policy__deployment__project", "training_job__job", "version").get(pk=firing.pk))
         if firing.status == FiringStatus.TRAINING:
             _advance_training(firing)
