@@ -57,3 +57,18 @@ def render() -> bytes:
         return generate_latest(registry)
     registry.register(SpoolBacklogCollector())
     return generate_latest(registry)
+
+
+_ok_children: dict = {}
+
+
+def observe_ok(deployment: str, version: str, rows: int, seconds: float) -> None:
+    """The success path's three updates, with the labelled children looked up once per process."""
+    children = _ok_children.get((deployment, version))
+    if children is None:
+        children = _ok_children[(deployment, version)] = (
+            REQUESTS.labels(deployment, version, "200"), ROWS.labels(deployment, version),
+            LATENCY.labels(deployment, version))
+    children[0].inc()
+    children[1].inc(rows)
+    children[2].observe(seconds)

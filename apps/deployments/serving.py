@@ -446,10 +446,7 @@ def predict(req: Request) -> Response:
         # The log record is durable in the spool BEFORE the response leaves (see logpipe / spool).
         logpipe.record_prediction(deployment_id=state.id, version_id=version_id, batch_id=rid, ts=ts,
                                   latency_ms=latency * 1000, rows=log_rows)
-        labels_v = (state.slug, str(version_id))
-        metrics.REQUESTS.labels(state.slug, labels_v[1], "200").inc()
-        metrics.ROWS.labels(*labels_v).inc(len(labels))
-        metrics.LATENCY.labels(*labels_v).observe(latency)
+        metrics.observe_ok(state.slug, str(version_id), len(labels), latency)
         if settings.SERVING_ACCESS_LOG:
             logger.info("predict", extra={"request_id": rid, "deployment": state.slug, "version_id": version_id,
                                           "rows": len(labels), "status": 200,
