@@ -32,21 +32,25 @@ def serving_settings(settings, tmp_path):
 
 def test_shadow_request_review_approve_and_see_new_version(page, browser, live_server, login, shot, celery_worker,
                                                             project_with_roles, serving_settings, client, api_client):
-    from tests.deployments.promotion_factories import (
-        deploy,
-        post_outcomes,
-        send_traffic,
-        set_policy,
-        versions,
-    )
+    from tests.deployments.promotion_factories import deploy, post_outcomes, send_traffic, versions
 
     project, users = project_with_roles
     ds, reviewer = users["data_scientist"], users["reviewer"]
     weak, strong = versions(project, ds)
     dep, key = deploy(project, users["owner"], weak)
-    set_policy(project, users["owner"], min_labelled=100, min_shadow_requests=100)
     pairs = send_traffic(client, dep.slug, key, n=300)
     post_outcomes(api_client(users["analyst"]), dep.slug, pairs)
+
+    # The project owner sets the promotion policy on its page.
+    owner_ctx = browser.new_context(viewport={"width": 1280, "height": 860})
+    opage = owner_ctx.new_page()
+    login(opage, users["owner"])
+    opage.goto(f"{live_server.url}/projects/{project.slug}/promotions/policy")
+    opage.fill("#id_min_labelled", "100")
+    opage.fill("#id_min_shadow_requests", "100")
+    shot(opage, "promotion-policy")
+    opage.get_by_role("button", name="Save policy").click()
+    expect(opage.locator(".flash")).to_contain_text("Promotion policy saved")
 
     # The data scientist starts a shadow run of v2 from the deployment's shadow page.
     login(page, ds)
@@ -97,5 +101,15 @@ def test_shadow_request_review_approve_and_see_new_version(page, browser, live_s
     shot(rpage, "promotion-deployment-new-version")
     rpage.goto(f"{live_server.url}/projects/{project.slug}/deployments/{dep.slug}/releases")
     expect(rpage.locator("#release-timeline")).to_contain_text("Promotion request")
+    expect(rpage.locator("#rollback-form")).to_have_count(0)  # reviewers cannot roll back
     shot(rpage, "promotion-releases")
     other.close()
+
+    # The owner rolls back in one action; the timeline records it.
+    opage.goto(f"{live_server.url}/projects/{project.slug}/deployments/{dep.slug}/releases")
+    opage.fill("#rollback-form input[name=reason]", "latency regression in checkout")
+    opage.get_by_role("button", name="Roll back to v1").click()
+    expect(opage.locator("#production-version")).to_have_text("fraud-model v1")
+    expect(opage.locator("#release-timeline li").first).to_contain_text("latency regression in checkout")
+    shot(opage, "promotion-rolled-back")
+    owner_ctx.close()
