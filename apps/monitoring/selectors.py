@@ -218,10 +218,12 @@ def dashboard_context(*, deployment: Deployment, count: int, feature: str | None
 
 
 def feature_context(*, deployment: Deployment, windows: list[MonitoringWindow], feature: str) -> dict:
-    stats = list(FeatureWindowStat.objects.filter(window__in=[w.pk for w in windows], feature=feature))
+    order = {w.pk: i for i, w in enumerate(windows)}
+    stats = list(FeatureWindowStat.objects.filter(window__in=list(order), feature=feature).defer("histogram"))
     if not stats:
         return {"feature": feature}
-    latest = max(stats, key=lambda s: (s.window.end, s.window_id))
+    newest = max(stats, key=lambda s: order[s.window_id])
+    latest = FeatureWindowStat.objects.select_related("window").get(pk=newest.pk)  # the one histogram shown
     shown = []
     for key, value in latest.stats.items():
         if isinstance(value, float):
