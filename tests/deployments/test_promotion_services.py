@@ -361,3 +361,24 @@ def test_first_version_goes_live_only_through_a_request_or_an_owner_override(ope
     with pytest.raises(Conflict, match="does not allow owner overrides"):
         deployment_create(project=project, actor=owner, version=weak, slug="fourth-api", owner=owner,
                           go_live=True, override_reason="please")
+
+
+@pytest.mark.django_db
+def test_open_critical_alert_fails_its_gate_and_no_alert_source_fails_closed(setup, users, project, settings):
+    from django.utils import timezone
+
+    from apps.monitoring.models import Alert, AlertRule
+
+    dep, _, weak, strong = setup
+    rule = AlertRule.objects.create(deployment=dep, name="accuracy floor", metric="accuracy", comparator="lt",
+                                    threshold=0.6, severity="critical")
+    Alert.objects.create(rule=rule, deployment=dep, severity="critical", message="accuracy 0.41 < 0.6",
+                         opened_at=timezone.now())
+    req = promotion.promotion_request_open(deployment=dep, actor=users["data_scientist"], candidate=strong,
+                                           justification="j")
+    gate = next(g for g in req.evidence["gates"] if g["key"] == "no_critical_alert")
+    assert not gate["passed"] and "accuracy 0.41" in gate["detail"]
+    settings.PROMOTION_ALERT_SOURCE = ""
+    req = promotion.promotion_request_refresh(request=req, actor=users["data_scientist"])
+    gate = next(g for g in req.evidence["gates"] if g["key"] == "no_critical_alert")
+    assert not gate["passed"] and "unknown" in gate["detail"]
