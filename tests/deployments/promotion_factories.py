@@ -89,7 +89,9 @@ def post_outcomes(api_client, slug: str, pairs):
 def set_policy(project, owner, **values):
     from apps.deployments.promotion import promotion_policy_update
 
-    return promotion_policy_update(project=project, actor=owner, values=values)
+    policy = promotion_policy_update(project=project, actor=owner, values=values)
+    project.refresh_from_db(fields=["settings"])  # callers keep using their Project instance
+    return policy
 
 
 def accuracy(pairs, preds) -> float:
