@@ -426,6 +426,9 @@ def demo_churn(ctx: Ctx) -> Project:
                                 name="Churn score", owner=users["dana"], input_mode="entity",
                                 reason="First production version")
     feature_view_materialize(view=view)
+    from apps.deployments import serving
+
+    serving.CACHE.clear()  # this process may have served an earlier database (tests): forget its deployments
     _key, plaintext = deployment_api_key_create(deployment=dep, actor=users["dana"], name="retention-service")
     ms = monitoring.monitor_settings_update(deployment=dep, actor=users["ana"], window_kind="count",
                                             window_count=WINDOW_COUNT)
