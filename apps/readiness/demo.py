@@ -606,10 +606,20 @@ def demo_fraud(ctx: Ctx) -> Project:
     est, holdout = _fit(_training_frame(ts), fs.output_names, "is_fraud", "event_timestamp")
     model = _registered_model(ctx, project, "fraud-model", feature_set=fs)
     v1 = _upload(ctx, model, est, holdout, "is_fraud", training_set=ts, code_ref="git:fraud@9e81d07", key="fraud-v1")
-    if not Deployment.objects.filter(slug="fraud-api").exists():
-        deployment_create(project=project, actor=users["olivia"], version=v1, slug="fraud-api", name="Fraud score",
-                          owner=users["dana"], input_mode="entity", go_live=False,
-                          reason="Waiting for its first approval")
+    dep = Deployment.objects.filter(slug="fraud-api").first()
+    if dep is None:
+        dep = deployment_create(project=project, actor=users["olivia"], version=v1, slug="fraud-api",
+                                name="Fraud score", owner=users["dana"], input_mode="entity", go_live=False,
+                                reason="Waiting for its first approval")
+    from apps.readiness.assess import promotion_request_model
+
+    requests = promotion_request_model()
+    if requests is not None and not requests.objects.filter(deployment=dep).exists():
+        from apps.deployments.promotion import promotion_request_open
+
+        promotion_request_open(deployment=dep, actor=users["dana"], candidate=v1,
+                               justification="First version of the fraud score. Offline AUC on the October holdout; "
+                                             "the rules engine keeps deciding until this is approved.")
     _snapshot(ctx, project, "Deployed, not live")
     _mark_done(ctx, project)
     return project

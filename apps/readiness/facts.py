@@ -189,8 +189,9 @@ def facts_load(*, project: Project, now: datetime | None = None) -> Facts:
 
 
 def _arrivals(deployments: list) -> list:
-    """When each version first reached production on each deployment: deploy events of deployments that
-    went live at creation, and every version change / promotion (rollbacks return an old version)."""
+    """When each version first reached production on each deployment: the deploy event of a deployment that
+    went live at creation, the first resume of one created paused (its first version went live, e.g. by an
+    approved promotion request), and every version change / promotion (rollbacks return an old version)."""
     if not deployments:
         return []
     by_id = {d.pk: d for d in deployments}
@@ -199,12 +200,14 @@ def _arrivals(deployments: list) -> list:
         if ev.details.get("live") is False:
             paused_at_creation.add(int(ev.target_id))
     seen, out = set(), []
-    events = (DeploymentEvent.objects.filter(deployment_id__in=by_id, kind__in=["deploy", "version", "promote"],
+    events = (DeploymentEvent.objects.filter(deployment_id__in=by_id, kind__in=["deploy", "resume", "version", "promote"],
                                              version__isnull=False)
               .select_related("version").order_by("created_at", "id"))
     for ev in events:
         if ev.kind == "deploy" and ev.deployment_id in paused_at_creation:
             continue
+        if ev.kind == "resume" and ev.deployment_id not in paused_at_creation:
+            continue  # a pause and resume later on does not bring a version to production
         key = (ev.deployment_id, ev.version_id)
         if key in seen:
             continue

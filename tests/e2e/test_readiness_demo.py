@@ -174,7 +174,7 @@ def test_reviewer_approves_the_waiting_promotion(demo, page, shot):
     _login(page, url, "rita")
     page.goto(f"{url}/promotions/inbox")
     expect(page.locator("#promotion-requests")).to_contain_text("churn-api")
-    page.locator("#promotion-requests a").first.click()
+    page.locator("#promotion-requests tbody tr", has_text="churn-api").locator("a").first.click()
     page.wait_for_load_state("load")
     expect(page.locator("#review-form")).to_be_visible()
     shot(page, "readiness-reviewer-request")

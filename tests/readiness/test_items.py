@@ -350,3 +350,15 @@ def test_mlts_automatic_decisions_with_evidence(project, users):
     assert a.item("mlts.monitor.6").source == "auto" and a.item("mlts.monitor.6").status == PASS
     assert a.item("mlts.monitor.4").status == PASS  # a fresh version
     assert a.item("mlts.monitor.4").evidence_url.endswith("/deployments/scorer/")
+
+
+def test_lead_time_counts_the_first_go_live_of_a_deployment_created_paused(project, users):
+    from apps.deployments.services import deployment_resume
+
+    v = s.ready_version(project, users["owner"])
+    s.uploaded_days_ago(v, 5)
+    dep = s.deploy(project, users["owner"], v, slug="later", go_live=False)
+    assert s.assess(project, "handoff.lead_time").status == FAIL
+    deployment_resume(deployment=dep, actor=users["owner"])
+    item = s.assess(project, "handoff.lead_time")
+    assert item.status == PASS and item.figure.startswith("median 5.0 days")
