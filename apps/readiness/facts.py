@@ -95,7 +95,8 @@ def optional_model(*candidates: tuple[str, str]):
 def _fk_name(model, target) -> str | None:
     """The name of ``model``'s first foreign key to ``target`` (robust against naming choices)."""
     for f in model._meta.get_fields():
-        if getattr(f, "many_to_one", False) and f.related_model is target:
+        if (getattr(f, "many_to_one", False) or getattr(f, "one_to_one", False)) and f.related_model is target \
+                and not f.auto_created:
             return f.name
     return None
 

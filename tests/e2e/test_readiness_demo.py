@@ -164,6 +164,17 @@ def test_data_scientist_uploads_a_model(demo, page, shot, tmp_path):
     shot(page, "readiness-data-scientist-upload")
 
 
+def test_analyst_opens_the_drift_dashboard(demo, page, shot):
+    url = demo["url"]
+    _login(page, url, "ana")
+    page.goto(f"{url}/projects/churn/monitoring/")
+    page.get_by_role("link", name="Churn score").first.click()
+    expect(page).to_have_url(re.compile(r"/monitoring/churn-api/"))
+    expect(page.locator(".plotly-chart .main-svg").first).to_be_visible(timeout=20_000)
+    expect(page.locator("body")).to_contain_text("Input drift")
+    shot(page, "readiness-analyst-drift")
+
+
 def test_reviewer_approves_the_waiting_promotion(demo, page, shot):
     model = _promotion_model()
     if model is None:
@@ -187,17 +198,6 @@ def test_reviewer_approves_the_waiting_promotion(demo, page, shot):
     shot(page, "readiness-reviewer-approved")
     req.refresh_from_db()
     assert req.status == "promoted"
-
-
-def test_analyst_opens_the_drift_dashboard(demo, page, shot):
-    url = demo["url"]
-    _login(page, url, "ana")
-    page.goto(f"{url}/projects/churn/monitoring/")
-    page.get_by_role("link", name="Churn score").first.click()
-    expect(page).to_have_url(re.compile(r"/monitoring/churn-api/"))
-    expect(page.locator(".plotly-chart .main-svg").first).to_be_visible(timeout=20_000)
-    expect(page.locator("body")).to_contain_text("Input drift")
-    shot(page, "readiness-analyst-drift")
 
 
 @pytest.mark.django_db

@@ -362,3 +362,31 @@ def test_lead_time_counts_the_first_go_live_of_a_deployment_created_paused(proje
     deployment_resume(deployment=dep, actor=users["owner"])
     item = s.assess(project, "handoff.lead_time")
     assert item.status == PASS and item.figure.startswith("median 5.0 days")
+
+
+def test_mlts_review_canary_and_rollback_from_promotion_records(project, users):
+    """With shadow runs and promotion requests: a candidate shadows, a reviewer approves, production switches."""
+    from apps.readiness.assess import assessment_compute, promotion_request_model, shadow_run_model
+
+    if promotion_request_model() is None or shadow_run_model() is None:
+        pytest.skip("shadow runs / promotion requests are not in this portal yet")
+    from apps.deployments.promotion import promotion_request_open, promotion_request_review
+    from apps.deployments.shadow import shadow_run_score_pending, shadow_run_start
+
+    dep, _ids, _ = s.live_with_traffic(project, users["owner"], n=300)
+    candidate = s.ready_version(project, users["owner"], name=dep.registered_model.name, n_features=3)
+    run = shadow_run_start(deployment=dep, actor=users["data_scientist"], candidate=candidate, backfill_hours=2)
+    shadow_run_score_pending(run_id=run.pk)
+    assert assessment_compute(project=project).item("mlts.infra.6").source == "none"  # nothing promoted yet
+    req = promotion_request_open(deployment=dep, actor=users["data_scientist"], candidate=candidate,
+                                 justification="better")
+    promotion_request_review(request=req, reviewer=users["reviewer"], decision="approve", comment="ok",
+                             evidence_hash=req.evidence_hash, artifact_sha256=req.artifact_sha256,
+                             override_reason="" if req.gates_passed else "test: gates read")
+    a = assessment_compute(project=project)
+    assert a.item("mlts.infra.6").status == PASS  # the promoted version shadowed first
+    assert a.item("mlts.infra.7").status == PASS  # the previous version is still there to roll back to
+    assert a.item("mlts.model.1").figure.startswith("1 of 1 reviewed")
+    from apps.readiness.assess import last_promotion_at
+
+    assert last_promotion_at(project) is not None
