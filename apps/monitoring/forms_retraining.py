@@ -29,13 +29,26 @@ class RetrainingPolicyForm(forms.Form):
         self.fields["alert_rules"].choices = [(str(r.pk), f"{r.name} ({r.metric} {Comparator(r.comparator).label} "
                                                           f"{r.threshold:g}, {r.consecutive} window(s))") for r in rules]
         for i in range(1, METRIC_ROWS + 1):
-            self.fields[f"metric_{i}"] = forms.ChoiceField(required=False, label=f"Metric condition {i}",
-                                                           choices=[("", "—")] + list(metrics))
-            self.fields[f"comparator_{i}"] = forms.ChoiceField(required=False, choices=Comparator.choices,
-                                                               label="is")
-            self.fields[f"threshold_{i}"] = forms.FloatField(required=False, label="threshold")
-            self.fields[f"windows_{i}"] = forms.IntegerField(required=False, min_value=1, initial=3,
-                                                             label="for N windows in a row")
+            self.fields[f"metric_{i}"] = forms.ChoiceField(
+                required=False, label=f"Metric condition {i}", choices=[("", "—")] + list(metrics),
+                widget=forms.Select(attrs={"aria-label": f"Metric of condition {i}"}))
+            self.fields[f"comparator_{i}"] = forms.ChoiceField(
+                required=False, choices=Comparator.choices, label="is",
+                widget=forms.Select(attrs={"aria-label": f"Comparison of condition {i}"}))
+            self.fields[f"threshold_{i}"] = forms.FloatField(
+                required=False, label="threshold",
+                widget=forms.NumberInput(attrs={"aria-label": f"Threshold of condition {i}", "step": "any"}))
+            self.fields[f"windows_{i}"] = forms.IntegerField(
+                required=False, min_value=1, initial=3, label="for N windows in a row",
+                widget=forms.NumberInput(attrs={"aria-label": f"Windows in a row of condition {i}"}))
+
+    METRIC_PREFIXES = ("metric_", "comparator_", "threshold_", "windows_")
+
+    def main_fields(self):
+        return [f for f in self if not f.name.startswith(self.METRIC_PREFIXES)]
+
+    def metric_rows(self):
+        return [[self[f"{p}{i}"] for p in self.METRIC_PREFIXES] for i in range(1, METRIC_ROWS + 1)]
 
     def triggers(self) -> list[dict]:
         d = self.cleaned_data
@@ -62,4 +75,5 @@ class RetrainingPolicyForm(forms.Form):
 
 
 class RetrainNowForm(forms.Form):
-    reason = forms.CharField(required=False, max_length=200)
+    reason = forms.CharField(required=False, max_length=200, widget=forms.TextInput(
+        attrs={"placeholder": "Why? (optional)", "aria-label": "Reason for retraining now"}))

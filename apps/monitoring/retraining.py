@@ -383,17 +383,22 @@ def retraining_evaluate(*, policy: RetrainingPolicy, now: datetime | None = None
 # --- the chain -------------------------------------------------------------------------------------
 
 
-def _optional(module: str, *names: str):
-    """A function of another app that may not exist yet (shadow/promotion): (fn, None) or (None, why)."""
+def _optional(module: str, name: str, model: str):
+    """A service of the deployments app that may not be installed (shadow runs, promotion requests):
+    (function, None), or (None, why) when its module, function or database table is missing."""
+    from django.db import connection
+
     try:
         mod = importlib.import_module(module)
     except ImportError:
         return None, f"{module} is not installed"
-    for name in names:
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn, None
-    return None, f"{module} has no {' / '.join(names)}"
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        return None, f"{module} has no {name}"
+    table = getattr(getattr(mod, model, None), "_meta", None)
+    if table is None or table.db_table not in connection.introspection.table_names():
+        return None, f"the {model} table is not migrated"
+    return fn, None
 
 
 def retraining_advance(*, firing: PolicyFiring) -> PolicyFiring:
@@ -442,7 +447,7 @@ def _advance_validating(firing: PolicyFiring) -> None:
         _step(firing, "fail", firing.outcome)
         return
     _step(firing, "validated", f"{version} passed the registry's validation", details={"metrics": version.metrics})
-    start, why = _optional("apps.deployments.shadow", "shadow_run_start")
+    start, why = _optional("apps.deployments.shadow", "shadow_run_start", "ShadowRun")
     if start is None:
         firing.status = FiringStatus.STOPPED
         firing.outcome = (f"{version} is ready, but shadow runs are not available here ({why}); start its shadow "
@@ -499,7 +504,7 @@ def _advance_shadow(firing: PolicyFiring) -> None:
         firing.outcome = (f"Shadow run #{run.pk} has scored {run.scored:,} of the {needed:,} requests the promotion "
                           "policy asks for; the promotion request opens when it has")
         return
-    open_request, why = _optional("apps.deployments.promotion", "promotion_request_open")
+    open_request, why = _optional("apps.deployments.promotion", "promotion_request_open", "PromotionRequest")
     if open_request is None:
         firing.status = FiringStatus.STOPPED
         firing.outcome = f"Shadow run #{run.pk} ran, but promotion requests are not available here ({why})."
