@@ -62,8 +62,11 @@ def readiness_snapshot_list(request, project: str, limit: int = 50, offset: int 
 @router.post("/projects/{project}/readiness/snapshots", response={201: SnapshotOut})
 @api_permission("readiness.answer")
 def readiness_snapshot_create(request, project: str, payload: SnapshotIn):
+    """Save a dated snapshot of the live assessment. Send ``Idempotency-Key`` to make a retry safe."""
     p = project_get_for_user(user=request.auth, slug=project, action="readiness.answer")
-    return 201, _snapshot(services.readiness_snapshot_save(project=p, actor=request.auth, note=payload.note))
+    snap = services.readiness_snapshot_save(project=p, actor=request.auth, note=payload.note,
+                                            idempotency_key=request.headers.get("Idempotency-Key") or None)
+    return 201, _snapshot(snap)
 
 
 @router.get("/portfolio", response=list[PortfolioRowOut])

@@ -46,6 +46,8 @@ class ReadinessSnapshot(models.Model):
     open_alerts = models.PositiveIntegerField(default=0)
     items = models.JSONField(default=dict)  # key -> {"status", "figure", "value", "source"}
     note = models.TextField(blank=True, max_length=2000)
+    # "<project id>:<Idempotency-Key>" of the API call that saved it: a retried call returns this snapshot.
+    idempotency_key = models.CharField(max_length=160, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-taken_at", "-id"]

@@ -69,10 +69,19 @@ def _snapshot_items(a: Assessment) -> dict:
 
 
 def readiness_snapshot_save(*, project: Project, actor, note: str = "",
-                            kind: str = ReadinessSnapshot.Kind.MANUAL, now=None) -> ReadinessSnapshot:
-    """Freeze the live assessment with a date. People need readiness.answer; the daily task passes no actor."""
+                            kind: str = ReadinessSnapshot.Kind.MANUAL, now=None,
+                            idempotency_key: str | None = None) -> ReadinessSnapshot:
+    """Freeze the live assessment with a date. People need readiness.answer; the daily task passes no actor.
+    With an ``idempotency_key`` a repeated call returns the snapshot the first call saved."""
     if actor is not None:
         _require(actor, project, "readiness.answer")
+    if idempotency_key:
+        if len(idempotency_key) > 120:
+            raise InvalidInput("Idempotency-Key is at most 120 characters", field="Idempotency-Key")
+        idempotency_key = f"{project.pk}:{idempotency_key}"
+        existing = ReadinessSnapshot.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
         raise InvalidInput(f"A note is at most {NOTE_MAX} characters", field="note")
@@ -81,7 +90,7 @@ def readiness_snapshot_save(*, project: Project, actor, note: str = "",
         snap = ReadinessSnapshot.objects.create(
             project=project, kind=kind, taken_at=now or timezone.now(), taken_by=actor, stage=a.stage, score=a.score,
             ml_test_score=a.mlts["final"], lead_time_s=a.lead_time_s, open_alerts=a.open_alerts,
-            items=_snapshot_items(a), note=note)
+            items=_snapshot_items(a), note=note, idempotency_key=idempotency_key or None)
         audit_record(actor=actor, verb="readiness.snapshot", project=project, target=snap,
                      target_label=f"{snap.taken_at:%Y-%m-%d %H:%M} {a.stage} {a.score}",
                      details={"stage": a.stage, "score": a.score, "ml_test_score": a.mlts["final"], "kind": kind})

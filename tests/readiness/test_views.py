@@ -107,3 +107,27 @@ def test_daily_snapshot_once_per_day(project):
     assert readiness_snapshot_daily()["snapshots"] == 1
     assert readiness_snapshot_daily()["snapshots"] == 0
     assert ReadinessSnapshot.objects.filter(project=project, kind="scheduled").count() == 1
+
+
+def test_snapshot_api_is_idempotent_with_a_key(project, users, api_client):
+    c = api_client(users["manager"])
+    url = f"/api/v1/projects/{project.slug}/readiness/snapshots"
+    first = c.post(url, {"note": "x"}, content_type="application/json", headers={"Idempotency-Key": "abc"})
+    again = c.post(url, {"note": "x"}, content_type="application/json", headers={"Idempotency-Key": "abc"})
+    other = c.post(url, {"note": "x"}, content_type="application/json")
+    assert first.json()["id"] == again.json()["id"] != other.json()["id"]
+    assert c.get(url).json()[0]["id"] == other.json()["id"]
+
+
+def test_api_requires_authentication(project):
+    from django.test import Client
+
+    r = Client().get(f"/api/v1/projects/{project.slug}/readiness")
+    assert r.status_code == 401 and "detail" in r.json()
+
+
+def test_tour_page_links_into_the_demo(users, logged_in_client):
+    r = logged_in_client(users["manager"]).get("/tour/")
+    assert r.status_code == 200
+    body = r.content.decode()
+    assert "tour-manager" in body and "tour-analyst" in body and "seed_demo" in body
