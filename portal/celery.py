@@ -11,6 +11,7 @@ WORKER_MODULES = [
     "workers.features",
     "workers.registry",
     "workers.deployments",
+    "workers.deployments_shadow",
     "workers.monitoring",
     "workers.training",
     "workers.readiness",

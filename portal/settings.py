@@ -253,6 +253,21 @@ RETRAINING_TICK_SECONDS = env.int("RETRAINING_TICK_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE["retraining-tick"] = {"task": "workers.retraining.retraining_tick",
                                            "schedule": RETRAINING_TICK_SECONDS}
 
+# --- promotion ---
+# Shadow runs and approval-gated promotion (apps/deployments/shadow.py, promotion.py).
+SHADOW_TICK_SECONDS = env.float("SHADOW_TICK_SECONDS", default=30.0)  # beat: score + compare active shadow runs
+SHADOW_BATCH_SIZE = env.int("SHADOW_BATCH_SIZE", default=1000)  # logged requests scored per batch (one transaction)
+SHADOW_MAX_ROWS_PER_PASS = env.int("SHADOW_MAX_ROWS_PER_PASS", default=50_000)  # per run per tick/job
+SHADOW_COMPARE_MAX_ROWS = env.int("SHADOW_COMPARE_MAX_ROWS", default=50_000)  # most recent pairs compared
+SHADOW_BOOTSTRAP_RESAMPLES = env.int("SHADOW_BOOTSTRAP_RESAMPLES", default=1000)
+# Ports to facts of apps above deployments (see apps/deployments/providers.py); dotted paths, "" = none.
+SHADOW_OUTCOME_SOURCE = env("SHADOW_OUTCOME_SOURCE", default="workers.deployments_shadow.monitoring_outcome_labels")
+PROMOTION_ALERT_SOURCE = env("PROMOTION_ALERT_SOURCE",
+                             default="workers.deployments_shadow.monitoring_open_critical_alerts")
+SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", default="http://localhost:8000")  # links in promotion emails
+CELERY_BEAT_SCHEDULE["deployments-shadow-tick"] = {"task": "workers.deployments_shadow.shadow_tick",
+                                                   "schedule": SHADOW_TICK_SECONDS}
+
 # --- readiness ---
 # A dated readiness snapshot of every active project once a day (the portfolio's trend reads them).
 CELERY_BEAT_SCHEDULE["readiness-snapshot-daily"] = {

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("apps.features.urls")),
     path("", include("apps.registry.urls")),
     path("", include("apps.deployments.urls")),
+    path("", include("apps.deployments.urls_promotion")),
     path("", include("apps.monitoring.urls")),
     path("", include("apps.readiness.urls")),
 ]

@@ -180,3 +180,14 @@ class PredictionMinuteStat(models.Model):
     def __str__(self) -> str:
         return f"{self.deployment_id}@{self.minute:%Y-%m-%d %H:%M}"
 
+
+# Shadow runs and promotion requests (apps/deployments/models_promotion.py).
+from .models_promotion import (  # noqa: E402, F401
+    PromotionRequest,
+    PromotionReview,
+    PromotionStatus,
+    ReviewDecision,
+    ShadowPrediction,
+    ShadowRun,
+    ShadowStatus,
+)

@@ -101,7 +101,7 @@ def _clean_slug(slug: str, fallback: str) -> str:
 
 def deployment_create(*, project: Project, actor, version, slug: str = "", name: str = "", owner=None,
                       input_mode: str = InputMode.INLINE, max_batch: int | None = None, go_live: bool = True,
-                      reason: str = "") -> Deployment:
+                      reason: str = "", override_reason: str = "") -> Deployment:
     """Deploy a ready version under a portal-wide unique slug. Live at once when it has an owner."""
     _require(actor, project, "deployment.manage")
     version = _check_version(project, version)
@@ -121,6 +121,11 @@ def deployment_create(*, project: Project, actor, version, slug: str = "", name:
         raise InvalidInput(f"The batch limit must be between 1 and {settings.SERVING_MAX_BATCH}", field="max_batch")
     if Deployment.objects.filter(slug=slug).exists():
         raise Conflict(f"The deployment slug {slug!r} is taken (slugs are unique across the portal)", field="slug")
+    override = ""
+    if go_live:  # promotion policy: a first version goes live through an approved request or an owner override
+        from .promotion import first_version_go_live_check
+
+        override = first_version_go_live_check(project=project, actor=actor, override_reason=override_reason)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -137,6 +142,9 @@ def deployment_create(*, project: Project, actor, version, slug: str = "", name:
                      details={"slug": slug, "version": str(version), "version_id": version.pk,
                               "input_mode": input_mode, "live": go_live,
                               "owner": owner.username if owner else None})
+        if override:
+            audit_record(actor=actor, verb="deployment.first_version_override", project=project, target=dep,
+                         details={"version": str(version), "reason": override})
         serving_generation_bump()
     return dep
 
@@ -162,19 +170,30 @@ def deployment_pause(*, deployment: Deployment, actor, reason: str = "") -> Depl
     return dep
 
 
-def deployment_resume(*, deployment: Deployment, actor) -> Deployment:
-    _require(actor, deployment.project, "deployment.manage")
+def deployment_resume(*, deployment: Deployment, actor, action: str = "deployment.manage", reason: str = "",
+                      override_reason: str = "") -> Deployment:
+    """Go live again. Promotion calls it with ``action="promotion.review"`` when approving a first version."""
+    from .promotion import deployment_never_live, first_version_go_live_check
+
+    _require(actor, deployment.project, action)
     with transaction.atomic():
         dep = _locked(deployment)
         if dep.status == DeploymentStatus.LIVE:
             raise Conflict(f"{dep.slug} is already live")
+        override = ""
+        if action == "deployment.manage" and deployment_never_live(dep):
+            override = first_version_go_live_check(project=dep.project, actor=actor, override_reason=override_reason)
+        if override:
+            audit_record(actor=actor, verb="deployment.first_version_override", project=dep.project, target=dep,
+                         details={"version": str(dep.production_version), "reason": override})
         if dep.owner_id is None:
             raise InvalidInput("A deployment without an owner cannot go live: choose an owner first", field="owner")
         _check_version(dep.project, dep.production_version)
         dep.status, dep.status_message = DeploymentStatus.LIVE, ""
         dep.save(update_fields=["status", "status_message", "updated_at"])
         DeploymentEvent.objects.create(deployment=dep, kind=DeploymentEvent.Kind.RESUME,
-                                       version=dep.production_version, actor=actor)
+                                       version=dep.production_version, actor=actor,
+                                       reason=(reason or (f"Owner override: {override}" if override else ""))[:500])
         audit_record(actor=actor, verb="deployment.resume", project=dep.project, target=dep)
         serving_generation_bump()
     return dep
@@ -207,6 +226,10 @@ def deployment_version_set(*, deployment: Deployment, actor, version, reason: st
     "deployment.rollback") after checking their own rules.
     """
     _require(actor, deployment.project, action)
+    if kind == DeploymentEvent.Kind.VERSION:  # direct switches: only while the project does not promote by request
+        from .promotion import version_switch_check
+
+        version_switch_check(project=deployment.project)
     with transaction.atomic():
         dep = _locked(deployment)
         version = _check_version(dep.project, version)

@@ -10,7 +10,7 @@ from apps.deployments.models_promotion import PromotionStatus
 
 from .promotion_factories import deploy, send_traffic, set_policy, versions
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.deployments.promotion_urls")]
+pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture

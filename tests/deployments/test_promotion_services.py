@@ -13,8 +13,6 @@ from apps.projects.models import AuditEvent
 
 from .promotion_factories import deploy, post_outcomes, send_traffic, set_policy, versions
 
-pytestmark = pytest.mark.urls("tests.deployments.promotion_urls")
-
 
 @pytest.fixture
 def setup(project, users, client):

@@ -13,7 +13,7 @@ from tests.conftest import wait_for, wait_for_job
 
 from .promotion_factories import MODEL, deploy, frame, post_outcomes, send_traffic, set_policy, versions
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.deployments.promotion_urls")]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _twin_of_weak(project, actor, weak):

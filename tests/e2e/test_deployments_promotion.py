@@ -9,8 +9,7 @@ from playwright.sync_api import expect
 
 import apps.deployments.models_promotion  # noqa: F401  (models registered before the test database exists)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True),
-              pytest.mark.urls("tests.deployments.promotion_urls")]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
