@@ -67,7 +67,8 @@ def create_deployment(request, project: str, payload: DeploymentIn):
     owner = user_get_by_username(username=payload.owner) if payload.owner else None
     dep = services.deployment_create(project=proj, actor=request.auth, version=_version(proj, payload.version_id),
                                      slug=payload.slug, name=payload.name, owner=owner, input_mode=payload.input_mode,
-                                     max_batch=payload.max_batch, go_live=payload.go_live)
+                                     max_batch=payload.max_batch, go_live=payload.go_live,
+                                     override_reason=payload.override_reason)
     return 201, _out(dep)
 
 

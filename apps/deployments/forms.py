@@ -15,6 +15,10 @@ class DeploymentForm(forms.Form):
     input_mode = forms.ChoiceField(choices=InputMode.choices, initial=InputMode.INLINE)
     max_batch = forms.IntegerField(min_value=1, initial=100, help_text="Largest batch accepted per request.")
     go_live = forms.BooleanField(required=False, initial=True, label="Go live now")
+    override_reason = forms.CharField(
+        max_length=400, required=False, label="Owner override reason",
+        help_text="Only in projects that promote through approved requests: a project owner may put a first "
+                  "version live without one (recorded in the audit log), where the project's policy allows it.")
 
     def __init__(self, *args, versions, members, **kwargs):
         super().__init__(*args, **kwargs)

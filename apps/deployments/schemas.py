@@ -13,6 +13,8 @@ class DeploymentIn(Schema):
     input_mode: str = Field("inline", description='"inline" or "entity"')
     max_batch: int | None = None
     go_live: bool = True
+    override_reason: str = Field("", description="Project owners, where the project's promotion policy allows it: "
+                                                 "put a first version live without a promotion request (audited)")
 
 
 class DeploymentOut(Schema):

@@ -134,3 +134,20 @@ def test_pages_render_and_self_approval_refused_in_the_view(setup, users, logged
     assert reviewer.get("/promotions/inbox").status_code == 200
     assert owner.get("/projects/fraud/promotions/policy").status_code == 200
     assert ds.get("/projects/fraud/promotions/policy").status_code == 403
+
+
+def test_create_form_and_api_refuse_a_first_version_without_request_unless_owner_overrides(setup, users,
+                                                                                          logged_in_client,
+                                                                                          api_client):
+    dep, _, weak, strong = setup
+    promotion.promotion_request_open(deployment=dep, actor=users["data_scientist"], candidate=strong,
+                                     justification="the project now promotes by request")
+    form = {"version": weak.pk, "slug": "next-api", "owner": users["owner"].pk, "input_mode": "inline",
+            "max_batch": 100, "go_live": "on"}
+    page = logged_in_client(users["data_scientist"]).post("/projects/fraud/deployments/new", form)
+    assert page.status_code == 422 and b"promotion request" in page.content
+    body = {"version_id": weak.pk, "slug": "next-api", "owner": "owner", "go_live": True}
+    assert _post(api_client(users["data_scientist"]), "/api/v1/projects/fraud/deployments", body).status_code == 409
+    ok = _post(api_client(users["owner"]), "/api/v1/projects/fraud/deployments",
+               {**body, "override_reason": "hotfix, reviewed in the incident channel"})
+    assert ok.status_code == 201, ok.content
