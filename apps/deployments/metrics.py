@@ -41,6 +41,11 @@ class SpoolBacklogCollector:
         yield s
 
 
+# Collector factories that apps above deployments (e.g. monitoring) add in their AppConfig.ready(), so
+# /metrics exports their gauges in multiprocess mode too without this app importing them.
+EXTRA_COLLECTORS: list = []
+
+
 def render() -> bytes:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -56,6 +61,8 @@ def render() -> bytes:
             render._backlog_registered = True
         return generate_latest(registry)
     registry.register(SpoolBacklogCollector())
+    for factory in EXTRA_COLLECTORS:
+        registry.register(factory())
     return generate_latest(registry)
 
 

@@ -6,6 +6,10 @@ class MonitoringConfig(AppConfig):
     label = "monitoring"
 
     def ready(self):
-        from .metrics import register
+        from apps.deployments import metrics as serving_metrics
 
-        register()
+        from .metrics import MonitoringCollector, register
+
+        register()  # the default registry (single-process servers)
+        if MonitoringCollector not in serving_metrics.EXTRA_COLLECTORS:  # gunicorn multiprocess mode
+            serving_metrics.EXTRA_COLLECTORS.append(MonitoringCollector)

@@ -3,7 +3,7 @@ exports the same, current values — no per-process state to aggregate).
 
 Registered on ``prometheus_client.REGISTRY`` by ``MonitoringConfig.ready()``; the serving app's
 ``/metrics`` renders that registry. (Under ``PROMETHEUS_MULTIPROC_DIR`` that view builds a fresh
-registry: it must also ``registry.register(MonitoringCollector())`` for these gauges to appear.)
+registry: ``MonitoringConfig.ready()`` adds this collector to ``apps.deployments.metrics.EXTRA_COLLECTORS``.)
 """
 
 from __future__ import annotations

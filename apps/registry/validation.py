@@ -565,11 +565,14 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
 
     step("profile", 70, "Building the reference profile")
     if reference is not None:
+        labels = None
         if source == "holdout" and hpreds is not None:
             rp, rproba = hpreds, hproba
+            labels = list(y)  # lets monitoring calibrate its performance estimate (CBPE) on the reference
         else:
             rp, rproba = predict(_matrix(reference, contract))
-        prof = profile_mod.build_reference_profile(reference, contract, predictions=rp, probabilities=rproba)
+        prof = profile_mod.build_reference_profile(reference, contract, predictions=rp, probabilities=rproba,
+                                                   labels=labels)
         prof["source"] = source
         version.reference_profile = prof
     else:

@@ -34,10 +34,12 @@ def test_owner_creates_project_adds_member_with_htmx_and_sees_audit(page, live_s
     expect(page.locator("#members .errorlist")).to_contain_text("No active user")
     page.fill("#id_username", "dana")
     page.select_option("#id_role", "data_scientist")
-    page.click("#members button[type=submit]")
+    with page.expect_response(lambda r: "/members/add/" in r.url and r.status == 200):
+        page.click("#members button[type=submit]")
     expect(page.locator("#member-dana")).to_be_visible()
     assert page.url == url_before  # swapped by htmx, no full page load
-    page.select_option("select[aria-label='Role of dana']", "reviewer")
+    with page.expect_response(lambda r: "/role/" in r.url and r.status == 200):
+        page.select_option("select[aria-label='Role of dana']", "reviewer")
     expect(page.locator("#member-dana select")).to_have_value("reviewer")
     shot(page, "foundation-members")
 
