@@ -15,7 +15,6 @@ no online features.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -27,6 +26,8 @@ import numpy as np
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from apps.common.secrets import secret_hash
+
 from . import contract as C
 from . import logpipe, metrics
 
@@ -36,8 +37,7 @@ KEY_PREFIX = "sdk_"
 JSON_HEADERS = [("Content-Type", "application/json")]
 
 
-def key_hash(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode()).hexdigest()
+key_hash = secret_hash
 
 
 @dataclass

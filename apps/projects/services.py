@@ -1,7 +1,6 @@
 """Every write of the projects app. Each service checks its own rules and writes the audit trail."""
 
 import csv
-import hashlib
 import io
 import secrets
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from apps.common.secrets import secret_hash
 
 from .models import ApiToken, AuditEvent, Job, JobStatus, Membership, Project, Role
 from .permissions import can
@@ -193,9 +193,7 @@ def membership_remove(*, membership: Membership, actor) -> None:
 TOKEN_PREFIX = "slw_"
 
 
-def _token_hash(secret: str) -> str:
-    # Tokens carry 256 bits of randomness, so a fast hash is safe (no dictionary to attack).
-    return hashlib.sha256(secret.encode()).hexdigest()
+_token_hash = secret_hash
 
 
 @transaction.atomic
