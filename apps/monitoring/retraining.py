@@ -386,8 +386,15 @@ def retraining_evaluate(*, policy: RetrainingPolicy, now: datetime | None = None
 def _optional(module: str, name: str, model: str):
     """A service of the deployments app that may not be installed (shadow runs, promotion requests):
     (function, None), or (None, why) when its module, function or database table is missing."""
+    from django.apps import apps
     from django.db import connection
 
+    try:  # never import a module whose models Django does not know: flushes would then miss their tables
+        model_cls = apps.get_model("deployments", model)
+    except LookupError:
+        return None, f"the deployments app has no {model} model installed"
+    if model_cls._meta.db_table not in connection.introspection.table_names():
+        return None, f"the {model} table is not migrated"
     try:
         mod = importlib.import_module(module)
     except ImportError:
@@ -395,9 +402,6 @@ def _optional(module: str, name: str, model: str):
     fn = getattr(mod, name, None)
     if not callable(fn):
         return None, f"{module} has no {name}"
-    table = getattr(getattr(mod, model, None), "_meta", None)
-    if table is None or table.db_table not in connection.introspection.table_names():
-        return None, f"the {model} table is not migrated"
     return fn, None
 
 
