@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.apps import apps as django_apps
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -164,11 +164,25 @@ def facts_load(*, project: Project, now: datetime | None = None) -> Facts:
 
     now = now or timezone.now()
     facts = Facts(project=project, now=now)
+    # The large JSON of versions (profiles, reports) is not loaded; flags say whether it exists.
+    heavy = ("reference_profile", "validation_report", "params", "library_versions", "model_card", "uploader_metrics")
+    flags = {"has_profile": ~Q(reference_profile={}), "has_report": ~Q(validation_report={})}
     facts.ready_versions = list(ModelVersion.objects.filter(model__project=project, status=VersionStatus.READY)
-                                .select_related("model", "training_set"))
+                                .select_related("model", "training_set").defer(*heavy)
+                                .annotate(**{k: ExpressionWrapper(q, output_field=BooleanField())
+                                             for k, q in flags.items()}))
     facts.deployments = list(Deployment.objects.filter(project=project)
                              .select_related("owner", "registered_model__feature_set", "production_version__model",
-                                             "production_version__training_set"))
+                                             "production_version__training_set")
+                             .defer(*[f"production_version__{h}" for h in heavy]))
+    served = dict(ModelVersion.objects.filter(pk__in=[d.production_version_id for d in facts.deployments])
+                  .annotate(**{k: ExpressionWrapper(q, output_field=BooleanField()) for k, q in flags.items()})
+                  .values_list("pk", "has_profile"))
+    reports = dict(ModelVersion.objects.filter(pk__in=list(served)).exclude(validation_report={})
+                   .values_list("pk", "status"))
+    for d in facts.deployments:
+        d.production_version.has_profile = bool(served.get(d.production_version_id))
+        d.production_version.has_report = d.production_version_id in reports
     facts.live = [d for d in facts.deployments if d.status == DeploymentStatus.LIVE]
     since = now - timedelta(days=TRAFFIC_DAYS)
     ids = [d.pk for d in facts.deployments]

@@ -53,7 +53,7 @@ def mlts_data_1(f: Facts):
     versions = _served_versions(f) or f.ready_versions
     if not versions:
         return None
-    ok = [v for v in versions if v.model.input_contract and v.reference_profile]
+    ok = [v for v in versions if v.model.input_contract and v.has_profile]
     value = len(ok) / len(versions)
     return _auto(PASS if value == 1 else WARN if ok else FAIL, f"{len(ok)} of {len(versions)} versions",
                  "Versions with a typed input contract and a reference profile of every input (checked on every "
@@ -106,7 +106,7 @@ def mlts_infra_3(f: Facts):
     versions = _served_versions(f) or f.ready_versions
     if not versions:
         return None
-    ok = [v for v in versions if v.status == VersionStatus.READY and v.validation_report]
+    ok = [v for v in versions if v.status == VersionStatus.READY and v.has_report]
     return _auto(PASS if len(ok) == len(versions) else WARN if ok else FAIL, f"{len(ok)} of {len(versions)} validated",
                  "Each version went through the registry's pipeline: safe load, signature, smoke prediction, holdout "
                  "metrics, reference profile.", _url("registry:model-list", f.project.slug), "Models",
