@@ -32,7 +32,7 @@ from django.db.models.functions import Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from apps.common.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from apps.common.storage import artifact_store
 from apps.projects.models import Job, Project
 from apps.projects.permissions import can
@@ -78,17 +78,27 @@ def _read_labels(labels, filename: str) -> pl.DataFrame:
 
     from apps.features import tabular
 
-    data = labels if isinstance(labels, (bytes, bytearray)) else b"".join(
-        labels.chunks() if hasattr(labels, "chunks") else iter(lambda: labels.read(1024 * 1024), b""))
-    if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise InvalidInput(f"The label file is larger than {settings.UPLOAD_MAX_BYTES:,} bytes", field="labels")
-    if not data:
-        raise InvalidInput("The label file is empty", field="labels")
+    if isinstance(labels, (bytes, bytearray)):
+        chunks = [bytes(labels)]
+    elif hasattr(labels, "chunks"):
+        chunks = labels.chunks()
+    else:
+        chunks = iter(lambda: labels.read(1024 * 1024), b"")
     fd, name = tempfile.mkstemp(prefix="slipway-labels-")
     try:
-        with open(fd, "wb") as fh:
-            fh.write(data)
+        size = 0
+        with open(fd, "wb") as fh:  # streamed to disk with a size limit, never held whole in memory
+            for chunk in chunks:
+                size += len(chunk)
+                if size > settings.UPLOAD_MAX_BYTES:
+                    raise PayloadTooLarge(f"The label file is larger than {settings.UPLOAD_MAX_BYTES:,} bytes",
+                                       field="labels")
+                fh.write(chunk)
+        if size == 0:
+            raise InvalidInput("The label file is empty", field="labels")
         frame, _fmt = tabular.read_table(name, filename=filename or "labels.csv")
+    except (InvalidInput, PayloadTooLarge):
+        raise
     except Exception as exc:  # noqa: BLE001 - unreadable files are the user's input error
         if hasattr(exc, "message"):
             raise

@@ -5,7 +5,7 @@ import io
 import polars as pl
 import pytest
 
-from apps.common.errors import InvalidInput, PermissionDenied
+from apps.common.errors import InvalidInput, PayloadTooLarge, PermissionDenied
 from apps.common.storage import artifact_store
 from apps.projects.models import Job, JobStatus
 from apps.projects.services import JobCancelled, job_run, job_start
@@ -136,7 +136,7 @@ def test_bad_label_files_are_refused_naming_the_column(trainable, users, change,
     assert not TrainingJob.objects.exists()
 
 
-def test_training_job_create_rules(trainable, users):
+def test_training_job_create_rules(trainable, users, settings):
     fs, model, parent = trainable
     labels = concept_labels(fs)
     with pytest.raises(PermissionDenied):
@@ -149,6 +149,12 @@ def test_training_job_create_rules(trainable, users):
     with pytest.raises(InvalidInput, match="end after it starts"):
         training.training_job_create(model=model, actor=users["owner"], parent_version=1, labels=labels,
                                      window_start=fs.end, window_end=fs.start)
+    with pytest.raises(InvalidInput, match="empty"):
+        training.training_job_create(model=model, actor=users["owner"], parent_version=1, labels=b"")
+    with pytest.raises(PayloadTooLarge):
+        settings.UPLOAD_MAX_BYTES = 100
+        training.training_job_create(model=model, actor=users["owner"], parent_version=1, labels=labels_csv(labels))
+    settings.UPLOAD_MAX_BYTES = 10_000_000
     a = training.training_job_create(model=model, actor=users["owner"], parent_version=1, labels=labels,
                                      idempotency_key="abc")
     b = training.training_job_create(model=model, actor=users["owner"], parent_version=1, labels=labels,
