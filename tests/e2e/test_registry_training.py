@@ -39,4 +39,6 @@ def test_start_a_training_job_watch_it_and_open_the_new_version(page, live_serve
 
     page.locator("#training-result a").click()
     expect(page).to_have_url(f"{live_server.url}/projects/{project.slug}/models/fraud/v2/")
+    expect(page.locator("#lineage")).to_contain_text("Training job")  # lineage: parent, training set, job
+    expect(page.locator("#lineage")).to_contain_text("fraud v1")
     shot(page, "registry-training-new-version")
