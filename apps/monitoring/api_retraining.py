@@ -64,6 +64,7 @@ class FiringOut(Schema):
     version_status: str | None = None
     shadow_run_id: int | None = None
     promotion_request_id: int | None = None
+    promotion_request_status: str | None = None
     steps: list[dict]
     created_at: datetime
     fired_at: datetime | None = None
@@ -83,7 +84,9 @@ def _firing_out(f: PolicyFiring) -> dict:
             "training_job_id": f.training_job_id, "training_job_status": tj.status if tj else None,
             "version": f.version.version if f.version_id else None,
             "version_status": f.version.status if f.version_id else None, "shadow_run_id": f.shadow_run_id,
-            "promotion_request_id": f.promotion_request_id, "steps": f.steps, "created_at": f.created_at,
+            "promotion_request_id": f.promotion_request_id,
+            "promotion_request_status": sel.promotion_request_statuses(firings=[f]).get(f.promotion_request_id),
+            "steps": f.steps, "created_at": f.created_at,
             "fired_at": f.fired_at}
 
 

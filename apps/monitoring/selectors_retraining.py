@@ -52,3 +52,17 @@ def policies_for_project(*, project):
     policies = {p.deployment_id: p for p in RetrainingPolicy.objects.filter(deployment__project=project)}
     return [{"deployment": d, "policy": policies.get(d.pk),
              "last": policies[d.pk].firings.first() if d.pk in policies else None} for d in deployments]
+
+
+def promotion_request_statuses(*, firings) -> dict[int, str]:
+    """Current status (open / promoted / rejected / withdrawn) of the promotion requests firings opened."""
+    from django.apps import apps
+
+    ids = [f.promotion_request_id for f in firings if f.promotion_request_id]
+    if not ids:
+        return {}
+    try:
+        model = apps.get_model("deployments", "PromotionRequest")
+    except LookupError:
+        return {}
+    return dict(model.objects.filter(pk__in=ids).values_list("pk", "status"))

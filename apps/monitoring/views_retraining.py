@@ -28,6 +28,9 @@ def _metrics(dep) -> list[tuple[str, str]]:
 def _ctx(request, project, dep, **extra) -> dict:
     policy = sel.retraining_policy_for(deployment=dep)
     firings = list(sel.firing_list(policy=policy)[:50]) if policy else []
+    statuses = sel.promotion_request_statuses(firings=firings)
+    for f in firings:
+        f.promotion_status = statuses.get(f.promotion_request_id)
     return {"project": project, "tab": "monitoring", "deployment": dep, "policy": policy, "firings": firings,
             "title": f"Retraining · {dep.slug}", "in_flight": any(f.status in PolicyFiring.IN_FLIGHT for f in firings),
             "state": sel.policy_state(policy=policy) if policy else None,

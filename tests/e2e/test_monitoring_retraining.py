@@ -75,6 +75,7 @@ def test_owner_configures_policy_retrains_now_and_opens_the_promotion_request(pa
     expect(row).to_contain_text("Promotion request awaiting review")
     expect(row).to_contain_text("Training job #")
     expect(row).to_contain_text("Shadow run #")
+    expect(row.locator(".produced .badge-open")).to_have_text("open")  # the request's status now
     shot(page, "monitoring-retraining-history")
 
     link.click()

@@ -87,6 +87,9 @@ def test_degradation_fires_the_policy_once_and_ends_in_an_open_promotion_request
     assert req.status == "open" and req.decided_by is None and req.candidate_id == version.pk
     assert req.evidence["shadow"]["run_id"] == run.pk and req.evidence["candidate"]
     assert "Training job" in req.justification and "never promotes" in req.justification
+    from apps.monitoring.selectors_retraining import promotion_request_statuses
+
+    assert promotion_request_statuses(firings=[firing]) == {req.pk: "open"}
     w.deployment.refresh_from_db()
     assert w.deployment.production_version_id == w.parent.pk  # a reviewer decides, not the policy
     steps = [s["step"] for s in firing.steps]
