@@ -103,6 +103,12 @@ class PolicyIn(Schema):
     first_version_owner_override: bool | None = None
 
 
+class CanaryIn(Schema):
+    candidate_id: int
+    percent: float
+    sticky_by: str = "request"
+
+
 class Filter(Schema):
     status: str = ""
     limit: int = 50
@@ -276,3 +282,19 @@ def policy_put(request, project: str, payload: PolicyIn):
     proj = project_get_for_user(user=request.auth, slug=project, action="project.edit")
     values = {k: v for k, v in payload.dict().items() if v is not None}
     return promotion.promotion_policy_update(project=proj, actor=request.auth, values=values).to_dict()
+
+
+@router.put("/projects/{project}/deployments/{deployment}/canary")
+@api_permission("deployment.manage")
+def canary_put(request, project: str, deployment: str, payload: CanaryIn):
+    dep = _dep(request, project, deployment, "deployment.manage")
+    c = promotion.canary_set(deployment=dep, actor=request.auth, candidate=_version(dep, payload.candidate_id),
+                             percent=payload.percent, sticky_by=payload.sticky_by)
+    return {"deployment": dep.slug, "candidate_id": c.candidate_id, "percent": c.percent, "sticky_by": c.sticky_by}
+
+
+@router.delete("/projects/{project}/deployments/{deployment}/canary", response={204: None})
+@api_permission("deployment.manage")
+def canary_delete(request, project: str, deployment: str):
+    promotion.canary_stop(deployment=_dep(request, project, deployment, "deployment.manage"), actor=request.auth)
+    return Status(204, None)

@@ -42,6 +42,20 @@ class ReviewForm(forms.Form):
     artifact_sha256 = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
 
+class CanaryForm(forms.Form):
+    candidate = forms.ModelChoiceField(queryset=None, empty_label="Choose a ready candidate version")
+    percent = forms.FloatField(min_value=0.1, max_value=50, initial=5, label="Share of live requests (%)",
+                               widget=forms.NumberInput(attrs={"aria-label": "Share of live requests (%)",
+                                                               "title": "Share of live requests (%)", "step": "any"}))
+    sticky_by = forms.ChoiceField(choices=[("request", "Request id hash"), ("entity", "Entity key hash")],
+                                  initial="request", help_text="The same request id / entity always gets the same side.")
+
+    def __init__(self, *args, candidates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["candidate"].queryset = candidates
+        self.fields["candidate"].label_from_instance = _version_label
+
+
 class RollbackForm(forms.Form):
     reason = forms.CharField(max_length=400, required=False,
                              widget=forms.TextInput(attrs={"placeholder": "Why (recorded in the timeline)"}))

@@ -183,6 +183,7 @@ class PredictionMinuteStat(models.Model):
 
 # Shadow runs and promotion requests (apps/deployments/models_promotion.py).
 from .models_promotion import (  # noqa: E402, F401
+    Canary,
     PromotionRequest,
     PromotionReview,
     PromotionStatus,

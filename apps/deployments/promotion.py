@@ -35,6 +35,7 @@ from apps.projects.services import audit_record, project_settings_update
 from . import providers
 from .models import Deployment, DeploymentEvent
 from .models_promotion import (
+    Canary,
     PromotionRequest,
     PromotionReview,
     PromotionStatus,
@@ -475,6 +476,7 @@ def promotion_request_review(*, request: PromotionRequest, reviewer, decision: s
             # The candidate now answers production traffic itself: its shadow runs here have done their job.
             ShadowRun.objects.filter(deployment=deployment, candidate=req.candidate, status=ShadowStatus.ACTIVE).update(
                 status=ShadowStatus.STOPPED, stopped_by=reviewer, stopped_at=timezone.now())
+            Canary.objects.filter(deployment=deployment, candidate=req.candidate).delete()
     return review
 
 
@@ -513,6 +515,56 @@ def deployment_rollback(*, deployment: Deployment, actor, reason: str = "") -> D
         action="deployment.manage" if is_owner else "deployment.rollback",
         reason=f"Rolled back from {deployment.production_version}" + (f": {reason}" if reason else ""),
         details={"rollback": True})
+
+
+# --- canary --------------------------------------------------------------------------------------
+
+
+def canary_set(*, deployment: Deployment, actor, candidate, percent: float, sticky_by: str = "request"):
+    """Route ``percent`` % of live requests (sticky by request id or entity key) to ``candidate``."""
+    from .models_promotion import Canary, CanarySticky
+    from .services import serving_generation_bump
+    from .shadow import _candidate_check
+
+    _require(actor, deployment.project, "deployment.manage")
+    _candidate_check(deployment, candidate)
+    try:
+        percent = float(percent)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("The share must be a number of percent", field="percent") from exc
+    if not (0 < percent <= 50) or not math.isfinite(percent):
+        raise InvalidInput("A canary takes more than 0 and at most 50 percent of the requests", field="percent")
+    if sticky_by not in CanarySticky.values:
+        raise InvalidInput("Sticky by 'request' or 'entity'", field="sticky_by")
+    if sticky_by == CanarySticky.ENTITY and deployment.input_mode != "entity":
+        raise InvalidInput("Sticky by entity needs a deployment that takes entity keys", field="sticky_by")
+    with transaction.atomic():
+        canary, _ = Canary.objects.update_or_create(
+            deployment=deployment, defaults={"candidate": candidate, "percent": percent, "sticky_by": sticky_by,
+                                             "created_by": actor})
+        DeploymentEvent.objects.create(deployment=deployment, kind="canary", version=candidate,
+                                       previous_version=deployment.production_version, actor=actor,
+                                       reason=f"Canary: {percent:g}% of requests (sticky by {sticky_by}) to {candidate}")
+        audit_record(actor=actor, verb="deployment.canary", project=deployment.project, target=deployment,
+                     details={"candidate": str(candidate), "percent": percent, "sticky_by": sticky_by})
+        serving_generation_bump()
+    return canary
+
+
+def canary_stop(*, deployment: Deployment, actor) -> None:
+    from .models_promotion import Canary
+    from .services import serving_generation_bump
+
+    _require(actor, deployment.project, "deployment.manage")
+    with transaction.atomic():
+        canary = Canary.objects.select_for_update().filter(deployment=deployment).first()
+        if canary is None:
+            raise Conflict(f"{deployment.slug} has no canary")
+        canary.delete()
+        DeploymentEvent.objects.create(deployment=deployment, kind="canary", version=deployment.production_version,
+                                       actor=actor, reason="Canary stopped: production answers every request")
+        audit_record(actor=actor, verb="deployment.canary_stop", project=deployment.project, target=deployment)
+        serving_generation_bump()
 
 
 # --- selectors -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,11 @@ class DeploymentState:
     task: str
     generation: int
     labels: dict = field(default_factory=dict)
+    # canary (apps/deployments/models_promotion.Canary): a share of requests answered by the candidate
+    canary_version_id: int | None = None
+    canary_version_label: str = ""
+    canary_percent: float = 0.0
+    canary_sticky: str = "request"
 
 
 class ServingError(Exception):
@@ -162,20 +168,21 @@ class ServingCache:
         return row
 
     # -- models --------------------------------------------------------------------------------
-    def predictor(self, state: DeploymentState):
-        pred = self._predictors.get(state.version_id)
+    def predictor(self, state: DeploymentState, version_id: int | None = None):
+        version_id = state.version_id if version_id is None else version_id
+        pred = self._predictors.get(version_id)
         if pred is not None:
-            return pred, state.version_id
+            return pred, version_id
         with self._lock:
-            pred = self._predictors.get(state.version_id)
+            pred = self._predictors.get(version_id)
             if pred is None:
-                pred = _load_predictor(state.version_id)
-                self._predictors[state.version_id] = pred
+                pred = _load_predictor(version_id)
+                self._predictors[version_id] = pred
                 if len(self._predictors) > settings.SERVING_MODEL_CACHE_SIZE:
                     oldest = next(iter(self._predictors))
-                    if oldest != state.version_id:
+                    if oldest != version_id:
                         self._predictors.pop(oldest, None)
-        return pred, state.version_id
+        return pred, version_id
 
 
 def _reset_db() -> None:
@@ -199,13 +206,30 @@ def _load_deployment(slug: str, gen: int) -> DeploymentState | None:
     except (ValueError, KeyError, TypeError) as exc:
         contract, contract_error = None, str(exc)
     version = dep.production_version
+    canary = _load_canary(dep.pk, version.pk)
     return DeploymentState(
         id=dep.pk, slug=dep.slug, live=dep.is_live, status_message=dep.status_message,
         version_id=version.pk, version_label=f"v{version.version}", model_name=model.name,
         input_mode=dep.input_mode, max_batch=min(dep.max_batch, settings.SERVING_MAX_BATCH), contract=contract,
         contract_error=contract_error, feature_set_id=getattr(model, "feature_set_id", None), task=model.task,
-        generation=gen,
+        generation=gen, **canary,
     )
+
+
+def _load_canary(deployment_id: int, production_id: int) -> dict:
+    from .models_promotion import Canary
+
+    c = Canary.objects.select_related("candidate").filter(deployment_id=deployment_id).first()
+    if c is None or c.candidate_id == production_id or c.percent <= 0:
+        return {}
+    return {"canary_version_id": c.candidate_id, "canary_version_label": f"v{c.candidate.version}",
+            "canary_percent": float(c.percent), "canary_sticky": c.sticky_by}
+
+
+def _canary_pick(state: DeploymentState, rid: str, keys) -> bool:
+    """Sticky split: the same entity key (or request id) always lands on the same side."""
+    key = keys[0] if (state.canary_sticky == "entity" and keys) else rid
+    return zlib.crc32(f"{state.id}:{key}".encode()) % 10_000 < state.canary_percent * 100
 
 
 # Classifiers whose ``predict`` is exactly ``classes_[argmax(predict_proba)]``: for these one
@@ -421,7 +445,12 @@ def predict(req: Request) -> Response:
         except C.ContractError as exc:
             raise ServingError(exc.status, exc.message, exc.errors, reason="invalid_input") from exc
         matrix, inputs, keys = _features(state, body)
-        predictor, version_id = CACHE.predictor(state)
+        version_label = state.version_label
+        if state.canary_version_id is not None and _canary_pick(state, rid, keys):
+            predictor, version_id = CACHE.predictor(state, state.canary_version_id)
+            version_label = state.canary_version_label
+        else:
+            predictor, version_id = CACHE.predictor(state)
         try:
             labels, probs = predictor.predict(matrix)
         except ValueError as exc:  # e.g. a missing value the model cannot take
@@ -440,7 +469,7 @@ def predict(req: Request) -> Response:
             log_rows.append([ids[i], inputs[i], label, p, keys[i] if keys else None])
         payload = _json({"request_id": rid, "deployment": state.slug,
                          "model_version": {"id": version_id, "model": state.model_name,
-                                           "version": state.version_label},
+                                           "version": version_label},
                          "predictions": out_rows})
         latency = time.perf_counter() - started
         # The log record is durable in the spool BEFORE the response leaves (see logpipe / spool).

@@ -12,8 +12,15 @@ from apps.projects.access import project_view, user_view
 from apps.projects.permissions import can
 
 from . import promotion, selectors, shadow, shadow_charts
-from .forms_promotion import PolicyForm, PromotionRequestForm, ReviewForm, RollbackForm, ShadowStartForm
-from .models_promotion import ShadowRun
+from .forms_promotion import (
+    CanaryForm,
+    PolicyForm,
+    PromotionRequestForm,
+    ReviewForm,
+    RollbackForm,
+    ShadowStartForm,
+)
+from .models_promotion import Canary, ShadowRun
 from .policy import promotion_policy
 
 
@@ -200,8 +207,8 @@ def promotion_withdraw(request, project, pk: int):
 
 @project_view("deployment.view")
 @require_http_methods(["GET", "POST"])
-def deployment_releases(request, project, deployment):
-    """Timeline of every version served and why, shadow runs, promotion requests, and rollback."""
+def deployment_releases(request, project, deployment, canary_form=None):
+    """Timeline of every version served and why, shadow runs, promotion requests, rollback and canary."""
     dep = _dep(request, project, deployment)
     form = RollbackForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -217,13 +224,45 @@ def deployment_releases(request, project, deployment):
     may_rollback = target is not None and (
         can(request.user, project, "deployment.rollback")
         or (dep.owner_id == request.user.pk and can(request.user, project, "deployment.manage")))
+    canary = Canary.objects.select_related("candidate__model").filter(deployment=dep).first()
     return render(request, "deployments/promotion/releases.html", _ctx(
         project, dep, f"Releases · {dep.slug}", form=form, rollback_to=target, may_rollback=may_rollback,
+        canary=canary, canary_form=canary_form or CanaryForm(candidates=_candidates(dep)),
+        can_manage=can(request.user, project, "deployment.manage"),
         events=selectors.deployment_events(deployment=dep).filter(kind__in=("deploy", "version", "promote",
-                                                                            "rollback"))[:200],
+                                                                            "rollback", "canary"))[:200],
         runs=dep.shadow_runs.select_related("candidate__model")[:20],
         requests=promotion.promotion_request_list(project=project, deployment=dep)[:20]),
         status=422 if form.errors else 200)
+
+
+@project_view("deployment.manage")
+@require_POST
+def canary_set_view(request, project, deployment):
+    dep = _dep(request, project, deployment, "deployment.manage")
+    form = CanaryForm(request.POST, candidates=_candidates(dep))
+    if form.is_valid():
+        try:
+            promotion.canary_set(deployment=dep, actor=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, "Canary set: serving processes pick it up within about a second.")
+            return redirect("promotion:deployment-releases", project=project.slug, deployment=dep.slug)
+    messages.error(request, "The canary was not set: " + "; ".join(e for errs in form.errors.values() for e in errs))
+    return redirect("promotion:deployment-releases", project=project.slug, deployment=dep.slug)
+
+
+@project_view("deployment.manage")
+@require_POST
+def canary_stop_view(request, project, deployment):
+    dep = _dep(request, project, deployment, "deployment.manage")
+    try:
+        promotion.canary_stop(deployment=dep, actor=request.user)
+        messages.success(request, "Canary stopped: production answers every request.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("promotion:deployment-releases", project=project.slug, deployment=dep.slug)
 
 
 @project_view("project.edit")

@@ -104,8 +104,15 @@ def test_shadow_request_review_approve_and_see_new_version(page, browser, live_s
     shot(rpage, "promotion-releases")
     other.close()
 
-    # The owner rolls back in one action; the timeline records it.
+    # The owner tries the old version as a 10 % canary, stops it, then rolls back in one action.
     opage.goto(f"{live_server.url}/projects/{project.slug}/deployments/{dep.slug}/releases")
+    opage.select_option("#canary-form select[name=candidate]", label="fraud-model v1")
+    opage.fill("#canary-form input[name=percent]", "10")
+    opage.get_by_role("button", name="Start canary").click()
+    expect(opage.locator("#canary")).to_contain_text("10%")
+    shot(opage, "promotion-canary")
+    opage.get_by_role("button", name="Stop canary").click()
+    expect(opage.locator("#canary")).to_contain_text("No canary")
     opage.fill("#rollback-form input[name=reason]", "latency regression in checkout")
     opage.get_by_role("button", name="Roll back to v1").click()
     expect(opage.locator("#production-version")).to_have_text("fraud-model v1")
