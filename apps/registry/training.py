@@ -228,7 +228,8 @@ def training_jobs_reap(*, now: datetime | None = None) -> dict:
     """Beat: end training jobs whose worker died and whose message the broker will not redeliver.
 
     A job still ``running`` with no sign of life (log line, progress) for longer than the hard task time
-    limit cannot be alive: Celery would have killed it by then. Redis redelivers an unacknowledged
+    limit (and the broker's visibility timeout) cannot be alive: Celery would have killed it by then,
+    and the broker would have redelivered it. Redis redelivers an unacknowledged
     message after its visibility timeout (the job then restarts, attempt n+1); the embedded file-system
     broker cannot, so such a job would stay "running" forever. It is marked failed with the reason, or
     succeeded when its final step had committed (the version is linked).
@@ -239,7 +240,9 @@ def training_jobs_reap(*, now: datetime | None = None) -> dict:
     from apps.projects.services import job_fail, job_succeed
 
     now = now or timezone.now()
-    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    # Give the broker its chance first: Redis redelivers after the visibility timeout.
+    redelivery = (settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}).get("visibility_timeout", 0) or 0
+    limit = timedelta(seconds=max(settings.CELERY_TASK_TIME_LIMIT, redelivery) + 60)
     reaped = []
     for tj in TrainingJob.objects.select_related("job").filter(job__status=JobStatus.RUNNING):
         last = max(t for t in (tj.updated_at, tj.job.started_at) if t is not None)

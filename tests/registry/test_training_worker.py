@@ -122,7 +122,7 @@ def test_training_jobs_reap_fails_a_job_whose_worker_vanished(project, users):
                                       labels=concept_labels(fs))
     job_start(job_id=tj.job_id)  # a worker took it, then vanished without a trace
     assert training.training_jobs_reap()["reaped"] == []
-    later = timezone.now() + timedelta(hours=1)
+    later = timezone.now() + timedelta(hours=2)  # beyond the time limit and the visibility timeout
     assert training.training_jobs_reap(now=later)["reaped"] == [tj.pk]
     job = Job.objects.get(pk=tj.job_id)
     assert job.status == JobStatus.FAILED and "worker running this job stopped" in job.error
