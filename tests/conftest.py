@@ -108,26 +108,38 @@ def logged_in_client():
 # --- a real Celery worker ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real Celery worker thread consuming the ``default`` and ``training`` queues."""
-    from celery.contrib.testing.worker import start_worker
+@pytest.fixture(scope="session", autouse=True)
+def _test_broker():
+    """With the embedded file-system broker, the test session uses its own folders, set before anything
+    is enqueued (so no message lands where the session's worker does not look, and no demo task is
+    consumed by tests)."""
     from django.conf import settings
 
     from portal.celery import app
 
-    if app.conf.broker_url.startswith("filesystem"):
-        folder = Path(tempfile.mkdtemp(prefix="slipway-test-broker-"))
-        (folder / "queue").mkdir()
-        (folder / "processed").mkdir()
-        (folder / "control").mkdir()
-        app.conf.broker_transport_options = {
-            "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
-            "store_processed": False,
-            "polling_interval": 0.2,
-        }
-        settings.CELERY_BROKER_TRANSPORT_OPTIONS = app.conf.broker_transport_options
+    if not app.conf.broker_url.startswith("filesystem"):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="slipway-test-broker-"))
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir()
+    app.conf.broker_transport_options = {
+        "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
+        "store_processed": False, "polling_interval": 0.2,
+    }
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = app.conf.broker_transport_options
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, _test_broker):
+    """A real Celery worker thread consuming the ``default`` and ``training`` queues."""
+    from celery.contrib.testing.worker import start_worker
+
+    from portal.celery import app
+
     app.loader.import_module("celery.contrib.testing.tasks")
     with django_db_blocker.unblock():
         try:
