@@ -9,8 +9,15 @@ def main(argv: list[str]) -> None:
     rest = argv[1:]
     if role == "web":
         workers = os.environ.get("WEB_CONCURRENCY", "4")
-        cmd = ["gunicorn", "portal.wsgi:application", "--bind", os.environ.get("BIND", "0.0.0.0:8000"),
-               "--workers", workers, "--access-logfile", "-", "--forwarded-allow-ips", "*", *rest]
+        # Prometheus multi-process mode: every gunicorn worker writes its metrics here; start clean.
+        prom_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/slipway-prometheus")
+        os.makedirs(prom_dir, exist_ok=True)
+        for name in os.listdir(prom_dir):
+            os.unlink(os.path.join(prom_dir, name))
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        cmd = ["gunicorn", "-c", "python:apps.deployments.gunicorn_conf", "portal.wsgi:application",
+               "--bind", os.environ.get("BIND", "0.0.0.0:8000"), "--workers", workers,
+               "--forwarded-allow-ips", "*", *rest]
     elif role == "worker":
         cmd = ["celery", "-A", "portal", "worker", "-Q", os.environ.get("CELERY_QUEUES", "default,training"),
                "--loglevel", os.environ.get("LOG_LEVEL", "INFO"), *rest]
