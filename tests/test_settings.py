@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_effective_celery_settings():
     from portal.celery import app
 
+    app.loader.import_default_modules()  # what a worker does at start: import the `include` modules
     conf = app.conf
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert conf.task_acks_late is True

@@ -25,6 +25,8 @@ class Command(BaseCommand):
                    "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")]
             procs.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}))
             self.stdout.write(f"Celery worker started (broker: {settings.CELERY_BROKER_URL.split('@')[-1]})")
+        # A SIGTERM (e.g. from a process manager) stops the worker too, like Ctrl-C does.
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
             call_command("seed_demo")
             self.stdout.write(self.style.SUCCESS(f"\nSlipway is running at http://{addrport}/  (Ctrl-C stops it)\n"))
