@@ -570,7 +570,13 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
             rp, rproba = hpreds, hproba
             labels = list(y)  # lets monitoring calibrate its performance estimate (CBPE) on the reference
         else:
-            rp, rproba = predict(_matrix(reference, contract))
+            try:
+                rp, rproba = predict(_matrix(reference, contract))
+            except Exception as exc:  # noqa: BLE001 - e.g. missing values the model cannot take
+                missing = [c["name"] for c in contract if reference[c["name"]].isna().any()]
+                hint = f" (columns with missing values: {', '.join(missing)})" if missing else ""
+                raise Rejected(f"The model cannot predict on the {source} data{hint}: "
+                               f"{type(exc).__name__}: {str(exc)[:200]}", step="profile") from exc
         prof = profile_mod.build_reference_profile(reference, contract, predictions=rp, probabilities=rproba,
                                                    labels=labels)
         prof["source"] = source

@@ -220,3 +220,36 @@ def test_loader_process_memory_limit_stops_a_memory_bomb(model, users):
     version = f.run_validation_now(_upload(model, users["data_scientist"], data))
     assert version.status == VersionStatus.REJECTED
     assert "memory" in version.status_reason
+
+
+@pytest.mark.django_db
+def test_training_data_the_model_cannot_predict_on_rejects_cleanly_naming_the_columns(project, users):
+    """A clean holdout passes the smoke test, but the training file (the drift baseline) has missing values
+    a LogisticRegression cannot take: a clear rejection naming the columns, not a crash."""
+    import numpy as np
+
+    from apps.registry import services as registry_services
+    from apps.registry.models import VersionStatus
+    from tests.registry.factories import (
+        contract_for,
+        make_classification_frame,
+        make_logreg,
+        run_validation_now,
+        skops_bytes,
+        table_csv_bytes,
+        upload_file,
+    )
+
+    X, y, names = make_classification_frame()
+    est = make_logreg(X, y)
+    model = registry_services.registered_model_create(project=project, actor=users["data_scientist"], name="nan-m",
+                                                      task="binary_classification", input_contract=contract_for(names))
+    dirty = X.copy()
+    dirty.loc[::7, "f2"] = np.nan
+    version = registry_services.model_version_upload(
+        model=model, actor=users["data_scientist"], artifact=upload_file(skops_bytes(est), "m.skops"),
+        holdout=upload_file(table_csv_bytes(X, y, feature_names=names), "holdout.csv"),
+        training_data=upload_file(table_csv_bytes(dirty, y, feature_names=names), "train.csv"))
+    version = run_validation_now(version)
+    assert version.status == VersionStatus.REJECTED
+    assert "cannot predict" in version.status_reason and "f2" in version.status_reason

@@ -8,6 +8,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
+def _stop(*_args):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Migrate, load the demo, and run the portal with a Celery worker and beat (embedded defaults)."
 
@@ -26,7 +30,7 @@ class Command(BaseCommand):
             procs.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}))
             self.stdout.write(f"Celery worker started (broker: {settings.CELERY_BROKER_URL.split('@')[-1]})")
         # A SIGTERM (e.g. from a process manager) stops the worker too, like Ctrl-C does.
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _stop)
         try:
             call_command("seed_demo")
             self.stdout.write(self.style.SUCCESS(f"\nSlipway is running at http://{addrport}/  (Ctrl-C stops it)\n"))
