@@ -91,6 +91,17 @@ def _label(w: MonitoringWindow) -> str:
     return timezone.localtime(w.end).strftime("%m-%d %H:%M")
 
 
+def _labels(windows: list[MonitoringWindow]) -> list[str]:
+    """Category labels for the x axis, one per window. Plotly merges equal categories, so windows that
+    end in the same minute (count windows under heavy traffic) get seconds, then their sequence number."""
+    labels = [_label(w) for w in windows]
+    if len(set(labels)) < len(labels):
+        labels = [timezone.localtime(w.end).strftime("%m-%d %H:%M:%S") for w in windows]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} #{i}" for i, label in enumerate(labels, 1)]
+    return labels
+
+
 def drift_heatmap(windows: list[MonitoringWindow], stats: list[FeatureWindowStat]) -> dict:
     features = sorted({s.feature for s in stats})
     index = {w.pk: i for i, w in enumerate(windows)}
@@ -100,7 +111,7 @@ def drift_heatmap(windows: list[MonitoringWindow], stats: list[FeatureWindowStat
     for s in stats:
         z[fi[s.feature]][index[s.window_id]] = round(s.score, 4)
         text[fi[s.feature]][index[s.window_id]] = "drifted" if s.drifted else ""
-    return {"data": [{"type": "heatmap", "z": z, "x": [_label(w) for w in windows], "y": features, "text": text,
+    return {"data": [{"type": "heatmap", "z": z, "x": _labels(windows), "y": features, "text": text,
                       "colorscale": "YlOrRd", "reversescale": True, "zmin": 0, "zmax": 0.5,
                       "hovertemplate": "%{y} @ %{x}<br>score %{z}<br>%{text}<extra></extra>",
                       "colorbar": {"title": {"text": "score"}}}],
@@ -109,7 +120,7 @@ def drift_heatmap(windows: list[MonitoringWindow], stats: list[FeatureWindowStat
 
 
 def drift_over_time(windows: list[MonitoringWindow]) -> dict:
-    x = [_label(w) for w in windows]
+    x = _labels(windows)
     return {"data": [
         {"type": "scatter", "mode": "lines+markers", "name": "share of drifted features", "x": x,
          "y": [w.share_drifted for w in windows]},
@@ -122,7 +133,7 @@ def drift_over_time(windows: list[MonitoringWindow]) -> dict:
 
 
 def performance_over_time(windows: list[MonitoringWindow], metric: str = "accuracy") -> dict:
-    x = [_label(w) for w in windows]
+    x = _labels(windows)
     data = []
     for source, dash in (("estimated", "dot"), ("realized", "solid")):
         vals = [(getattr(w, source).get(metric) or {}) for w in windows]
@@ -139,7 +150,7 @@ def performance_over_time(windows: list[MonitoringWindow], metric: str = "accura
 
 
 def volume_latency(windows: list[MonitoringWindow]) -> dict:
-    x = [_label(w) for w in windows]
+    x = _labels(windows)
     return {"data": [{"type": "bar", "name": "predictions", "x": x, "y": [w.volume for w in windows],
                       "marker": {"color": "#9db4d6"}},
                      {"type": "scatter", "mode": "lines+markers", "name": "latency p95 (ms)", "x": x,
@@ -183,7 +194,7 @@ def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
 
 def feature_over_time(windows: list[MonitoringWindow], stats: list[FeatureWindowStat]) -> dict:
     by_window = {s.window_id: s for s in stats}
-    x = [_label(w) for w in windows]
+    x = _labels(windows)
     rows = [by_window.get(w.pk) for w in windows]
     kind = next((r.kind for r in rows if r), "numeric")
     keys = (("wasserstein_normalized", "Wasserstein / ref sd"), ("psi", "PSI"), ("ks_statistic", "KS D")) \
