@@ -31,7 +31,7 @@ from .policy import promotion_policy
 
 logger = logging.getLogger("slipway.deployments.shadow")
 
-_predictors: dict[int, object] = {}
+_predictors: dict[tuple, object] = {}
 _predictors_lock = threading.Lock()
 
 
@@ -115,15 +115,19 @@ def shadow_run_score_request(*, run: ShadowRun, actor):
 
 
 def _predictor(version):
+    # Keyed by the artifact too: a version is immutable, but a pk can be reused (a test database
+    # flushed between tests, a restored backup) and a long-lived worker must never score with the
+    # model of another version.
+    key = (version.pk, version.artifact_sha256)
     with _predictors_lock:
-        pred = _predictors.get(version.pk)
+        pred = _predictors.get(key)
         if pred is None:
             from apps.registry.loading import load_predictor
 
             pred = load_predictor(version)
             if len(_predictors) >= 8:
                 _predictors.pop(next(iter(_predictors)))
-            _predictors[version.pk] = pred
+            _predictors[key] = pred
     return pred
 
 

@@ -380,3 +380,18 @@ def test_open_critical_alert_fails_its_gate_and_no_alert_source_fails_closed(set
     req = promotion.promotion_request_refresh(request=req, actor=users["data_scientist"])
     gate = next(g for g in req.evidence["gates"] if g["key"] == "no_critical_alert")
     assert not gate["passed"] and "unknown" in gate["detail"]
+
+
+@pytest.mark.django_db
+def test_shadow_scorer_cache_never_serves_another_versions_model_when_a_pk_is_reused(setup):
+    """A long-lived worker keeps loaded candidates; a reused primary key (flushed database, restored
+    backup) must not make it score with the model it loaded for the old row."""
+    _, _, weak, strong = setup
+    right = shadow._predictor(strong)
+    stale = shadow._predictor(weak)
+    # The row now called `strong` once held another artifact: its cache entry must not be taken.
+    shadow._predictors[(strong.pk, "0" * 64)] = stale
+    shadow._predictors.pop((strong.pk, strong.artifact_sha256))
+    loaded = shadow._predictor(strong)
+    assert loaded is not stale
+    assert loaded.feature_names == right.feature_names
