@@ -8,32 +8,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import HttpBearer
-from ninja.security.session import SessionAuth
 
 from apps.common.errors import ApplicationError
-from apps.projects.services import api_token_authenticate
-
-
-class TokenAuth(HttpBearer):
-    openapi_description = "Personal API token: `Authorization: Bearer slw_…` (create one under Account → API tokens)."
-
-    def authenticate(self, request, token):
-        user = api_token_authenticate(plaintext=token)
-        if user is not None:
-            request.user = user
-        return user
-
-
-class BrowserSessionAuth(SessionAuth):
-    """The browser session, CSRF-checked. Requests without a signed-in session skip the CSRF check
-    (they are not authenticated by it anyway), so an anonymous call gets 401, not a CSRF 403."""
-
-    def _get_key(self, request):
-        if not request.user.is_authenticated:
-            return None
-        return super()._get_key(request)
-
+from apps.projects.auth import BrowserSessionAuth, TokenAuth
 
 api = NinjaAPI(
     title="Slipway API",

@@ -210,6 +210,11 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")  # if set, /metrics needs "Auth
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Fail fast (a clean 503) instead of hanging when PostgreSQL is unreachable.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+    # Server-side prepared statements for the few hand-written hot reads (the online feature store):
+    # psycopg prepares a query after 5 runs on a connection; Django's own (client-side bound) queries are
+    # never prepared. Set DATABASE_PREPARED_STATEMENTS=false behind a transaction-pooling PgBouncer.
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "prepare_threshold", 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None)
 CELERY_BEAT_SCHEDULE["deployments-prediction-log-drain"] = {
     "task": "workers.deployments.prediction_log_drain", "schedule": env.float("SERVING_BEAT_DRAIN_SECONDS", default=5.0)}
 CELERY_BEAT_SCHEDULE["deployments-prediction-log-prune"] = {
@@ -218,6 +223,9 @@ CELERY_BEAT_SCHEDULE["deployments-prediction-log-prune"] = {
 # --- features ---
 # Optional Redis online store (e.g. redis://127.0.0.1:6379/5). Empty: the PostgreSQL/SQLite table.
 FEATURES_ONLINE_REDIS_URL = env("SLIPWAY_FEATURES_REDIS_URL", default="")
+# Hot read paths (the online feature lookup) remember token → user and (user, project, feature set) → access
+# for this many seconds per process: a revoked token or removed member is refused there within it. 0: off.
+API_HOT_PATH_CACHE_TTL = env.float("API_HOT_PATH_CACHE_TTL", default=1.0)
 # How often beat looks for feature views whose materialization schedule is due (seconds).
 CELERY_BEAT_SCHEDULE["features-materialize-due"] = {
     "task": "workers.features.feature_view_materialize_due",

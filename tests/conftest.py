@@ -21,6 +21,18 @@ ROLES = ["owner", "data_scientist", "reviewer", "manager", "analyst"]
 PASSWORD = "test-pass-123"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_hot_path_caches():
+    """Per-process access caches of hot read paths start empty in each test (a test database may reuse
+    primary keys within their 1-second lifetime)."""
+    from apps.features.selectors import _ACCESS_CACHE
+    from apps.projects.services import _TOKEN_CACHE
+
+    _ACCESS_CACHE.clear()
+    _TOKEN_CACHE.clear()
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_storage(django_db_setup):
     """Artifacts of the test session go to a temporary folder, removed at the end."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet
 
-from apps.common.errors import NotFound
+from apps.common import rawsql
+from apps.common.errors import NotFound, PermissionDenied
 
 from .models import DataSource, Entity, FeatureSet, FeatureSetItem, FeatureView, TrainingSet
 
@@ -96,6 +101,71 @@ def feature_set_get(*, project, name: str) -> FeatureSet:
     fs = project.feature_sets.filter(name=name).first()
     if fs is None:
         raise NotFound(f"No feature set {name!r}")
+    return fs
+
+
+_LOOKUP_SQL: dict[str, tuple] = {}
+
+
+def _lookup_sql() -> tuple:
+    from apps.projects.models import Membership, Project
+
+    hit = _LOOKUP_SQL.get(connection.vendor)
+    if hit is None:
+        qn = connection.ops.quote_name
+        fields, cols = rawsql.columns(FeatureSet, {"id", "project_id", "name", "revision", "created_at"}, "fs")
+        sql = (f"SELECT p.{qn('id')}, p.{qn('name')}, m.{qn('role')}, {cols} FROM {rawsql.table(Project)} p "
+               f"LEFT JOIN {rawsql.table(Membership)} m ON m.{qn('project_id')} = p.{qn('id')} "
+               f"AND m.{qn('user_id')} = %s "
+               f"LEFT JOIN {rawsql.table(FeatureSet)} fs ON fs.{qn('project_id')} = p.{qn('id')} AND fs.{qn('name')} = %s "
+               f"WHERE p.{qn('slug')} = %s")
+        hit = _LOOKUP_SQL[connection.vendor] = (fields, sql)
+    return hit
+
+
+def feature_set_for_lookup(*, user, project_slug: str, name: str, action: str = "feature.view") -> FeatureSet:
+    """The online lookup's hot path: project, the user's role and the feature set in ONE query.
+
+    The same rules and answers as ``project_get_for_user`` followed by ``feature_set_get``: not a member
+    (and not staff) → 404 for the project; a role without ``action`` → 403; no such set → 404. The set
+    comes back with its identity columns loaded (the rest deferred), enough for ``online_features_get``.
+    """
+    from apps.projects.permissions import can
+
+    fields, sql = _lookup_sql()
+    row = rawsql.fetch_one(sql, [user.pk, name, project_slug])
+    if row is None or (row[2] is None and not user.is_staff):
+        raise NotFound(f"Project {project_slug!r} not found")
+    project_id, project_name, role = row[0], row[1], row[2]
+    roles = getattr(user, "_slipway_roles", None)
+    if roles is None:
+        roles = user._slipway_roles = {}
+    roles[project_id] = role
+    if not can(user, None, action, role=role):
+        raise PermissionDenied(f"Your role in {project_name} does not allow {action}")
+    if row[3] is None:
+        raise NotFound(f"No feature set {name!r}")
+    return rawsql.partial(FeatureSet, fields, row[3:])
+
+
+_ACCESS_CACHE: dict[tuple, tuple] = {}
+
+
+def feature_set_for_lookup_cached(*, user, project_slug: str, name: str, action: str = "feature.view") -> FeatureSet:
+    """``feature_set_for_lookup`` remembered per process for ``API_HOT_PATH_CACHE_TTL`` seconds (only
+    successful answers: a refusal is always decided afresh)."""
+    ttl = settings.API_HOT_PATH_CACHE_TTL
+    if ttl <= 0:
+        return feature_set_for_lookup(user=user, project_slug=project_slug, name=name, action=action)
+    key = (user.pk, bool(user.is_staff), project_slug, name, action)
+    now = time.monotonic()
+    hit = _ACCESS_CACHE.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    fs = feature_set_for_lookup(user=user, project_slug=project_slug, name=name, action=action)
+    if len(_ACCESS_CACHE) > 10_000:
+        _ACCESS_CACHE.clear()
+    _ACCESS_CACHE[key] = (now + ttl, fs)
     return fs
 
 

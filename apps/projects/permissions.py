@@ -62,10 +62,11 @@ def role_allows(role: str | None, action: str) -> bool:
 
 
 def can(user, project, action: str, *, role: str | None = None) -> bool:
-    """True when ``user`` may perform ``action`` on ``project``. ``role`` may be passed when known."""
+    """True when ``user`` may perform ``action`` on ``project``. ``role`` may be passed when known
+    (``project=None`` with ``role=None``: the caller knows the user has no role in the project)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    if role is None:
+    if role is None and project is not None:
         role = project_role(user, project)
     if role_allows(role, action):
         return True

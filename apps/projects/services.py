@@ -1,15 +1,19 @@
 """Every write of the projects app. Each service checks its own rules and writes the audit trail."""
 
+import copy
 import csv
 import io
 import secrets
+import time
 from collections.abc import Callable
 from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from apps.common import rawsql
 from apps.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from apps.common.secrets import secret_hash
 
@@ -222,21 +226,74 @@ def api_token_revoke(*, token: ApiToken, actor) -> ApiToken:
     return token
 
 
+_USER_COLUMNS = frozenset({"id", "username", "first_name", "last_name", "email", "is_staff", "is_superuser",
+                           "is_active"})
+_TOKEN_SQL: dict[str, tuple] = {}
+
+
+def _token_sql() -> tuple:
+    """(user fields, SQL) for the token lookup, built once per database vendor."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    hit = _TOKEN_SQL.get(connection.vendor)
+    if hit is None:
+        user_model = get_user_model()
+        fields, cols = rawsql.columns(user_model, _USER_COLUMNS, "u")
+        qn = connection.ops.quote_name
+        sql = (f"SELECT t.{qn('id')}, t.{qn('last_used_at')}, {cols} FROM {rawsql.table(ApiToken)} t "
+               f"JOIN {rawsql.table(user_model)} u ON u.{qn(user_model._meta.pk.column)} = t.{qn('user_id')} "
+               f"WHERE t.{qn('token_hash')} = %s AND t.{qn('revoked_at')} IS NULL AND u.{qn('is_active')} = %s")
+        hit = _TOKEN_SQL[connection.vendor] = (fields, sql)
+    return hit
+
+
 def api_token_authenticate(*, plaintext: str):
-    """The active user owning ``plaintext``, or None. Updates last-used at most once a minute."""
+    """The active user owning ``plaintext``, or None. Updates last-used at most once a minute.
+
+    Every API call pays for this, so it is one hand-written query (apps.common.rawsql); the user comes
+    back with its identity and flag columns loaded and the rest (password, dates) deferred.
+    """
     if not plaintext or not plaintext.startswith(TOKEN_PREFIX):
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(token_hash=_token_hash(plaintext), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if token is None:
+    fields, sql = _token_sql()
+    row = rawsql.fetch_one(sql, [_token_hash(plaintext), True])
+    if row is None:
         return None
+    token_id, last_used = row[0], rawsql.aware(row[1])
+    user = rawsql.partial(fields[0].model, fields, row[2:])
     now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    if last_used is None or (now - last_used).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token_id).update(last_used_at=now)
+    return user
+
+
+_TOKEN_CACHE: dict[str, tuple[float, object]] = {}
+
+
+def api_token_authenticate_cached(*, plaintext: str):
+    """``api_token_authenticate`` remembered per process for ``API_HOT_PATH_CACHE_TTL`` seconds (1 s).
+
+    Only hot read paths use it (the online feature lookup): a revoked token or a deactivated user is
+    refused there within that time, everywhere else at once. Unknown tokens are never remembered.
+    Each call gets its own copy of the user (per-request attributes such as cached roles never leak).
+    """
+    ttl = settings.API_HOT_PATH_CACHE_TTL
+    if ttl <= 0:
+        return api_token_authenticate(plaintext=plaintext)
+    key = _token_hash(plaintext) if plaintext else ""
+    now = time.monotonic()
+    hit = _TOKEN_CACHE.get(key)
+    if hit is not None and hit[0] > now:
+        user = copy.copy(hit[1])
+        user.__dict__.pop("_slipway_roles", None)
+        return user
+    user = api_token_authenticate(plaintext=plaintext)
+    if user is not None:
+        if len(_TOKEN_CACHE) > 10_000:
+            _TOKEN_CACHE.clear()
+        _TOKEN_CACHE[key] = (now + ttl, copy.copy(user))
+    return user
 
 
 # --- jobs --------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The feature store API through the mounted NinjaAPI: status codes and {"detail": ...} bodies."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -69,6 +70,70 @@ def test_online_endpoint_returns_values_event_times_and_flags(store, users, api_
     r = api_client(users["analyst"]).post(f"{BASE}/feature-sets/fraud-inputs/online", {"entity_keys": []},
                                           content_type="application/json")
     assert r.status_code == 422
+
+
+def test_online_endpoint_access_rules_match_the_rest_of_the_api(store, users, api_client, logged_in_client,
+                                                                settings):
+    """The lookup reads project, role and set in one query; the answers stay those of every endpoint."""
+    from django.contrib.auth import get_user_model
+
+    from apps.projects.models import ApiToken, Membership
+
+    services.feature_view_materialize(view=store.view, as_of=store.end)
+    url, body = f"{BASE}/feature-sets/fraud-inputs/online", {"entity_keys": ["c1"]}
+    r = api_client(users["outsider"]).post(url, body, content_type="application/json")
+    assert r.status_code == 404 and r.json()["detail"] == "Project 'fraud' not found"
+    r = api_client(users["analyst"]).post("/api/v1/projects/nope/feature-sets/fraud-inputs/online", body,
+                                          content_type="application/json")
+    assert r.status_code == 404
+    r = api_client(users["analyst"]).post(f"{BASE}/feature-sets/nope/online", body, content_type="application/json")
+    assert r.status_code == 404 and r.json()["detail"] == "No feature set 'nope'"
+    staff = get_user_model().objects.create_user("staffer", password="x", is_staff=True)
+    r = api_client(staff).post(url, body, content_type="application/json")
+    assert r.status_code == 200 and r.json()["results"][0]["values"]["amount"] == 123.0
+    # Revoked token, deactivated user, removed member: refused once the hot-path cache entry (1 s) is gone.
+    settings.API_HOT_PATH_CACHE_TTL = 0.5
+    analyst_client = api_client(users["analyst"])
+    assert analyst_client.post(url, body, content_type="application/json").status_code == 200
+    ApiToken.objects.filter(user=users["analyst"]).update(revoked_at=store.end)
+    ds_client = api_client(users["data_scientist"])
+    assert ds_client.post(url, body, content_type="application/json").status_code == 200
+    get_user_model().objects.filter(pk=users["data_scientist"].pk).update(is_active=False)
+    mgr_client = api_client(users["manager"])
+    assert mgr_client.post(url, body, content_type="application/json").status_code == 200
+    Membership.objects.filter(user=users["manager"]).delete()
+    assert analyst_client.post(url, body, content_type="application/json").status_code == 200  # within the TTL
+    time.sleep(0.6)
+    assert analyst_client.post(url, body, content_type="application/json").status_code == 401
+    assert ds_client.post(url, body, content_type="application/json").status_code == 401
+    assert mgr_client.post(url, body, content_type="application/json").status_code == 404
+    # Every other endpoint decides at once, whatever the hot-path cache holds.
+    assert analyst_client.get(f"{BASE}/feature-views").status_code == 401
+    settings.API_HOT_PATH_CACHE_TTL = 0  # off: the lookup decides at once too
+    assert api_client(users["reviewer"]).post(url, body, content_type="application/json").status_code == 200
+    Membership.objects.filter(user=users["reviewer"]).delete()
+    r = api_client(users["reviewer"]).post(url, body, content_type="application/json")
+    assert r.status_code == 404
+    # The browser session (CSRF-checked) still works for a member.
+    r = logged_in_client(users["owner"]).post(url, body, content_type="application/json")
+    assert r.status_code == 200
+
+
+def test_token_authentication_loads_a_partial_user_that_never_overwrites_on_save(users):
+    from django.contrib.auth import get_user_model
+
+    from apps.projects.services import api_token_authenticate
+    from tests.conftest import _token_for
+
+    u = users["analyst"]
+    get_user_model().objects.filter(pk=u.pk).update(email="a@example.com", first_name="Ana")
+    user = api_token_authenticate(plaintext=_token_for(u))
+    assert user.pk == u.pk and user.is_active and not user.is_staff and user.email == "a@example.com"
+    user.last_name = "Lyst"
+    user.save()  # only loaded columns are written: the password hash stays
+    fresh = get_user_model().objects.get(pk=u.pk)
+    assert fresh.password == u.password and fresh.last_name == "Lyst" and fresh.check_password is not None
+    assert user.date_joined == fresh.date_joined  # a deferred column loads on access
 
 
 def test_training_set_api_queues_a_build_and_refuses_bad_labels(store, users, api_client):
