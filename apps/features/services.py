@@ -596,8 +596,13 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
             views.setdefault(v.pk, {"ttl": v.ttl, "join_key": v.entity.join_key, "online": v.online, "features": []})
             views[v.pk]["features"].append((it.feature.name, it.output_name))
         order = [it.output_name for it in items]
-        steps = [(vid, v["join_key"], v["ttl"], tuple(f for f, _ in v["features"]), tuple(o for _, o in v["features"]))
-                 for vid, v in views.items()]
+        steps = []
+        for vid, v in views.items():
+            onames = tuple(o for _, o in v["features"])
+            # per view: the dicts every result starts from (copied, never shared between results)
+            steps.append((vid, v["join_key"], v["ttl"], tuple(f for f, _ in v["features"]), onames,
+                          dict.fromkeys(onames), dict.fromkeys(onames, "ok"), dict.fromkeys(onames, "expired"),
+                          dict.fromkeys(onames, "missing")))
         plan = {"views": views, "order": order, "steps": steps,
                 "reorder": [o for st in steps for o in st[4]] != order,
                 "join_keys": sorted({v["join_key"] for v in views.values()})}
@@ -642,23 +647,44 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
     found = online_store().read(list(plan["views"]), keys) if keys else {}
     out = []
     views, order, reorder = plan["steps"], plan["order"], plan["reorder"]
-    for ent in entities:
-        values, times, status = {}, {}, {}
-        for vid, join_key, ttl, fnames, onames in views:
+    expired_at: dict = {}  # event time → expired? (values materialized together share their event times)
+    if len(views) == 1 and not reorder:  # one view (the common case): build each result's dicts directly
+        vid, join_key, ttl, fnames, onames, nones, ok, expired, missing = views[0]
+        for ent in entities:
             hit = found.get((vid, str(ent[join_key])))
             if hit is None:
-                values.update(dict.fromkeys(onames))
-                times.update(dict.fromkeys(onames))
-                status.update(dict.fromkeys(onames, "missing"))
+                out.append({"entity": ent, "values": nones.copy(), "event_times": nones.copy(),
+                            "status": missing.copy()})
+                continue
+            stored, event_time = hit
+            gone = expired_at.get(event_time)
+            if gone is None:
+                gone = expired_at[event_time] = pit.ttl_expired(event_time, as_of, ttl)
+            out.append({"entity": ent,
+                        "values": nones.copy() if gone else dict(zip(onames, map(stored.get, fnames), strict=True)),
+                        "event_times": dict.fromkeys(onames, event_time),
+                        "status": (expired if gone else ok).copy()})
+        return out
+    for ent in entities:
+        values, times, status = {}, {}, {}
+        for vid, join_key, ttl, fnames, onames, nones, ok, expired, missing in views:
+            hit = found.get((vid, str(ent[join_key])))
+            if hit is None:
+                values.update(nones)
+                times.update(nones)
+                status.update(missing)
                 continue
             stored, event_time = hit
             times.update(dict.fromkeys(onames, event_time))
-            if pit.ttl_expired(event_time, as_of, ttl):
-                values.update(dict.fromkeys(onames))
-                status.update(dict.fromkeys(onames, "expired"))
+            gone = expired_at.get((event_time, ttl))
+            if gone is None:
+                gone = expired_at[(event_time, ttl)] = pit.ttl_expired(event_time, as_of, ttl)
+            if gone:
+                values.update(nones)
+                status.update(expired)
             else:
                 values.update(zip(onames, map(stored.get, fnames), strict=True))
-                status.update(dict.fromkeys(onames, "ok"))
+                status.update(ok)
         if reorder:
             values, times, status = ({n: d[n] for n in order} for d in (values, times, status))
         out.append({"entity": ent, "values": values, "event_times": times, "status": status})

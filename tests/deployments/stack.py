@@ -121,6 +121,10 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        try:  # workers the master did not reap (it was stopped mid-restart) must not outlive the test
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self._fh.close()
 
 

@@ -216,6 +216,22 @@ def test_online_lookup_values_event_times_and_flags(store):
     assert later[0]["values"]["amount"] is None and later[0]["status"]["amount"] == "expired"
 
 
+def test_online_lookup_keys_of_any_text_and_results_in_key_order(store):
+    """Keys travel to PostgreSQL as one separated string; a key holding the separator (or a comma, a
+    quote, non-ASCII) takes the array form and is still answered, each result in the order asked."""
+    services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=10))
+    keys = ["c2", "we\x1fird", "c1", 'a,"b"', "ünï", "c1"]
+    res = services.online_features_get(feature_set=store.feature_set, entity_keys=keys,
+                                       as_of=START + timedelta(hours=10))
+    assert [r["entity"]["customer_id"] for r in res] == keys
+    assert [r["status"]["amount"] for r in res] == ["ok", "missing", "ok", "missing", "missing", "ok"]
+    assert res[0]["values"]["amount"] == 209.0 and res[2]["values"] == res[5]["values"] == {"amount": 109.0, "n_tx": 9}
+    assert res[0]["values"] is not res[2]["values"] and res[2]["status"] is not res[5]["status"]  # never shared
+    clean = services.online_features_get(feature_set=store.feature_set, entity_keys=["c2", 'a,"b"', "c1"],
+                                         as_of=START + timedelta(hours=10))
+    assert [r["values"] for r in clean] == [res[0]["values"], res[3]["values"], res[2]["values"]]
+
+
 def test_materialization_refuses_batch_views_and_reports_freshness(store, project, users):
     batch = services.feature_view_create(project=project, actor=users["owner"], name="b", entity=store.entity,
                                          source=store.source, timestamp_column="event_timestamp", features=["n_tx"],
