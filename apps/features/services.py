@@ -708,6 +708,20 @@ def feature_view_freshness(*, view: FeatureView, now: datetime | None = None) ->
     return {"newest": newest, "age_seconds": age, "sla_seconds": sla, "breached": breached}
 
 
+def feature_set_freshness(*, feature_set: FeatureSet, now: datetime | None = None) -> dict[str, dict]:
+    """Freshness of each view a feature set reads: ``{view name: {age_seconds, sla_seconds, breached}}``
+    (monitoring stores it in every window, so an alert rule can fire on a breached SLA)."""
+    now = now or timezone.now()
+    out = {}
+    for it in feature_set.ordered_items:
+        view = it.feature.view
+        if view.name not in out:
+            f = feature_view_freshness(view=view, now=now)
+            out[view.name] = {"age_seconds": f["age_seconds"], "sla_seconds": f["sla_seconds"],
+                              "breached": f["breached"]}
+    return out
+
+
 # --- training sets ---------------------------------------------------------------------------------
 
 

@@ -104,6 +104,8 @@ class MonitoringWindow(models.Model):
     realized = models.JSONField(default=dict, blank=True)  # metric -> {value, low, high, n}
     n_labelled = models.PositiveIntegerField(default=0)
     skew = models.JSONField(default=dict, blank=True)  # feature -> mismatch rate (when checked)
+    # view -> {age_seconds, sla_seconds, breached}: freshness of the feature views the model reads, at the end
+    feature_freshness = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

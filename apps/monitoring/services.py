@@ -56,6 +56,8 @@ METRICS: dict[str, str] = {
     "latency_p95_ms": "Latency p95 (ms)",
     "volume": "Predictions in the window",
     "skew_rate": "Training-serving skew: highest per-feature mismatch rate",
+    "feature_sla_breaches": "Feature views past their freshness SLA (of the model's feature set)",
+    "feature_staleness_ratio": "Highest age / freshness SLA of the model's feature views (1 = at the SLA)",
     **{f"estimated_{m}": f"Estimated {m} (CBPE)" for m in ("accuracy", "precision", "recall", "f1", "roc_auc")},
     **{f"realized_{m}": f"Realized {m}" for m in CLASSIFICATION_METRICS + REGRESSION_METRICS},
 }
@@ -387,6 +389,14 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
             window.skew = skew_check(deployment=deployment, start=start, end=end)
         except Exception:  # noqa: BLE001 - a broken feature store must not lose the drift window
             log.exception("skew check failed for %s", deployment.slug)
+    feature_set = getattr(deployment.registered_model, "feature_set", None)
+    if feature_set is not None:
+        try:
+            from apps.features.services import feature_set_freshness
+
+            window.feature_freshness = feature_set_freshness(feature_set=feature_set)  # as computed now
+        except Exception:  # noqa: BLE001 - a broken feature store must not lose the drift window
+            log.exception("feature freshness check failed for %s", deployment.slug)
     try:
         with transaction.atomic():
             window.save()
@@ -603,6 +613,13 @@ def window_metric(window: MonitoringWindow, metric: str) -> float | None:
         return (window.realized.get(metric[9:]) or {}).get("value")
     if metric == "skew_rate":
         return max(window.skew.values()) if window.skew else None
+    if metric == "feature_sla_breaches":
+        fresh = window.feature_freshness or {}
+        return float(sum(1 for f in fresh.values() if f.get("breached"))) if fresh else None
+    if metric == "feature_staleness_ratio":
+        ratios = [(f["age_seconds"] / f["sla_seconds"]) if f.get("age_seconds") is not None else math.inf
+                  for f in (window.feature_freshness or {}).values() if f.get("sla_seconds")]
+        return max(ratios) if ratios else None
     value = getattr(window, metric, None)
     return float(value) if value is not None else None
 

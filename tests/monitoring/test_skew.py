@@ -43,3 +43,28 @@ def test_skew_check_reports_mismatch_rate_per_feature(project, users):
     # and it lands on the window, where it is an alertable metric
     window = services.window_compute(deployment=dep, start=store.start, end=store.end, evaluate=False)
     assert window.skew == skew and services.window_metric(window, "skew_rate") == 0.25
+    # the freshness of the model's feature views lands there too: a stale view is an alertable metric
+    assert window.feature_freshness["customer_stats"]["breached"] is True  # data of 2024, SLA one day
+    assert services.window_metric(window, "feature_sla_breaches") == 1.0
+    assert services.window_metric(window, "feature_staleness_ratio") > 100
+    rule = services.alert_rule_create(deployment=dep, actor=owner, name="stale features",
+                                      metric="feature_sla_breaches", comparator="gt", threshold=0)
+    services.alert_rules_evaluate(deployment=dep, now=store.end)
+    from apps.monitoring.models import Alert
+
+    alert = Alert.objects.get(rule=rule)
+    assert alert.status == "open" and alert.value == 1.0
+
+
+def test_feature_freshness_is_exported_to_prometheus(project, users):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from apps.features.metrics import FeatureFreshnessCollector
+
+    make_feature_store(project=project, actor=users["owner"])
+    registry = CollectorRegistry()
+    registry.register(FeatureFreshnessCollector())
+    text = generate_latest(registry).decode()
+    assert 'slipway_feature_view_sla_breached{project="fraud",view="customer_stats"} 1.0' in text
+    assert 'slipway_feature_view_freshness_sla_seconds{project="fraud",view="customer_stats"} 86400.0' in text
+    assert 'slipway_feature_view_age_seconds{project="fraud",view="customer_stats"}' in text
