@@ -172,8 +172,9 @@ def main() -> int:
     ap.add_argument("--onnx", action="store_true", help="let the portal serve the verified ONNX form")
     ap.add_argument("--models", default="bench-lr,bench-hgb")
     ap.add_argument("--no-access-log", action="store_true", help="SERVING_ACCESS_LOG=false (errors are still logged)")
-    ap.add_argument("--external-drainer", action="store_true",
-                    help="drain the log from a separate process instead of a thread in each web worker")
+    ap.add_argument("--drain-in-workers", action="store_true",
+                    help="drain the log from a thread in each web worker (GUNICORN_DRAINER=false) instead of the "
+                         "drainer process gunicorn starts by default")
     args = ap.parse_args()
     if args.quick:
         args.requests, args.seconds = 500, 5.0
@@ -208,11 +209,8 @@ def main() -> int:
         common = ["--worker-connections", "1000"]
         portal_env = base_env(url, tmp, GUNICORN_WORKER_CLASS=args.worker_class,
                               SERVING_ACCESS_LOG="false" if args.no_access_log else "true", LOG_LEVEL="INFO",
-                              SERVING_DRAIN_IN_PROCESS="false" if args.external_drainer else "true")
-        if args.external_drainer:
-            loop = ("import time, django; django.setup(); from apps.deployments.services import prediction_log_drain as d\n"
-                    "while True:\n    d(); time.sleep(1)")
-            drainer = subprocess.Popen([PY, "-c", loop], cwd=ROOT, env=base_env(url, tmp))
+                              GUNICORN_DRAINER="false" if args.drain_in_workers else "true",
+                              SERVING_DRAIN_IN_PROCESS="true" if args.drain_in_workers else "false")
         portal = Gunicorn(portal_env, workers=args.workers, log=tmp / "portal.log", extra=common)
         servers.append(portal)
         bare_env = base_env(url, tmp, BENCH_BARE_MODELS=json.dumps({k: [v["path"], v["names"]]
@@ -285,8 +283,6 @@ def main() -> int:
         print("OK: every answered prediction is in the log")
         return 0
     finally:
-        if args.external_drainer and "drainer" in locals():
-            drainer.kill()
         for s in servers:
             s.stop()
         with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -1,4 +1,7 @@
-"""Container entry point: ``web`` | ``worker`` | ``beat`` | ``migrate`` | any other command."""
+"""Container entry point: ``web`` | ``worker`` | ``beat`` | ``migrate`` | ``drain`` | any other command.
+
+``drain`` moves the prediction spool of this host into PostgreSQL in a loop (gunicorn starts one itself;
+see ``apps.deployments.gunicorn_conf``)."""
 
 import os
 import sys
@@ -24,6 +27,15 @@ def main(argv: list[str]) -> None:
     elif role == "beat":
         cmd = ["celery", "-A", "portal", "beat", "--loglevel", os.environ.get("LOG_LEVEL", "INFO"),
                "--schedule", os.path.join(os.environ.get("SLIPWAY_DATA_DIR", "/tmp"), "celerybeat-schedule"), *rest]
+    elif role == "drain":
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+        import django
+
+        django.setup()
+        from apps.deployments.logpipe import drain_forever
+
+        drain_forever(parent=int(rest[0]) if rest else None)
+        return
     elif role == "migrate":
         cmd = ["python", "manage.py", "migrate", "--noinput", *rest]
     else:

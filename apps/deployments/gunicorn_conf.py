@@ -7,6 +7,15 @@ it accepts requests, and the Prometheus multi-process clean-up when a worker exi
 
 import os
 
+# The prediction log is drained by one separate process per host (started in when_ready below), not by a
+# thread in each worker: a drain holds the worker's GIL while it parses and copies thousands of records.
+# GUNICORN_DRAINER=false leaves draining to the workers' threads (SERVING_DRAIN_IN_PROCESS) / Celery beat.
+DRAINER = os.environ.get("GUNICORN_DRAINER", "true").lower() not in ("0", "false", "no", "off")
+if DRAINER:
+    os.environ["SERVING_DRAIN_IN_PROCESS"] = "false"  # read by the settings the app preload imports next
+_drainer = None
+_stopping = __import__("threading").Event()
+
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = 1
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "30"))
@@ -14,15 +23,54 @@ preload_app = True
 
 
 def when_ready(server):  # master, after preloading the app, before the workers are forked
+    import gc
+
     from apps.deployments.serving import warm_up_imports
 
     warm_up_imports()
+    # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
+    # scans (cheaper full collections in every worker, and fewer copy-on-write page copies).
+    gc.collect()
+    gc.freeze()
+    if DRAINER:
+        import threading
+
+        threading.Thread(target=_supervise_drainer, args=(server,), name="slipway-drainer-supervisor",
+                         daemon=True).start()
+
+
+def _supervise_drainer(server):
+    """Master thread: keep one drainer process running; restart it within a second if it dies."""
+    import subprocess
+    import sys
+
+    global _drainer
+    while not _stopping.is_set():
+        if _drainer is None or _drainer.poll() is not None:
+            if _drainer is not None:
+                server.log.warning("Prediction log drainer exited (code %s); restarting it", _drainer.returncode)
+            _drainer = subprocess.Popen([sys.executable, "-m", "portal.entrypoint", "drain", str(os.getpid())])
+            server.log.info("Prediction log drainer started (pid %s)", _drainer.pid)
+        _stopping.wait(1.0)
+
+
+def on_exit(server):  # master, at shutdown: the drainer finishes its round and stops
+    _stopping.set()
+    if _drainer is not None and _drainer.poll() is None:
+        _drainer.terminate()
+        try:
+            _drainer.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - it will notice the master is gone
+            pass
 
 
 def post_worker_init(worker):
+    import gc
+
     from apps.deployments.serving import warm_up_models
 
     warm_up_models()
+    gc.freeze()  # the models just loaded, likewise
 
 
 def child_exit(server, worker):

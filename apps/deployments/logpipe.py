@@ -11,7 +11,6 @@ and minute statistics count only the rows actually inserted.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -19,6 +18,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
+import orjson
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
@@ -50,16 +50,15 @@ def writer() -> spool.SpoolWriter:
 
 def record_prediction(*, deployment_id: int, version_id: int, batch_id: str, ts: float, latency_ms: float,
                       rows: list) -> None:
-    """Append one answered request (``rows``: [request_id, inputs dict, output, probabilities, entity_key])."""
-    line = json.dumps({"k": "p", "t": ts, "d": deployment_id, "v": version_id, "b": batch_id,
-                       "l": round(latency_ms, 3), "r": rows}, separators=(",", ":"), allow_nan=False)
-    writer().append(line.encode() + b"\n")
+    """Append one answered request (``rows``: [request_id, inputs dict, output, probabilities, entity_key]).
+
+    The caller guarantees finite numbers (orjson would write NaN as null)."""
+    writer().append(orjson.dumps({"k": "p", "t": ts, "d": deployment_id, "v": version_id, "b": batch_id,
+                                  "l": round(latency_ms, 3), "r": rows}) + b"\n")
 
 
 def record_error(*, deployment_id: int, version_id: int, ts: float, status: int) -> None:
-    line = json.dumps({"k": "e", "t": ts, "d": deployment_id, "v": version_id, "s": status},
-                      separators=(",", ":"))
-    writer().append(line.encode() + b"\n")
+    writer().append(orjson.dumps({"k": "e", "t": ts, "d": deployment_id, "v": version_id, "s": status}) + b"\n")
 
 
 # --- the drainer -------------------------------------------------------------------------------
@@ -70,37 +69,42 @@ def _minute(ts: float) -> datetime:
 
 
 def sink(lines: list[bytes]) -> None:
-    """Insert a batch of spooled lines; idempotent. Raises on database errors (nothing is acknowledged)."""
-    from .models import PredictionLog, PredictionMinuteStat
+    """Insert a batch of spooled lines; idempotent. Raises on database errors (nothing is acknowledged).
 
-    logs: list[PredictionLog] = []
-    per_request: list[tuple] = []  # (key, first row id, n rows, latency)
+    The drainer runs in the serving processes, so its CPU is taken from predictions: lines are parsed
+    with orjson and, on PostgreSQL, turned straight into COPY text rows (no model instances, JSON
+    re-encoded by orjson); SQLite takes the portable ORM path.
+    """
+    from .models import PredictionMinuteStat
+
+    rows: list[tuple] = []  # (request_id str, batch str, dep, ver, created datetime, entity, inputs, output, probs, latency)
+    per_request: list[tuple] = []  # (key, [request ids], latency)
     errors: dict[tuple, int] = defaultdict(int)
+    created_at: dict[float, datetime] = {}
     for raw in lines:
         try:
-            rec = json.loads(raw)
-        except ValueError:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             logger.error("Skipping a corrupt prediction-spool line", extra={"line": raw[:200].decode("utf-8", "replace")})
             continue
         key = (rec["d"], rec["v"], _minute(rec["t"]))
         if rec.get("k") == "e":
             errors[key] += 1
             continue
-        created = datetime.fromtimestamp(rec["t"], UTC)
-        batch = uuid.UUID(rec["b"])
+        created = created_at.get(rec["t"])
+        if created is None:
+            created = created_at[rec["t"]] = datetime.fromtimestamp(rec["t"], UTC)
+        batch, dep, ver, latency = rec["b"], rec["d"], rec["v"], rec["l"]
         ids = []
         for rid, inputs, output, probs, entity in rec["r"]:
-            rid = uuid.UUID(rid)
             ids.append(rid)
-            logs.append(PredictionLog(request_id=rid, batch_id=batch, deployment_id=rec["d"], version_id=rec["v"],
-                                      created_at=created, entity_key=entity, inputs=inputs, output=output,
-                                      probabilities=probs, latency_ms=rec["l"]))
-        per_request.append((key, ids, rec["l"]))
+            rows.append((rid, batch, dep, ver, created, entity, inputs, output, probs, latency))
+        per_request.append((key, ids, latency))
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            inserted = _insert_postgres(logs)
+            inserted = _insert_postgres(rows)
         else:
-            inserted = _insert_orm(logs)
+            inserted = _insert_orm(rows)
         agg: dict[tuple, dict] = {}
         for key, ids, latency in per_request:
             new_rows = sum(1 for rid in ids if rid in inserted)
@@ -129,43 +133,79 @@ _COLUMNS = ("request_id", "batch_id", "deployment_id", "version_id", "created_at
             "probabilities", "latency_ms")
 
 
-def _insert_orm(logs: list) -> set:
-    """Portable path (SQLite): skip ids already stored, bulk insert the rest. Returns inserted ids."""
+def _insert_orm(rows: list[tuple]) -> set:
+    """Portable path (SQLite): skip ids already stored, bulk insert the rest. Returns inserted ids (str)."""
     from .models import PredictionLog
 
     existing = set()
-    all_ids = [log.request_id for log in logs]
+    all_ids = [uuid.UUID(r[0]) for r in rows]
     for i in range(0, len(all_ids), 500):
         existing.update(PredictionLog.objects.filter(request_id__in=all_ids[i:i + 500])
                         .values_list("request_id", flat=True))
-    fresh = [log for log in logs if log.request_id not in existing]
+    fresh, seen = [], set()
+    for rid, (_, batch, dep, ver, created, entity, inputs, output, probs, latency) in zip(all_ids, rows, strict=True):
+        if rid in existing or rid in seen:
+            continue
+        seen.add(rid)
+        fresh.append(PredictionLog(request_id=rid, batch_id=uuid.UUID(batch), deployment_id=dep, version_id=ver,
+                                   created_at=created, entity_key=entity, inputs=inputs, output=output,
+                                   probabilities=probs, latency_ms=latency))
     PredictionLog.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
-    return {log.request_id for log in fresh}
+    return {str(log.request_id) for log in fresh}
 
 
-def _insert_postgres(logs: list) -> set:
-    """PostgreSQL: COPY into a temporary table, then INSERT … ON CONFLICT (request_id) DO NOTHING
-    RETURNING request_id — one round trip per batch, exact ids of the rows that were new."""
-    if not logs:
+# COPY text format: backslash, newline, carriage return and tab are escaped; NULL is \N.
+_COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _copy_text(value) -> str:
+    return "\\N" if value is None else str(value).translate(_COPY_ESCAPE)
+
+
+def _copy_json(value) -> str:
+    # orjson never emits raw control characters; only its backslash escapes need doubling for COPY.
+    return "\\N" if value is None else orjson.dumps(value).decode().replace("\\", "\\\\")
+
+
+def _insert_postgres(rows: list[tuple]) -> set:
+    """PostgreSQL: COPY straight into the log table (the common case: nothing of the batch is stored yet).
+    A replayed segment (after a crash) makes that COPY hit the unique request id: the savepoint rolls it
+    back and the batch goes through a temporary table and INSERT … ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id instead. Either way: the exact ids (str) of the rows that were new."""
+    if not rows:
         return set()
+    import psycopg
+    from django.db import IntegrityError
+
     cols = ", ".join(_COLUMNS)
+    times: dict[datetime, str] = {}
+    parts = []
+    for rid, batch, dep, ver, created, entity, inputs, output, probs, latency in rows:
+        ts = times.get(created)
+        if ts is None:
+            ts = times[created] = created.isoformat()
+        parts.append(f"{_copy_text(rid)}\t{_copy_text(batch)}\t{int(dep)}\t{int(ver)}\t{ts}\t{_copy_text(entity)}\t"
+                     f"{_copy_json(inputs)}\t{_copy_json(output)}\t{_copy_json(probs)}\t{float(latency)!r}\n")
+    data = "".join(parts).encode()
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY deployments_predictionlog ({cols}) FROM STDIN") as copy:
+                copy.write(data)
+        return {r[0] for r in rows}
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        pass  # some rows are stored already (the savepoint is rolled back): the idempotent path below
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS slipway_predlog_in (request_id uuid, batch_id uuid, deployment_id bigint, "
             "version_id bigint, created_at timestamptz, entity_key text, inputs jsonb, output jsonb, "
             "probabilities jsonb, latency_ms double precision) ON COMMIT DELETE ROWS")
-        raw = cursor.cursor  # the psycopg cursor underneath Django's wrapper
-        with raw.copy(f"COPY slipway_predlog_in ({cols}) FROM STDIN") as copy:
-            for log in logs:
-                copy.write_row((log.request_id, log.batch_id, log.deployment_id, log.version_id, log.created_at,
-                                log.entity_key, json.dumps(log.inputs), json.dumps(log.output),
-                                None if log.probabilities is None else json.dumps(log.probabilities),
-                                log.latency_ms))
+        with cursor.cursor.copy(f"COPY slipway_predlog_in ({cols}) FROM STDIN") as copy:
+            copy.write(data)
         cursor.execute(f"INSERT INTO deployments_predictionlog ({cols}) SELECT {cols} FROM slipway_predlog_in "
                        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
-        inserted = {row[0] for row in cursor.fetchall()}
+        inserted = {str(row[0]) for row in cursor.fetchall()}
         cursor.execute("DELETE FROM slipway_predlog_in")
-    return {x if isinstance(x, uuid.UUID) else uuid.UUID(str(x)) for x in inserted}
+    return inserted
 
 
 def drain() -> int:
@@ -173,7 +213,19 @@ def drain() -> int:
     return spool.drain_once(spool_dir(), sink, batch_lines=settings.SERVING_DRAIN_BATCH)
 
 
-def _background_loop() -> None:
+def _drain_safely() -> None:
+    try:
+        close_old_connections()
+        drain()
+    except Exception:  # noqa: BLE001 - the database may be down: retry on the next round
+        logger.warning("Prediction log drain failed; will retry", exc_info=True)
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _background_loop(drain_here: bool) -> None:
     interval = settings.SERVING_DRAIN_INTERVAL
     last_drain = 0.0
     while True:
@@ -184,32 +236,41 @@ def _background_loop() -> None:
                 w.sync()
             except OSError:  # pragma: no cover
                 logger.exception("fdatasync of the prediction spool failed")
-        if time.monotonic() - last_drain < interval:
+        if not drain_here or time.monotonic() - last_drain < interval:
             continue
         last_drain = time.monotonic()
-        try:
-            close_old_connections()
-            drain()
-        except Exception:  # noqa: BLE001 - the database may be down: retry on the next round
-            logger.warning("Prediction log drain failed; will retry", exc_info=True)
-            try:
-                connection.close()
-            except Exception:  # noqa: BLE001
-                pass
+        _drain_safely()
 
 
 def ensure_background() -> None:
-    """Start the fsync + drain thread of this process (once per process, also after a fork)."""
+    """Start this process's background thread (once per process, also after a fork): the interval
+    fsync of its spool segment, and — with ``SERVING_DRAIN_IN_PROCESS`` — the drain."""
     global _thread, _thread_pid
     import os
 
-    if not settings.SERVING_DRAIN_IN_PROCESS:
+    drain_here = settings.SERVING_DRAIN_IN_PROCESS
+    if not drain_here and settings.SERVING_SPOOL_FSYNC != "interval":
         return
     if _thread is not None and _thread_pid == os.getpid() and _thread.is_alive():
         return
     _thread_pid = os.getpid()
-    _thread = threading.Thread(target=_background_loop, name="slipway-log-drain", daemon=True)
+    _thread = threading.Thread(target=_background_loop, args=(drain_here,), name="slipway-log-drain", daemon=True)
     _thread.start()
+
+
+def drain_forever(*, parent: int | None = None) -> None:
+    """The drainer process (``python -m portal.entrypoint drain``; gunicorn starts one next to its workers):
+    drain every ``SERVING_DRAIN_INTERVAL`` seconds. In its own process it never holds a serving worker's
+    GIL — as a thread inside the workers it cost a third of their throughput. Exits when ``parent`` (the
+    gunicorn master) is gone; the Celery beat drain covers any gap."""
+    import os
+
+    interval = settings.SERVING_DRAIN_INTERVAL
+    logger.info("Prediction log drainer started", extra={"spool": str(spool_dir()), "interval_s": interval})
+    while parent is None or os.getppid() == parent:
+        started = time.monotonic()
+        _drain_safely()
+        time.sleep(max(0.05, interval - (time.monotonic() - started)))
 
 
 def flush_own_segment() -> None:

@@ -139,10 +139,13 @@ class ServingGeneration(models.Model):
 
 class PredictionLog(models.Model):
     request_id = models.UUIDField(unique=True)
-    batch_id = models.UUIDField(db_index=True)
-    deployment = models.ForeignKey(Deployment, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # Every index costs each logged prediction a write: the two composite indexes serve every query
+    # (their leading columns cover the foreign keys); the batch id is not searched.
+    batch_id = models.UUIDField()
+    deployment = models.ForeignKey(Deployment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                                   related_name="+")
     version = models.ForeignKey("registry.ModelVersion", on_delete=models.DO_NOTHING, db_constraint=False,
-                                related_name="+")
+                                db_index=False, related_name="+")
     created_at = models.DateTimeField()
     entity_key = models.CharField(max_length=200, null=True, blank=True)
     inputs = models.JSONField()
@@ -155,7 +158,6 @@ class PredictionLog(models.Model):
         indexes = [
             models.Index(fields=["deployment", "created_at"], name="predlog_deployment_time"),
             models.Index(fields=["version", "created_at"], name="predlog_version_time"),
-            models.Index(fields=["created_at"], name="predlog_time"),
         ]
 
     def __str__(self) -> str:

@@ -301,10 +301,13 @@ def prediction_log_prune(*, now=None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.SERVING_LOG_RETENTION_DAYS)
     deleted = 0
-    while True:
-        ids = list(PredictionLog.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:10_000])
-        if not ids:
-            break
-        deleted += PredictionLog.objects.filter(pk__in=ids).delete()[0]
+    # Per deployment, so the (deployment, created_at) index finds the old rows (no index on time alone).
+    for dep_id in Deployment.objects.values_list("pk", flat=True):
+        while True:
+            ids = list(PredictionLog.objects.filter(deployment_id=dep_id, created_at__lt=cutoff)
+                       .values_list("pk", flat=True)[:10_000])
+            if not ids:
+                break
+            deleted += PredictionLog.objects.filter(pk__in=ids).delete()[0]
     PredictionMinuteStat.objects.filter(minute__lt=cutoff).delete()
     return deleted

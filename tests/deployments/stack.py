@@ -110,8 +110,14 @@ class Gunicorn:
         wait_http(self.port)
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(x) for x in out.stdout.split()]
+        """The serving workers (the master's children other than its prediction-log drainer)."""
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(line.split()[0]) for line in out.stdout.splitlines()
+                if line.strip() and "portal.entrypoint drain" not in line]
+
+    def drainer_pids(self) -> list[int]:
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(line.split()[0]) for line in out.stdout.splitlines() if "portal.entrypoint drain" in line]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

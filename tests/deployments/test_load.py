@@ -1,7 +1,7 @@
 """The real stack under load and faults: gunicorn with several workers, 64 keep-alive connections.
 
-The regular run keeps each load phase short (``SLIPWAY_LOAD_SECONDS``, default 15 s); set
-``SLIPWAY_LOAD_SECONDS=60`` for the full 60-second variant of the issue.
+The load phase runs 64 connections for 60 s as the issue asks (``SLIPWAY_LOAD_SECONDS`` shortens it for a
+quick local run); the fault tests keep their own short load phases.
 """
 
 import json
@@ -22,7 +22,7 @@ from .stack import (
     prepare_database,
 )
 
-SECONDS = float(os.environ.get("SLIPWAY_LOAD_SECONDS", "15"))
+SECONDS = float(os.environ.get("SLIPWAY_LOAD_SECONDS", "60"))
 PAYLOAD = json.dumps({"instances": [{f"f{i}": 0.1 * i for i in range(4)}]}).encode()
 
 
@@ -93,7 +93,13 @@ def test_kill_minus_nine_of_a_serving_process_loses_no_answered_prediction(stack
     time.sleep(2)
     victim = stack["server"].worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
-    time.sleep(max(4.0, SECONDS / 3))
+    time.sleep(2.0)
+    # The drainer process too: the master restarts it and it finishes the work of the one it replaces.
+    drainers = stack["server"].drainer_pids()
+    assert len(drainers) == 1, "gunicorn runs one prediction-log drainer process"
+    os.kill(drainers[0], signal.SIGKILL)
+    time.sleep(3.0)
+    assert stack["server"].drainer_pids() not in ([], drainers), "the drainer was restarted"
     stats = client.stop()
     assert not [s for s in stats.statuses() if isinstance(s, int) and s >= 500 and s != 503], stats.statuses()
     assert all(r.body is not None for r in stats.results if r.status), "every HTTP answer is JSON"

@@ -195,3 +195,17 @@ def test_replaying_spooled_records_after_a_crash_never_duplicates_rows_or_statis
     assert PredictionLog.objects.count() == 3
     stat = PredictionMinuteStat.objects.get()
     assert (stat.requests, stat.rows, stat.errors) == (3, 3, 0) and sum(stat.latency_hist) == 3
+    # A replayed batch that also carries new records: only the new rows land and count.
+    for _ in range(2):
+        assert post(client, {"instances": [row()]}, key=served[1]).status_code == 200
+    logpipe.flush_own_segment()
+    logpipe._writer = None
+    fresh = [x for f in sorted(settings.SERVING_SPOOL_DIR.glob("*.seg")) for x in f.read_bytes().splitlines() if x]
+    fresh = [x for x in fresh if x not in lines]
+    assert len(fresh) == 2
+    logpipe.sink(lines[:2] + fresh)
+    assert PredictionLog.objects.count() == 5
+    stat = PredictionMinuteStat.objects.get() if PredictionMinuteStat.objects.count() == 1 else None
+    totals = PredictionMinuteStat.objects.all()
+    assert sum(s.requests for s in totals) == 5 and sum(s.rows for s in totals) == 5
+    assert stat is None or sum(stat.latency_hist) == 5
