@@ -204,6 +204,7 @@ SERVING_SPOOL_SEGMENT_BYTES = env.int("SERVING_SPOOL_SEGMENT_BYTES", default=32 
 SERVING_SPOOL_SEGMENT_SECONDS = env.float("SERVING_SPOOL_SEGMENT_SECONDS", default=300.0)
 SERVING_DRAIN_IN_PROCESS = env.bool("SERVING_DRAIN_IN_PROCESS", default=True)  # drainer thread per web process
 SERVING_DRAIN_INTERVAL = env.float("SERVING_DRAIN_INTERVAL", default=1.0)
+SERVING_DRAINER_NICE = env.int("SERVING_DRAINER_NICE", default=19)  # drainer CPU priority: 19 = leftovers only
 SERVING_DRAIN_BATCH = env.int("SERVING_DRAIN_BATCH", default=5000)
 SERVING_LOG_RETENTION_DAYS = env.int("SERVING_LOG_RETENTION_DAYS", default=90)
 METRICS_TOKEN = env("METRICS_TOKEN", default="")  # if set, /metrics needs "Authorization: Bearer <token>"

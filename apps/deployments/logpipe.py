@@ -266,7 +266,12 @@ def drain_forever(*, parent: int | None = None) -> None:
     import os
 
     interval = settings.SERVING_DRAIN_INTERVAL
-    logger.info("Prediction log drainer started", extra={"spool": str(spool_dir()), "interval_s": interval})
+    if settings.SERVING_DRAINER_NICE:
+        # Serving first: under full CPU the drainer (and the inserts it drives) yields to the workers and
+        # the spool absorbs the peak (slipway_prediction_log_backlog_bytes shows it); it catches up after.
+        os.nice(settings.SERVING_DRAINER_NICE)
+    logger.info("Prediction log drainer started", extra={"spool": str(spool_dir()), "interval_s": interval,
+                                                         "nice": settings.SERVING_DRAINER_NICE})
     while parent is None or os.getppid() == parent:
         started = time.monotonic()
         _drain_safely()
