@@ -279,6 +279,9 @@ class OnlineFeatureValue(models.Model):
     event_time = models.DateTimeField()
     available_at = models.DateTimeField()
     materialized_at = models.DateTimeField()
+    # The lookup's answer for this row, rendered once at materialization: JSON
+    # [view id, entity key, values, event time in µs since the epoch] (empty: rendered by the query).
+    payload = models.TextField(blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["view", "entity_key"], name="online_value_unique_key")]

@@ -18,16 +18,23 @@ from django.utils.dateparse import parse_datetime
 from .models import OnlineFeatureValue
 
 # One row back: a JSON array of [view_id, entity_key, values, event time as integer microseconds since
-# the epoch] — one JSON parse (orjson) instead of per-row type loaders; the time is exact.
+# the epoch] — one JSON parse (orjson) instead of per-row type loaders; the time is exact. Each row's item
+# was rendered at materialization (``payload``), so the server only concatenates text; rows written
+# before that column existed are rendered by the query.
 # The keys travel as ONE text parameter split by the server (unit separator, U+001F): dumping a Python
 # list as a PostgreSQL array costs more than the query's planning. Keys holding U+001F use the array form.
-_SELECT = ("SELECT coalesce(json_agg(json_build_array(view_id, entity_key, \"values\", "
-           "(extract(epoch FROM event_time) * 1000000)::bigint)), '[]')::text "
-           "FROM features_onlinefeaturevalue WHERE view_id = ANY(string_to_array(%s, ',')::int[]) AND entity_key = ")
+_SELECT = ("SELECT '[' || coalesce(string_agg(CASE WHEN payload <> '' THEN payload ELSE json_build_array("
+           "view_id, entity_key, \"values\", (extract(epoch FROM event_time) * 1000000)::bigint)::text END, ','), '') "
+           "|| ']' FROM features_onlinefeaturevalue WHERE view_id = ANY(string_to_array(%s, ',')::int[]) "
+           "AND entity_key = ")
 _SQL = _SELECT + "ANY(string_to_array(%s, chr(31)))"
 _SQL_ARRAY = _SELECT + "ANY(%s)"
 _SEP = "\x1f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _payload(view_id: int, key: str, values: dict, event_time: datetime) -> str:
+    return orjson.dumps([view_id, key, values, (event_time - _EPOCH) // timedelta(microseconds=1)]).decode()
 
 
 class PostgresOnlineStore:
@@ -38,11 +45,13 @@ class PostgresOnlineStore:
     def write(self, *, view, rows: list[dict], materialized_at: datetime) -> int:
         """Upsert ``rows`` ({entity_key, values, event_time, available_at}) and drop keys not written now."""
         objs = [OnlineFeatureValue(view=view, entity_key=r["entity_key"], values=r["values"], event_time=r["event_time"],
-                                   available_at=r["available_at"], materialized_at=materialized_at) for r in rows]
+                                   available_at=r["available_at"], materialized_at=materialized_at,
+                                   payload=_payload(view.pk, r["entity_key"], r["values"], r["event_time"]))
+                for r in rows]
         with transaction.atomic():
             OnlineFeatureValue.objects.bulk_create(
                 objs, batch_size=2000, update_conflicts=True, unique_fields=["view", "entity_key"],
-                update_fields=["values", "event_time", "available_at", "materialized_at"])
+                update_fields=["values", "event_time", "available_at", "materialized_at", "payload"])
             OnlineFeatureValue.objects.filter(view=view, materialized_at__lt=materialized_at).delete()
         return len(objs)
 

@@ -232,6 +232,17 @@ def test_online_lookup_keys_of_any_text_and_results_in_key_order(store):
     assert [r["values"] for r in clean] == [res[0]["values"], res[3]["values"], res[2]["values"]]
 
 
+def test_online_rows_answer_the_same_with_or_without_their_prerendered_payload(store):
+    from apps.features.models import OnlineFeatureValue
+
+    services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=10))
+    keys, as_of = ["c1", "c2", "nobody"], START + timedelta(hours=10)
+    before = services.online_features_get(feature_set=store.feature_set, entity_keys=keys, as_of=as_of)
+    assert OnlineFeatureValue.objects.exclude(payload="").count() == OnlineFeatureValue.objects.count() > 0
+    OnlineFeatureValue.objects.filter(entity_key="c1").update(payload="")  # a row written before the column
+    assert services.online_features_get(feature_set=store.feature_set, entity_keys=keys, as_of=as_of) == before
+
+
 def test_materialization_refuses_batch_views_and_reports_freshness(store, project, users):
     batch = services.feature_view_create(project=project, actor=users["owner"], name="b", entity=store.entity,
                                          source=store.source, timestamp_column="event_timestamp", features=["n_tx"],
