@@ -225,10 +225,10 @@ def _drain_safely() -> None:
             pass
 
 
-def _background_loop(drain_here: bool) -> None:
-    interval = settings.SERVING_DRAIN_INTERVAL
+def _background_loop() -> None:
     last_drain = 0.0
     while True:
+        interval = settings.SERVING_DRAIN_INTERVAL
         time.sleep(min(0.2, interval))
         w = _writer
         if w is not None:
@@ -236,7 +236,7 @@ def _background_loop(drain_here: bool) -> None:
                 w.sync()
             except OSError:  # pragma: no cover
                 logger.exception("fdatasync of the prediction spool failed")
-        if not drain_here or time.monotonic() - last_drain < interval:
+        if not settings.SERVING_DRAIN_IN_PROCESS or time.monotonic() - last_drain < interval:
             continue
         last_drain = time.monotonic()
         _drain_safely()
@@ -248,13 +248,12 @@ def ensure_background() -> None:
     global _thread, _thread_pid
     import os
 
-    drain_here = settings.SERVING_DRAIN_IN_PROCESS
-    if not drain_here and settings.SERVING_SPOOL_FSYNC != "interval":
+    if not settings.SERVING_DRAIN_IN_PROCESS and settings.SERVING_SPOOL_FSYNC != "interval":
         return
     if _thread is not None and _thread_pid == os.getpid() and _thread.is_alive():
         return
     _thread_pid = os.getpid()
-    _thread = threading.Thread(target=_background_loop, args=(drain_here,), name="slipway-log-drain", daemon=True)
+    _thread = threading.Thread(target=_background_loop, name="slipway-log-drain", daemon=True)
     _thread.start()
 
 
