@@ -40,3 +40,21 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     out = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0 and "SECRET_KEY" in out.stderr
+
+
+def test_embedded_broker_puts_messages_atomically(tmp_path):
+    """A consumer listing the queue folder never sees a message file before it is complete."""
+    from kombu import Connection
+
+    from portal.fsbroker import Transport
+
+    folder = tmp_path / "q"
+    folder.mkdir()
+    opts = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(tmp_path),
+            "store_processed": False}
+    with Connection("filesystem://", transport=Transport, transport_options=opts) as conn:
+        channel = conn.default_channel
+        channel._put("default", {"body": "x" * 10_000})
+        names = [p.name for p in folder.iterdir()]
+        assert len(names) == 1 and names[0].endswith(".default.msg"), names  # no temporary file left behind
+        assert channel._get("default") == {"body": "x" * 10_000}
