@@ -38,6 +38,8 @@ def test_owner_creates_project_adds_member_with_htmx_and_sees_audit(page, live_s
         page.click("#members button[type=submit]")
     expect(page.locator("#member-dana")).to_be_visible()
     assert page.url == url_before  # swapped by htmx, no full page load
+    # htmx binds the new row's change trigger only once the swap has settled: a change before that is lost
+    page.wait_for_function("() => !document.querySelector('.htmx-swapping, .htmx-settling, .htmx-request')")
     with page.expect_response(lambda r: "/role/" in r.url and r.status == 200):
         page.select_option("select[aria-label='Role of dana']", "reviewer")
     expect(page.locator("#member-dana select")).to_have_value("reviewer")
