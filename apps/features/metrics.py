@@ -14,27 +14,15 @@ deployment.
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client.core import GaugeMetricFamily
 
-log = logging.getLogger(__name__)
+from apps.deployments.metrics import DatabaseCollector
 
 
-class FeatureFreshnessCollector:
+class FeatureFreshnessCollector(DatabaseCollector):
     NAMES = ("slipway_feature_view_age_seconds", "slipway_feature_view_freshness_sla_seconds",
              "slipway_feature_view_sla_breached")
-
-    def describe(self):
-        return [GaugeMetricFamily(name, name) for name in self.NAMES]
-
-    def collect(self):
-        from django.db import DatabaseError
-
-        try:
-            yield from self._collect()
-        except DatabaseError:  # a scrape must never fail because of us
-            log.warning("feature freshness metrics unavailable (database error)")
+    LABEL = 'feature freshness'
 
     def _collect(self):
         from .models import FeatureView
@@ -55,12 +43,3 @@ class FeatureFreshnessCollector:
                 sla.add_metric(labels, f["sla_seconds"])
                 breached.add_metric(labels, 1.0 if f["breached"] else 0.0)
         yield from (age, sla, breached)
-
-
-def register(registry=None) -> None:
-    from prometheus_client import REGISTRY
-
-    registry = registry or REGISTRY
-    if not getattr(registry, "_slipway_features", False):
-        registry.register(FeatureFreshnessCollector())
-        registry._slipway_features = True

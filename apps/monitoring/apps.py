@@ -6,10 +6,6 @@ class MonitoringConfig(AppConfig):
     label = "monitoring"
 
     def ready(self):
-        from apps.deployments import metrics as serving_metrics
+        from .metrics import MonitoringCollector
 
-        from .metrics import MonitoringCollector, register
-
-        register()  # the default registry (single-process servers)
-        if MonitoringCollector not in serving_metrics.EXTRA_COLLECTORS:  # gunicorn multiprocess mode
-            serving_metrics.EXTRA_COLLECTORS.append(MonitoringCollector)
+        MonitoringCollector.register()  # the process registry, and gunicorn's multiprocess /metrics

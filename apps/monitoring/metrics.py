@@ -8,28 +8,15 @@ registry: ``MonitoringConfig.ready()`` adds this collector to ``apps.deployments
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client.core import GaugeMetricFamily
 
-log = logging.getLogger(__name__)
+from apps.deployments.metrics import DatabaseCollector
 
 
-class MonitoringCollector:
+class MonitoringCollector(DatabaseCollector):
     NAMES = ("slipway_drift_share", "slipway_drift_feature_score", "slipway_drift_domain_auc",
              "slipway_drift_prediction_score", "slipway_model_performance", "slipway_alerts_open")
-
-    def describe(self):
-        """Names only: registering must not touch the database (prometheus_client calls this)."""
-        return [GaugeMetricFamily(name, name) for name in self.NAMES]
-
-    def collect(self):
-        from django.db import DatabaseError
-
-        try:
-            yield from self._collect()
-        except DatabaseError:  # a scrape must never fail because of us
-            log.warning("monitoring metrics unavailable (database error)")
+    LABEL = 'monitoring'
 
     def _collect(self):
         from django.db.models import Count
@@ -71,12 +58,3 @@ class MonitoringCollector:
                     .values("deployment__slug", "severity").annotate(n=Count("id"))):
             alerts.add_metric([row["deployment__slug"], row["severity"]], row["n"])
         yield from (share, feature, domain, prediction, perf, alerts)
-
-
-def register(registry=None) -> None:
-    from prometheus_client import REGISTRY
-
-    registry = registry or REGISTRY
-    if not getattr(registry, "_slipway_monitoring", False):
-        registry.register(MonitoringCollector())
-        registry._slipway_monitoring = True
