@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from apps.common.tasks import task_send
 from apps.projects.permissions import can
 from apps.projects.services import audit_record, job_create, job_progress
 
@@ -82,12 +83,7 @@ def shadow_run_start(*, deployment: Deployment, actor, candidate, backfill_hours
 
 def _enqueue_score(run_id: int) -> None:
     """Score a fresh run right away (best effort; the beat tick catches up anyway)."""
-    try:
-        from portal.celery import app
-
-        app.send_task("workers.deployments_shadow.shadow_run_score_now", args=[run_id])
-    except Exception:  # noqa: BLE001 - the broker may be down; the beat tick will score it
-        logger.warning("Could not enqueue the first scoring of shadow run %s", run_id)
+    task_send("workers.deployments_shadow.shadow_run_score_now", run_id, best_effort=True)
 
 
 def shadow_run_stop(*, run: ShadowRun, actor) -> ShadowRun:

@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.common.errors import InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
+from apps.common.tasks import task_send
 from apps.deployments.models import Deployment, DeploymentStatus, PredictionLog, PredictionMinuteStat
 from apps.projects.permissions import can
 from apps.projects.services import audit_record, job_create, job_progress
@@ -242,9 +243,7 @@ def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | Non
 
 
 def _enqueue_performance_refresh(deployment_id: int, t_min: datetime, t_max: datetime) -> None:
-    from workers.monitoring import performance_refresh
-
-    performance_refresh.delay(deployment_id, t_min.isoformat(), t_max.isoformat())
+    task_send("workers.monitoring.performance_refresh", deployment_id, t_min.isoformat(), t_max.isoformat())
 
 
 # --- windows ---------------------------------------------------------------------------------------
@@ -739,9 +738,7 @@ def _notify(alert: Alert, event: str) -> None:
 
 
 def _enqueue_notification(notification_id: int) -> None:
-    from workers.monitoring import notification_deliver
-
-    notification_deliver.delay(notification_id)
+    task_send("workers.monitoring.notification_deliver", notification_id)
 
 
 def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:

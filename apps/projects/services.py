@@ -16,6 +16,7 @@ from django.utils.text import slugify
 from apps.common import rawsql
 from apps.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from apps.common.secrets import secret_hash
+from apps.common.tasks import task_send
 
 from .models import ApiToken, AuditEvent, Job, JobStatus, Membership, Project, Role
 from .permissions import can
@@ -322,13 +323,10 @@ def job_create(*, kind: str, actor=None, project: Project | None = None, title: 
 
 
 def job_enqueue(*, job_id: str, task, queue: str | None = None) -> None:
-    from portal.celery import app
-
-    options = {"queue": queue} if queue else {}
     if isinstance(task, str):
-        app.send_task(task, args=[job_id], **options)
+        task_send(task, job_id, queue=queue)
     else:
-        task.apply_async(args=[job_id], **options)
+        task.apply_async(args=[job_id], **({"queue": queue} if queue else {}))
 
 
 def job_start(*, job_id) -> Job | None:
