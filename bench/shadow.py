@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 SCORER = """
 import os, time, django
 django.setup()
-from apps.deployments import shadow
+from apps.releases.services import shadow
 run_id = int(os.environ["RUN_ID"])
 total, started = 0, time.monotonic()
 while not os.path.exists(os.environ["STOP_FILE"]):  # like the beat tick, every TICK seconds
@@ -51,7 +51,7 @@ START = """
 import django; django.setup()
 from django.contrib.auth import get_user_model
 from apps.deployments.models import Deployment
-from apps.deployments import shadow
+from apps.releases.services import shadow
 from apps.registry.models import ModelVersion
 d = Deployment.objects.get(pk={dep})
 run = shadow.shadow_run_start(deployment=d, actor=get_user_model().objects.get(username="owner"),
@@ -87,7 +87,7 @@ def bench_compare(n: int = 50_000, n_boot: int = 1000) -> dict:
     import numpy as np
     from scipy import stats as sps
 
-    from apps.deployments import shadow_stats as S
+    from apps.releases import shadow_stats as S
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, n)

@@ -100,8 +100,8 @@ def world(n_entities: int, n_hours: int, n_labels: int):
 
 def run_job(user, model, parent, labels):
     from apps.projects.services import job_run
-    from apps.registry import training
-    from apps.registry.models_training import TrainingJob
+    from apps.training.models import TrainingJob
+    from apps.training.services import jobs as training
 
     t0 = time.perf_counter()
     tj = training.training_job_create(model=model, actor=user, parent_version=parent, labels=labels)

@@ -11,7 +11,7 @@ WORKER_MODULES = [
     "workers.features",
     "workers.registry",
     "workers.deployments",
-    "workers.deployments_shadow",
+    "workers.releases",
     "workers.monitoring",
     "workers.training",
     "workers.readiness",

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "apps.registry",
     "apps.deployments",
     "apps.monitoring",
+    "apps.releases",
+    "apps.training",
     "apps.readiness",
 ]
 
@@ -252,7 +254,7 @@ MONITORING_WEBHOOK_BACKOFF_S = env.float("MONITORING_WEBHOOK_BACKOFF_S", default
 CELERY_BEAT_SCHEDULE["monitoring-tick"] = {"task": "workers.monitoring.monitoring_tick",
                                            "schedule": MONITORING_TICK_SECONDS}
 
-# --- training + retraining (registry training jobs, monitoring retraining policies) ---
+# --- training + retraining (apps/training: training jobs, retraining policies) ---
 # A training job whose worker was lost more often than this is failed instead of retried.
 TRAINING_MAX_ATTEMPTS = env.int("TRAINING_MAX_ATTEMPTS", default=3)
 # The Celery queue training jobs are sent to (workers started with -Q training consume it).
@@ -264,18 +266,14 @@ CELERY_BEAT_SCHEDULE["retraining-tick"] = {"task": "workers.retraining.retrainin
                                            "schedule": RETRAINING_TICK_SECONDS}
 
 # --- promotion ---
-# Shadow runs and approval-gated promotion (apps/deployments/shadow.py, promotion.py).
+# Shadow runs and approval-gated promotion (apps/releases/services/shadow.py, promotion.py).
 SHADOW_TICK_SECONDS = env.float("SHADOW_TICK_SECONDS", default=30.0)  # beat: score + compare active shadow runs
 SHADOW_BATCH_SIZE = env.int("SHADOW_BATCH_SIZE", default=1000)  # logged requests scored per batch (one transaction)
 SHADOW_MAX_ROWS_PER_PASS = env.int("SHADOW_MAX_ROWS_PER_PASS", default=50_000)  # per run per tick/job
 SHADOW_COMPARE_MAX_ROWS = env.int("SHADOW_COMPARE_MAX_ROWS", default=50_000)  # most recent pairs compared
 SHADOW_BOOTSTRAP_RESAMPLES = env.int("SHADOW_BOOTSTRAP_RESAMPLES", default=1000)
-# Ports to facts of apps above deployments (see apps/deployments/providers.py); dotted paths, "" = none.
-SHADOW_OUTCOME_SOURCE = env("SHADOW_OUTCOME_SOURCE", default="workers.deployments_shadow.monitoring_outcome_labels")
-PROMOTION_ALERT_SOURCE = env("PROMOTION_ALERT_SOURCE",
-                             default="workers.deployments_shadow.monitoring_open_critical_alerts")
 SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", default="http://localhost:8000")  # links in promotion emails
-CELERY_BEAT_SCHEDULE["deployments-shadow-tick"] = {"task": "workers.deployments_shadow.shadow_tick",
+CELERY_BEAT_SCHEDULE["deployments-shadow-tick"] = {"task": "workers.releases.shadow_tick",
                                                    "schedule": SHADOW_TICK_SECONDS}
 
 # --- readiness ---

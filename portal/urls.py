@@ -25,8 +25,9 @@ urlpatterns = [
     path("", include("apps.features.urls")),
     path("", include("apps.registry.urls")),
     path("", include("apps.deployments.urls")),
-    path("", include("apps.deployments.urls_promotion")),
     path("", include("apps.monitoring.urls")),
+    path("", include("apps.releases.urls")),
+    path("", include("apps.training.urls")),
     path("", include("apps.readiness.urls")),
 ]
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from celery import shared_task
 
 from apps.projects.services import job_run
-from apps.registry import training
+from apps.training.services import jobs as training
 
 
 @shared_task(name="workers.training.training_job_run", acks_late=True)
@@ -21,7 +21,7 @@ def training_job_run(job_id: str) -> None:
 @shared_task(name="workers.retraining.retraining_tick", acks_late=True, ignore_result=True)
 def retraining_tick(now: str | None = None):
     """Beat entry point (every ``RETRAINING_TICK_SECONDS``); ``now`` (ISO) only for replays and tests."""
-    from apps.monitoring import retraining
+    from apps.training.services import retraining
 
     return retraining.retraining_tick(now=datetime.fromisoformat(now) if now else None)
 

@@ -7,11 +7,12 @@ aggregates all workers. Without it, each process exposes its own numbers.
 
 from __future__ import annotations
 
-import logging
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+
+from apps.common.metrics import EXTRA_COLLECTORS, DatabaseCollector  # noqa: F401 - re-exported
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -42,46 +43,6 @@ class SpoolBacklogCollector:
         yield s
 
 
-class DatabaseCollector:
-    """Base of the gauges read from the database at scrape time (monitoring, feature freshness):
-    ``describe`` names them without touching the database; a database error skips them, never the scrape.
-    Subclasses set ``NAMES`` and ``LABEL`` and yield metric families from ``_collect``."""
-
-    NAMES: tuple[str, ...] = ()
-    LABEL = "database"
-
-    def describe(self):
-        return [GaugeMetricFamily(name, name) for name in self.NAMES]
-
-    def collect(self):
-        from django.db import DatabaseError
-
-        try:
-            yield from self._collect()
-        except DatabaseError:  # a scrape must never fail because of us
-            logging.getLogger(__name__).warning("%s metrics unavailable (database error)", self.LABEL)
-
-    def _collect(self):  # pragma: no cover - abstract
-        return iter(())
-
-    @classmethod
-    def register(cls, registry=None) -> None:
-        """Add one instance to ``registry`` (default: the process registry) and to ``EXTRA_COLLECTORS``
-        (gunicorn's multiprocess mode builds a fresh registry per scrape)."""
-        from prometheus_client import REGISTRY
-
-        registry = registry or REGISTRY
-        flag = f"_slipway_{cls.__name__}"
-        if not getattr(registry, flag, False):
-            registry.register(cls())
-            setattr(registry, flag, True)
-        if cls not in EXTRA_COLLECTORS:
-            EXTRA_COLLECTORS.append(cls)
-
-
-# Collector factories that apps above deployments (e.g. monitoring) add in their AppConfig.ready(), so
-# /metrics exports their gauges in multiprocess mode too without this app importing them.
-EXTRA_COLLECTORS: list = []
 
 
 def render() -> bytes:

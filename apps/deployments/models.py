@@ -183,14 +183,25 @@ class PredictionMinuteStat(models.Model):
         return f"{self.deployment_id}@{self.minute:%Y-%m-%d %H:%M}"
 
 
-# Shadow runs and promotion requests (apps/deployments/models_promotion.py).
-from .models_promotion import (  # noqa: E402, F401
-    Canary,
-    PromotionRequest,
-    PromotionReview,
-    PromotionStatus,
-    ReviewDecision,
-    ShadowPrediction,
-    ShadowRun,
-    ShadowStatus,
-)
+class CanarySticky(models.TextChoices):
+    REQUEST = "request", "Request id hash"
+    ENTITY = "entity", "Entity key hash (entity-mode deployments)"
+
+
+class Canary(models.Model):
+    """A share of a deployment's live requests answered (and logged) by a candidate version.
+
+    Read by the serving cache when it reloads a deployment (every change bumps the serving generation);
+    the split is a hash of the request id or the first entity key, so a caller sees a stable side.
+    """
+
+    deployment = models.OneToOneField("deployments.Deployment", on_delete=models.CASCADE, related_name="canary")
+    candidate = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    percent = models.FloatField()
+    sticky_by = models.CharField(max_length=10, choices=CanarySticky.choices, default=CanarySticky.REQUEST)
+    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"canary {self.percent}% of {self.deployment_id} → {self.candidate_id}"

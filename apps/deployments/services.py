@@ -18,6 +18,7 @@ from apps.projects.permissions import can
 from apps.projects.services import audit_record
 
 from . import contract as C
+from . import hooks
 from .models import (
     Deployment,
     DeploymentApiKey,
@@ -123,9 +124,7 @@ def deployment_create(*, project: Project, actor, version, slug: str = "", name:
         raise Conflict(f"The deployment slug {slug!r} is taken (slugs are unique across the portal)", field="slug")
     override = ""
     if go_live:  # promotion policy: a first version goes live through an approved request or an owner override
-        from .promotion import first_version_go_live_check
-
-        override = first_version_go_live_check(project=project, actor=actor, override_reason=override_reason)
+        override = hooks.go_live_check(project=project, actor=actor, override_reason=override_reason)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -147,6 +146,13 @@ def deployment_create(*, project: Project, actor, version, slug: str = "", name:
                          details={"version": str(version), "reason": override})
         serving_generation_bump()
     return dep
+
+
+def deployment_never_live(deployment: Deployment) -> bool:
+    """Created paused and never resumed: its production version has not answered a request yet."""
+    return (not deployment.is_live
+            and not deployment.events.filter(kind__in=(DeploymentEvent.Kind.RESUME, DeploymentEvent.Kind.PAUSE))
+            .exists())
 
 
 def _locked(deployment: Deployment) -> Deployment:
@@ -173,8 +179,6 @@ def deployment_pause(*, deployment: Deployment, actor, reason: str = "") -> Depl
 def deployment_resume(*, deployment: Deployment, actor, action: str = "deployment.manage", reason: str = "",
                       override_reason: str = "") -> Deployment:
     """Go live again. Promotion calls it with ``action="promotion.review"`` when approving a first version."""
-    from .promotion import deployment_never_live, first_version_go_live_check
-
     _require(actor, deployment.project, action)
     with transaction.atomic():
         dep = _locked(deployment)
@@ -182,7 +186,7 @@ def deployment_resume(*, deployment: Deployment, actor, action: str = "deploymen
             raise Conflict(f"{dep.slug} is already live")
         override = ""
         if action == "deployment.manage" and deployment_never_live(dep):
-            override = first_version_go_live_check(project=dep.project, actor=actor, override_reason=override_reason)
+            override = hooks.go_live_check(project=dep.project, actor=actor, override_reason=override_reason)
         if override:
             audit_record(actor=actor, verb="deployment.first_version_override", project=dep.project, target=dep,
                          details={"version": str(dep.production_version), "reason": override})
@@ -227,9 +231,7 @@ def deployment_version_set(*, deployment: Deployment, actor, version, reason: st
     """
     _require(actor, deployment.project, action)
     if kind == DeploymentEvent.Kind.VERSION:  # direct switches: only while the project does not promote by request
-        from .promotion import version_switch_check
-
-        version_switch_check(project=deployment.project)
+        hooks.version_switch_check(project=deployment.project)
     with transaction.atomic():
         dep = _locked(deployment)
         version = _check_version(dep.project, version)

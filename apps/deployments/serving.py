@@ -219,7 +219,7 @@ def _load_deployment(slug: str, gen: int) -> DeploymentState | None:
 
 
 def _load_canary(deployment_id: int, production_id: int) -> dict:
-    from .models_promotion import Canary
+    from .models import Canary
 
     c = Canary.objects.select_related("candidate").filter(deployment_id=deployment_id).first()
     if c is None or c.candidate_id == production_id or c.percent <= 0:

@@ -1,6 +1,6 @@
 """Prometheus gauges of feature freshness, read from the database at scrape time (every web process
 exports the same values). Registered like monitoring's collector: on the default registry, and in
-``apps.deployments.metrics.EXTRA_COLLECTORS`` for gunicorn's multiprocess mode.
+``apps.common.metrics.EXTRA_COLLECTORS`` for gunicorn's multiprocess mode.
 
 - ``slipway_feature_view_age_seconds{project, view}``: age of the newest value (online store for
   online views, the latest source version for batch views);
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
-from apps.deployments.metrics import DatabaseCollector
+from apps.common.metrics import DatabaseCollector
 
 
 class FeatureFreshnessCollector(DatabaseCollector):

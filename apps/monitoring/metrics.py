@@ -3,14 +3,14 @@ exports the same, current values — no per-process state to aggregate).
 
 Registered on ``prometheus_client.REGISTRY`` by ``MonitoringConfig.ready()``; the serving app's
 ``/metrics`` renders that registry. (Under ``PROMETHEUS_MULTIPROC_DIR`` that view builds a fresh
-registry: ``MonitoringConfig.ready()`` adds this collector to ``apps.deployments.metrics.EXTRA_COLLECTORS``.)
+registry: ``MonitoringConfig.ready()`` adds this collector to ``apps.common.metrics.EXTRA_COLLECTORS``.)
 """
 
 from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
-from apps.deployments.metrics import DatabaseCollector
+from apps.common.metrics import DatabaseCollector
 
 
 class MonitoringCollector(DatabaseCollector):

@@ -234,7 +234,3 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.event} → {self.status}"
-
-
-# Retraining policies (issue 8) live in their own module; imported here so Django registers them.
-from .models_retraining import *  # noqa: E402,F401,F403

@@ -264,3 +264,23 @@ def settings_out(*, deployment: Deployment) -> dict:
             "overrides": [{"feature": o.feature, "values": o.values, "reason": o.reason,
                            "created_by": o.created_by.username if o.created_by else None}
                           for o in overrides_for(deployment=deployment)]}
+
+
+def outcome_labels_for_requests(*, deployment: Deployment, request_ids) -> dict[str, object]:
+    """``{str(request_id): label}`` for the logged requests whose ground truth is known (release evidence)."""
+    from .models import Outcome
+
+    out: dict[str, object] = {}
+    ids = list(request_ids)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        for rid, label in Outcome.objects.filter(deployment=deployment, request_id__in=chunk).values_list(
+                "request_id", "label"):
+            out[str(rid)] = label
+    return out
+
+
+def open_critical_alert_messages(*, deployment: Deployment) -> list[str]:
+    """The deployment's open or acknowledged critical alerts, newest first (a promotion gate)."""
+    return [f"{a.severity}: {a.message}" for a in Alert.objects.filter(
+        deployment=deployment, severity="critical", status__in=["open", "acknowledged"]).order_by("-opened_at")]

@@ -16,8 +16,3 @@ urlpatterns = [
     path("projects/<slug:project>/monitoring/<slug:deployment>/checks/", views.drift_check_create,
          name="drift-check-create"),
 ]
-
-# Retraining policy pages (apps/monitoring/urls_retraining.py), in this namespace: monitoring:retraining-*.
-from .urls_retraining import urlpatterns as _retraining_urlpatterns  # noqa: E402
-
-urlpatterns += _retraining_urlpatterns

@@ -99,7 +99,7 @@ def _run_pending(ctx: Ctx, *, timeout: float = 300) -> int:
                 raise RuntimeError("demo jobs did not finish: is a Celery worker running?")
             time.sleep(0.2)
         return 0
-    from portal.celery import app
+    from celery import current_app as app
 
     app.loader.import_default_modules()
     done = 0
@@ -513,8 +513,8 @@ def _retraining_or_manual(ctx: Ctx, project, dep, rule, *, est_names) -> None:
 
 
 def _retraining_chain(ctx: Ctx, dep, rule) -> None:
-    from apps.monitoring.models_retraining import PolicyFiring
-    from apps.monitoring.retraining import retraining_evaluate, retraining_policy_save
+    from apps.training.models import PolicyFiring
+    from apps.training.services.retraining import retraining_evaluate, retraining_policy_save
 
     ctx.say("churn: retraining policy fires on the drift alert (training → validation → shadow → request)")
     policy = retraining_policy_save(deployment=dep, actor=ctx.users["dana"],
@@ -530,9 +530,9 @@ def _retraining_chain(ctx: Ctx, dep, rule) -> None:
 
 
 def _advance_until_request(ctx: Ctx, firings, *, timeout: float = 240) -> None:
-    from apps.monitoring.retraining import retraining_advance
+    from apps.training.services.retraining import retraining_advance
 
-    shadow_tick = _optional_fn("apps.deployments.shadow", "shadow_tick")
+    shadow_tick = _optional_fn("apps.releases.services.shadow", "shadow_tick")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _run_pending(ctx)
@@ -560,8 +560,8 @@ def _optional_fn(module: str, name: str):
 def _manual_candidate(ctx: Ctx, project, dep) -> None:
     """No retraining policies: Dana retrains on fresh labels by hand, shadows the candidate and asks for
     promotion (the same steps the policy would take)."""
-    from apps.deployments.promotion import promotion_request_open
-    from apps.deployments.shadow import shadow_run_start
+    from apps.releases.services.promotion import promotion_request_open
+    from apps.releases.services.shadow import shadow_run_start
 
     ctx.say("churn: the data scientist retrains by hand, shadows the candidate, requests promotion")
     fs = dep.registered_model.feature_set
@@ -573,7 +573,7 @@ def _manual_candidate(ctx: Ctx, project, dep) -> None:
                  code_ref="git:churn-model@7d3e0b2", key="churn-v2")
     run = shadow_run_start(deployment=dep, actor=ctx.users["dana"], candidate=v2, backfill_hours=24)
     _run_pending(ctx)
-    shadow_tick = _optional_fn("apps.deployments.shadow", "shadow_tick")
+    shadow_tick = _optional_fn("apps.releases.services.shadow", "shadow_tick")
     if shadow_tick is not None:
         shadow_tick()
     run.refresh_from_db()
@@ -615,7 +615,7 @@ def demo_fraud(ctx: Ctx) -> Project:
 
     requests = promotion_request_model()
     if requests is not None and not requests.objects.filter(deployment=dep).exists():
-        from apps.deployments.promotion import promotion_request_open
+        from apps.releases.services.promotion import promotion_request_open
 
         promotion_request_open(deployment=dep, actor=users["dana"], candidate=v1,
                                justification="First version of the fraud score. Offline AUC on the October holdout; "

@@ -80,7 +80,7 @@ def _table_exists(table: str) -> bool:
 
 
 def optional_model(*candidates: tuple[str, str]):
-    """A model another app may add later (e.g. ("deployments", "ShadowRun")), or None — also None while
+    """A model another app may add later (e.g. ("releases", "ShadowRun")), or None — also None while
     its table is not migrated yet, so the assessment never breaks on a half-deployed capability."""
     for app_label, name in candidates:
         try:
@@ -113,16 +113,15 @@ def _candidate_fk(model) -> list[str]:
 
 
 def shadow_run_model():
-    return optional_model(("deployments", "ShadowRun"), ("deployments", "Shadow"))
+    return optional_model(("releases", "ShadowRun"))
 
 
 def promotion_request_model():
-    return optional_model(("deployments", "PromotionRequest"), ("deployments", "Promotion"))
+    return optional_model(("releases", "PromotionRequest"))
 
 
 def retraining_policy_model():
-    return optional_model(("monitoring", "RetrainingPolicy"), ("registry", "RetrainingPolicy"),
-                          ("deployments", "RetrainingPolicy"))
+    return optional_model(("training", "RetrainingPolicy"))
 
 
 def _approved_q(model) -> Q:

@@ -290,7 +290,7 @@ def item_open_alerts(f: Facts) -> ItemResult:
 def item_retraining(f: Facts) -> ItemResult:
     base = {"key": "monitoring.retraining", "section": "monitoring", "title": "A retraining policy in place"}
     policy = retraining_policy_model()
-    url = _url("monitoring:retraining-list", f.project.slug) or _url("monitoring:overview", f.project.slug)
+    url = _url("training:retraining-list", f.project.slug) or _url("monitoring:overview", f.project.slug)
     if policy is None:
         return ItemResult(**base, status=FAIL, figure="not available",
                           detail="This portal has no retraining policies yet, so no degradation starts a fix by itself.",

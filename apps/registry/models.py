@@ -140,7 +140,3 @@ class ModelVersion(models.Model):
     @property
     def feature_names(self) -> list[str]:
         return self.model.feature_names
-
-
-# Training jobs (issue 8) live in their own module; imported here so Django registers them.
-from .models_training import *  # noqa: E402,F401,F403

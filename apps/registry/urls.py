@@ -18,8 +18,3 @@ urlpatterns = [
     path("projects/<slug:project>/models/<slug:model>/v<int:version>/archive/", views.version_archive,
          name="version-archive"),
 ]
-
-# Training job pages (apps/registry/urls_training.py), in this namespace: registry:training-*.
-from .urls_training import urlpatterns as _training_urlpatterns  # noqa: E402
-
-urlpatterns += _training_urlpatterns

@@ -284,8 +284,8 @@ def test_retraining_pass_and_warn_with_policies(project, users):
 
     if retraining_policy_model() is None:
         pytest.skip("retraining policies are not in this portal yet")
-    from apps.monitoring.retraining import retraining_policy_save
     from apps.monitoring.services import alert_rule_create
+    from apps.training.services.retraining import retraining_policy_save
 
     dep, _ids, _ = s.live_with_traffic(project, users["owner"], slug="one")
     s.live_with_traffic(project, users["owner"], slug="two")
@@ -370,8 +370,8 @@ def test_mlts_review_canary_and_rollback_from_promotion_records(project, users):
 
     if promotion_request_model() is None or shadow_run_model() is None:
         pytest.skip("shadow runs / promotion requests are not in this portal yet")
-    from apps.deployments.promotion import promotion_request_open, promotion_request_review
-    from apps.deployments.shadow import shadow_run_score_pending, shadow_run_start
+    from apps.releases.services.promotion import promotion_request_open, promotion_request_review
+    from apps.releases.services.shadow import shadow_run_score_pending, shadow_run_start
 
     dep, _ids, _ = s.live_with_traffic(project, users["owner"], n=300)
     candidate = s.ready_version(project, users["owner"], name=dep.registered_model.name, n_features=3)
@@ -390,3 +390,16 @@ def test_mlts_review_canary_and_rollback_from_promotion_records(project, users):
     from apps.readiness.assess import last_promotion_at
 
     assert last_promotion_at(project) is not None
+
+
+@pytest.mark.django_db
+def test_readiness_finds_the_release_and_training_models_where_they_live_now():
+    """The assessment reads shadow runs, promotion requests and retraining policies; after the house moved
+    them to apps/releases and apps/training it must still find them (None would read as 'not built')."""
+    from apps.readiness import facts
+    from apps.releases.models import PromotionRequest, ShadowRun
+    from apps.training.models import RetrainingPolicy
+
+    assert facts.shadow_run_model() is ShadowRun
+    assert facts.promotion_request_model() is PromotionRequest
+    assert facts.retraining_policy_model() is RetrainingPolicy

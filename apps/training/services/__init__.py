@@ -1,0 +1,1 @@
+"""Training services: ``jobs`` (training jobs) and ``retraining`` (retraining policies and their chains)."""

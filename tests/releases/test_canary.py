@@ -1,0 +1,68 @@
+"""Canary: a sticky share of live requests answered and logged under the candidate's version."""
+
+import json
+import uuid
+
+import pytest
+
+from apps.common.errors import InvalidInput, PermissionDenied
+from apps.deployments import logpipe
+from apps.deployments.models import PredictionLog
+from apps.releases.services import promotion
+
+from .factories import deploy, frame, versions
+
+pytestmark = pytest.mark.django_db
+
+
+def _call(client, slug, key, rid=None):
+    X, _, _ = frame(n=1, offset=3000)
+    headers = {"Authorization": f"Bearer {key}"}
+    if rid:
+        headers["X-Request-ID"] = rid
+    resp = client.generic("POST", f"/api/v1/deployments/{slug}/predict",
+                          json.dumps({"instances": X.to_dict(orient="records")}), content_type="application/json",
+                          headers=headers)
+    assert resp.status_code == 200, resp.content
+    return resp.json()["model_version"]
+
+
+def test_canary_splits_sticky_logs_under_candidate_and_stops(project, users, client):
+    weak, strong = versions(project, users["data_scientist"])
+    dep, key = deploy(project, users["owner"], weak)
+    with pytest.raises(PermissionDenied):
+        promotion.canary_set(deployment=dep, actor=users["reviewer"], candidate=strong, percent=10)
+    with pytest.raises(InvalidInput):
+        promotion.canary_set(deployment=dep, actor=users["owner"], candidate=strong, percent=80)
+    promotion.canary_set(deployment=dep, actor=users["owner"], candidate=strong, percent=30)
+    seen = [_call(client, dep.slug, key)["id"] for _ in range(120)]
+    share = seen.count(strong.pk) / len(seen)
+    assert set(seen) == {weak.pk, strong.pk} and 0.12 < share < 0.5, share
+    # sticky: a request id always gets the same version
+    for rid in [str(uuid.UUID(int=i)) for i in (1, 2, 3, 4, 5, 6)]:
+        assert len({_call(client, dep.slug, key, rid)["id"] for _ in range(5)}) == 1
+    logpipe.flush_own_segment()
+    logpipe._writer = None
+    logpipe.drain()
+    logged = set(PredictionLog.objects.filter(deployment=dep).values_list("version_id", flat=True))
+    assert logged == {weak.pk, strong.pk}
+    assert dep.events.filter(kind="canary").exists()
+    promotion.canary_stop(deployment=dep, actor=users["owner"])
+    assert {_call(client, dep.slug, key)["id"] for _ in range(30)} == {weak.pk}
+
+
+def test_canary_api_and_page(project, users, api_client, logged_in_client):
+    weak, strong = versions(project, users["data_scientist"])
+    dep, _ = deploy(project, users["owner"], weak)
+    url = f"/api/v1/projects/fraud/deployments/{dep.slug}/canary"
+    body = json.dumps({"candidate_id": strong.pk, "percent": 10})
+    assert api_client(users["reviewer"]).put(url, data=body, content_type="application/json").status_code == 403
+    ok = api_client(users["owner"]).put(url, data=body, content_type="application/json")
+    assert ok.status_code == 200 and ok.json()["percent"] == 10
+    page = logged_in_client(users["owner"]).get(f"/projects/fraud/deployments/{dep.slug}/releases")
+    assert page.status_code == 200 and b"are answered and logged by" in page.content
+    assert api_client(users["owner"]).delete(url).status_code == 204
+    assert api_client(users["owner"]).delete(url).status_code == 409
+    resp = logged_in_client(users["owner"]).post(f"/projects/fraud/deployments/{dep.slug}/canary",
+                                                 {"candidate": strong.pk, "percent": 5, "sticky_by": "request"})
+    assert resp.status_code == 302 and dep.events.filter(kind="canary").count() == 3
