@@ -9,9 +9,10 @@ from apps.deployments import selectors
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 
+from . import selectors as release_selectors
 from .models import ShadowRun
 from .policy import promotion_policy
-from .services import promotion, shadow
+from .services import promotion, rollout, shadow
 
 router = Router(tags=["shadow & promotion"])
 
@@ -163,7 +164,7 @@ def _req_out(req) -> dict:
 
 def _req(request, project: str, pk: int, action: str):
     proj = project_get_for_user(user=request.auth, slug=project, action=action)
-    return promotion.promotion_request_get(project=proj, pk=pk)
+    return release_selectors.promotion_request_get(project=proj, pk=pk)
 
 
 # --- shadow runs ---------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def shadow_run_score(request, project: str, run_id: int):
 @api_permission("deployment.view")
 def promotion_list(request, project: str, filters: Query[Filter]):
     proj = project_get_for_user(user=request.auth, slug=project, action="deployment.view")
-    qs = promotion.promotion_request_list(project=proj, status=filters.status)
+    qs = release_selectors.promotion_request_list(project=proj, status=filters.status)
     start = max(0, filters.offset)
     return [_req_out(r) for r in qs[start:start + max(1, min(filters.limit, 200))]]
 
@@ -219,7 +220,7 @@ def promotion_list(request, project: str, filters: Query[Filter]):
 @router.get("/promotions/inbox", response=list[PromotionOut])
 @api_permission("authenticated")
 def promotion_inbox(request):
-    return [_req_out(r) for r in promotion.promotion_inbox_for_user(user=request.auth)[:200]]
+    return [_req_out(r) for r in release_selectors.promotion_inbox_for_user(user=request.auth)[:200]]
 
 
 @router.post("/projects/{project}/deployments/{deployment}/promotions", response={201: PromotionOut})
@@ -259,14 +260,14 @@ def promotion_withdraw(request, project: str, pk: int):
 def promotion_review(request, project: str, pk: int, payload: ReviewIn):
     req = _req(request, project, pk, "promotion.review")
     promotion.promotion_request_review(request=req, reviewer=request.auth, **payload.dict())
-    return Status(201, _req_out(promotion.promotion_request_get(project=req.project, pk=pk)))
+    return Status(201, _req_out(release_selectors.promotion_request_get(project=req.project, pk=pk)))
 
 
 @router.post("/projects/{project}/deployments/{deployment}/rollback")
 @api_permission("deployment.view")
 def deployment_rollback(request, project: str, deployment: str, payload: RollbackIn):
     dep = _dep(request, project, deployment, "deployment.view")
-    dep = promotion.deployment_rollback(deployment=dep, actor=request.auth, reason=payload.reason)
+    dep = rollout.deployment_rollback(deployment=dep, actor=request.auth, reason=payload.reason)
     return {"deployment": dep.slug, "production_version_id": dep.production_version_id,
             "production_version": str(dep.production_version)}
 
@@ -289,7 +290,7 @@ def policy_put(request, project: str, payload: PolicyIn):
 @api_permission("deployment.manage")
 def canary_put(request, project: str, deployment: str, payload: CanaryIn):
     dep = _dep(request, project, deployment, "deployment.manage")
-    c = promotion.canary_set(deployment=dep, actor=request.auth, candidate=_version(dep, payload.candidate_id),
+    c = rollout.canary_set(deployment=dep, actor=request.auth, candidate=_version(dep, payload.candidate_id),
                              percent=payload.percent, sticky_by=payload.sticky_by)
     return {"deployment": dep.slug, "candidate_id": c.candidate_id, "percent": c.percent, "sticky_by": c.sticky_by}
 
@@ -297,5 +298,5 @@ def canary_put(request, project: str, deployment: str, payload: CanaryIn):
 @router.delete("/projects/{project}/deployments/{deployment}/canary", response={204: None})
 @api_permission("deployment.manage")
 def canary_delete(request, project: str, deployment: str):
-    promotion.canary_stop(deployment=_dep(request, project, deployment, "deployment.manage"), actor=request.auth)
+    rollout.canary_stop(deployment=_dep(request, project, deployment, "deployment.manage"), actor=request.auth)
     return Status(204, None)

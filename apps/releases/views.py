@@ -14,6 +14,7 @@ from apps.projects.access import project_view, user_view
 from apps.projects.permissions import can
 
 from . import charts as shadow_charts
+from . import selectors as release_selectors
 from .forms import (
     CanaryForm,
     PolicyForm,
@@ -24,7 +25,7 @@ from .forms import (
 )
 from .models import ShadowRun
 from .policy import promotion_policy
-from .services import promotion, shadow
+from .services import promotion, rollout, shadow
 
 
 def _dep(request, project, deployment: str, action: str = "deployment.view"):
@@ -126,14 +127,14 @@ def promotion_list(request, project):
     status = request.GET.get("status", "")
     return render(request, "releases/request_list.html", {
         "project": project, "tab": "deployments", "title": "Promotion requests", "status": status,
-        "requests": promotion.promotion_request_list(project=project, status=status)[:200],
+        "requests": release_selectors.promotion_request_list(project=project, status=status)[:200],
         "policy": promotion_policy(project), "can_edit_policy": can(request.user, project, "project.edit")})
 
 
 @user_view
 def promotion_inbox(request):
     return render(request, "releases/inbox.html", {
-        "title": "Review inbox", "requests": promotion.promotion_inbox_for_user(user=request.user)})
+        "title": "Review inbox", "requests": release_selectors.promotion_inbox_for_user(user=request.user)})
 
 
 def _review_ctx(request, req, form=None) -> dict:
@@ -150,7 +151,7 @@ def _review_ctx(request, req, form=None) -> dict:
 
 @project_view("deployment.view")
 def promotion_detail(request, project, pk: int):
-    req = promotion.promotion_request_get(project=project, pk=pk)
+    req = release_selectors.promotion_request_get(project=project, pk=pk)
     ev = req.evidence or {}
     shadow_ev = ev.get("shadow") or {}
     figures = shadow_charts.comparison_figures(shadow_ev.get("comparison"), req.candidate.model.task)
@@ -168,7 +169,7 @@ def promotion_detail(request, project, pk: int):
 @project_view("promotion.review")
 @require_POST
 def promotion_review(request, project, pk: int):
-    req = promotion.promotion_request_get(project=project, pk=pk)
+    req = release_selectors.promotion_request_get(project=project, pk=pk)
     form = ReviewForm(request.POST)
     status = 200
     if form.is_valid():
@@ -177,7 +178,7 @@ def promotion_review(request, project, pk: int):
         except ApplicationError as exc:
             add_domain_error(form, exc)
         else:
-            req = promotion.promotion_request_get(project=project, pk=pk)
+            req = release_selectors.promotion_request_get(project=project, pk=pk)
             form = None
     if form is not None and form.errors:
         status = 422
@@ -188,7 +189,7 @@ def promotion_review(request, project, pk: int):
 @project_view("promotion.request")
 @require_POST
 def promotion_refresh(request, project, pk: int):
-    req = promotion.promotion_request_get(project=project, pk=pk)
+    req = release_selectors.promotion_request_get(project=project, pk=pk)
     try:
         promotion.promotion_request_refresh(request=req, actor=request.user)
         messages.success(request, "Evidence refreshed. Approvals given before no longer count.")
@@ -200,7 +201,7 @@ def promotion_refresh(request, project, pk: int):
 @project_view("deployment.view")
 @require_POST
 def promotion_withdraw(request, project, pk: int):
-    req = promotion.promotion_request_get(project=project, pk=pk)
+    req = release_selectors.promotion_request_get(project=project, pk=pk)
     try:
         promotion.promotion_request_withdraw(request=req, actor=request.user)
     except ApplicationError as exc:
@@ -216,14 +217,14 @@ def deployment_releases(request, project, deployment, canary_form=None):
     form = RollbackForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            promotion.deployment_rollback(deployment=dep, actor=request.user, reason=form.cleaned_data["reason"])
+            rollout.deployment_rollback(deployment=dep, actor=request.user, reason=form.cleaned_data["reason"])
         except ApplicationError as exc:
             add_domain_error(form, exc)
         else:
             messages.success(request, "Rolled back: every serving process switches within about a second.")
             return redirect("releases:deployment-releases", project=project.slug, deployment=dep.slug)
     dep.refresh_from_db()
-    target = promotion.rollback_target(deployment=dep)
+    target = rollout.rollback_target(deployment=dep)
     may_rollback = target is not None and (
         can(request.user, project, "deployment.rollback")
         or (dep.owner_id == request.user.pk and can(request.user, project, "deployment.manage")))
@@ -235,7 +236,7 @@ def deployment_releases(request, project, deployment, canary_form=None):
         events=selectors.deployment_events(deployment=dep).filter(kind__in=("deploy", "version", "promote",
                                                                             "rollback", "canary"))[:200],
         runs=dep.shadow_runs.select_related("candidate__model")[:20],
-        requests=promotion.promotion_request_list(project=project, deployment=dep)[:20]),
+        requests=release_selectors.promotion_request_list(project=project, deployment=dep)[:20]),
         status=422 if form.errors else 200)
 
 
@@ -246,7 +247,7 @@ def canary_set_view(request, project, deployment):
     form = CanaryForm(request.POST, candidates=_candidates(dep))
     if form.is_valid():
         try:
-            promotion.canary_set(deployment=dep, actor=request.user, **form.cleaned_data)
+            rollout.canary_set(deployment=dep, actor=request.user, **form.cleaned_data)
         except ApplicationError as exc:
             add_domain_error(form, exc)
         else:
@@ -261,7 +262,7 @@ def canary_set_view(request, project, deployment):
 def canary_stop_view(request, project, deployment):
     dep = _dep(request, project, deployment, "deployment.manage")
     try:
-        promotion.canary_stop(deployment=dep, actor=request.user)
+        rollout.canary_stop(deployment=dep, actor=request.user)
         messages.success(request, "Canary stopped: production answers every request.")
     except ApplicationError as exc:
         messages.error(request, exc.message)

@@ -8,7 +8,7 @@ import pytest
 from apps.common.errors import InvalidInput, PermissionDenied
 from apps.deployments import logpipe
 from apps.deployments.models import PredictionLog
-from apps.releases.services import promotion
+from apps.releases.services import rollout
 
 from .factories import deploy, frame, versions
 
@@ -31,10 +31,10 @@ def test_canary_splits_sticky_logs_under_candidate_and_stops(project, users, cli
     weak, strong = versions(project, users["data_scientist"])
     dep, key = deploy(project, users["owner"], weak)
     with pytest.raises(PermissionDenied):
-        promotion.canary_set(deployment=dep, actor=users["reviewer"], candidate=strong, percent=10)
+        rollout.canary_set(deployment=dep, actor=users["reviewer"], candidate=strong, percent=10)
     with pytest.raises(InvalidInput):
-        promotion.canary_set(deployment=dep, actor=users["owner"], candidate=strong, percent=80)
-    promotion.canary_set(deployment=dep, actor=users["owner"], candidate=strong, percent=30)
+        rollout.canary_set(deployment=dep, actor=users["owner"], candidate=strong, percent=80)
+    rollout.canary_set(deployment=dep, actor=users["owner"], candidate=strong, percent=30)
     seen = [_call(client, dep.slug, key)["id"] for _ in range(120)]
     share = seen.count(strong.pk) / len(seen)
     assert set(seen) == {weak.pk, strong.pk} and 0.12 < share < 0.5, share
@@ -47,7 +47,7 @@ def test_canary_splits_sticky_logs_under_candidate_and_stops(project, users, cli
     logged = set(PredictionLog.objects.filter(deployment=dep).values_list("version_id", flat=True))
     assert logged == {weak.pk, strong.pk}
     assert dep.events.filter(kind="canary").exists()
-    promotion.canary_stop(deployment=dep, actor=users["owner"])
+    rollout.canary_stop(deployment=dep, actor=users["owner"])
     assert {_call(client, dep.slug, key)["id"] for _ in range(30)} == {weak.pk}
 
 

@@ -18,7 +18,7 @@ import django; django.setup()
 from django.contrib.auth import get_user_model
 from apps.deployments.models import Deployment
 from apps.deployments import services
-from apps.releases.services import promotion
+from apps.releases.services import rollout
 from apps.registry.models import ModelVersion
 owner = get_user_model().objects.get(username="owner")
 d = Deployment.objects.get(pk={dep})
@@ -26,7 +26,7 @@ if "{action}" == "promote":
     services.deployment_version_set(deployment=d, actor=owner, version=ModelVersion.objects.get(pk={v2}),
                                     kind="promote", action="promotion.review", reason="set-up: promote v2")
 else:
-    promotion.deployment_rollback(deployment=d, actor=owner, reason="rollback under load")
+    rollout.deployment_rollback(deployment=d, actor=owner, reason="rollback under load")
 print(Deployment.objects.get(pk={dep}).production_version_id)
 """
 

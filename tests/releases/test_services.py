@@ -8,8 +8,9 @@ from django.db import connection
 from apps.common.errors import Conflict, InvalidInput, PermissionDenied
 from apps.deployments.models import Deployment, DeploymentEvent
 from apps.projects.models import AuditEvent
+from apps.releases import selectors as release_selectors
 from apps.releases.models import PromotionStatus, ShadowPrediction, ShadowStatus
-from apps.releases.services import promotion, shadow
+from apps.releases.services import promotion, rollout, shadow
 
 from .factories import deploy, post_outcomes, send_traffic, set_policy, versions
 
@@ -266,8 +267,8 @@ def test_rollback_is_one_owner_action_and_restores_previous(opened, users):
     _approve(req, users["reviewer"])
     dep.refresh_from_db()
     with pytest.raises(PermissionDenied):
-        promotion.deployment_rollback(deployment=dep, actor=users["reviewer"])
-    promotion.deployment_rollback(deployment=dep, actor=users["owner"], reason="latency regression")
+        rollout.deployment_rollback(deployment=dep, actor=users["reviewer"])
+    rollout.deployment_rollback(deployment=dep, actor=users["owner"], reason="latency regression")
     dep.refresh_from_db()
     assert dep.production_version_id == weak.pk
     event = dep.events.filter(kind=DeploymentEvent.Kind.ROLLBACK).get()
@@ -278,9 +279,9 @@ def test_rollback_is_one_owner_action_and_restores_previous(opened, users):
 @pytest.mark.django_db
 def test_inbox_lists_open_requests_for_reviewers_but_not_their_own(opened, users):
     req = opened[3]
-    assert list(promotion.promotion_inbox_for_user(user=users["reviewer"])) == [req]
-    assert list(promotion.promotion_inbox_for_user(user=users["data_scientist"])) == []
-    assert list(promotion.promotion_inbox_for_user(user=users["analyst"])) == []
+    assert list(release_selectors.promotion_inbox_for_user(user=users["reviewer"])) == [req]
+    assert list(release_selectors.promotion_inbox_for_user(user=users["data_scientist"])) == []
+    assert list(release_selectors.promotion_inbox_for_user(user=users["analyst"])) == []
 
 
 @pytest.mark.django_db
