@@ -1,0 +1,53 @@
+"""Shared pieces of the monitoring services: the metric catalogue, comparators, permission check."""
+
+from __future__ import annotations
+
+from apps.common.errors import PermissionDenied
+from apps.deployments.models import Deployment
+from apps.projects.permissions import can
+
+from .. import drift
+from ..models import Comparator
+
+MIN_WINDOW_MINUTES = 15
+MAX_WINDOWS_PER_TICK = 96
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("mae", "rmse", "r2")
+METRICS: dict[str, str] = {
+    "share_drifted": "Share of drifted features",
+    "n_drifted": "Number of drifted features",
+    "domain_auc": "Domain-classifier ROC AUC (multivariate drift)",
+    "prediction_score": "Prediction distribution drift score",
+    "error_rate": "Error rate of prediction requests",
+    "latency_p95_ms": "Latency p95 (ms)",
+    "volume": "Predictions in the window",
+    "skew_rate": "Training-serving skew: highest per-feature mismatch rate",
+    "feature_sla_breaches": "Feature views past their freshness SLA (of the model's feature set)",
+    "feature_staleness_ratio": "Highest age / freshness SLA of the model's feature views (1 = at the SLA)",
+    **{f"estimated_{m}": f"Estimated {m} (CBPE)" for m in ("accuracy", "precision", "recall", "f1", "roc_auc")},
+    **{f"realized_{m}": f"Realized {m}" for m in CLASSIFICATION_METRICS + REGRESSION_METRICS},
+}
+COMPARE = {Comparator.GT: lambda v, t: v > t, Comparator.GTE: lambda v, t: v >= t,
+           Comparator.LT: lambda v, t: v < t, Comparator.LTE: lambda v, t: v <= t}
+
+
+def _require(user, deployment: Deployment, action: str) -> None:
+    if not can(user, deployment.project, action):
+        raise PermissionDenied(f"Your role in {deployment.project.name} does not allow {action}")
+
+
+def _f(value) -> float | None:
+    return drift.clean_float(value) if value is not None else None
+
+
+def _positive_score(probabilities, positive) -> float | None:
+    if not isinstance(probabilities, dict) or len(probabilities) != 2:
+        return None
+    key = str(positive) if positive is not None else sorted(probabilities)[-1]
+    value = probabilities.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _positive_class(deployment: Deployment):
+    classes = deployment.production_version.classes or []
+    return classes[-1] if len(classes) == 2 else None

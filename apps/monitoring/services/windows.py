@@ -1,0 +1,260 @@
+"""Monitoring windows: drift, quality, prediction distribution, volume/latency and performance of a
+stretch of the prediction log; the scheduled tick and the on-demand drift check."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.common.errors import InvalidInput
+from apps.deployments.models import Deployment, DeploymentStatus, PredictionLog, PredictionMinuteStat
+from apps.projects.services import job_create, job_progress
+
+from .. import drift, performance
+from ..models import FeatureWindowStat, MonitoringWindow, MonitorSettings, ThresholdOverride, WindowKind
+from .alerts import alert_rules_evaluate
+from .common import MAX_WINDOWS_PER_TICK, MIN_WINDOW_MINUTES, _f, _positive_score, _require
+from .config import monitor_settings_for
+from .realized import _calibrate_from_sample, _metric_dict, _realized_fill
+from .skew import skew_check
+
+log = logging.getLogger(__name__)
+
+# --- windows ---------------------------------------------------------------------------------------
+
+
+def _column_values(rows_inputs: list[dict], name: str, numeric: bool):
+    if numeric:
+        out = np.empty(len(rows_inputs), dtype=float)
+        for i, r in enumerate(rows_inputs):
+            v = r.get(name) if isinstance(r, dict) else None
+            try:
+                out[i] = float(v) if v is not None and not isinstance(v, (str, dict, list)) else np.nan
+            except (TypeError, ValueError):
+                out[i] = np.nan
+        return out
+    vals = []
+    for r in rows_inputs:
+        v = r.get(name) if isinstance(r, dict) else None
+        if isinstance(v, bool):
+            v = "True" if v else "False"
+        elif isinstance(v, float) and v.is_integer():
+            v = str(int(v))
+        vals.append(None if v is None else str(v))
+    return np.array(vals, dtype=object)
+
+
+def _references(profile: dict) -> tuple[dict, object | None]:
+    refs = {}
+    for name, entry in (profile.get("features") or {}).items():
+        if entry.get("kind") == "numeric" and not entry.get("quantiles"):
+            continue
+        try:
+            refs[name] = drift.reference_from_profile(entry)
+        except (KeyError, ValueError):
+            continue
+    pred = profile.get("prediction")
+    pred_ref = None
+    if pred and (pred.get("quantiles") or pred.get("frequencies")):
+        pred_ref = drift.reference_from_profile(pred)
+    return refs, pred_ref
+
+
+def _feature_row(window: MonitoringWindow, res) -> FeatureWindowStat:
+    if res.kind == "numeric":
+        stats = {"ks_statistic": res.ks_statistic, "ks_pvalue": res.ks_pvalue, "psi": res.psi,
+                 "wasserstein": res.wasserstein, "wasserstein_normalized": res.wasserstein_normalized,
+                 "missing_rate": res.missing_rate, "out_of_range_rate": res.out_of_range_rate}
+        hist = {"edges": list(res.histogram_edges), "reference": list(res.reference_histogram),
+                "current": list(res.current_histogram)}
+    else:
+        stats = {"chi2_statistic": res.chi2_statistic, "chi2_pvalue": res.chi2_pvalue, "chi2_dof": res.chi2_dof,
+                 "js_distance": res.js_distance, "missing_rate": res.missing_rate, "unseen_rate": res.unseen_rate,
+                 "unseen_categories": list(res.unseen_categories)[:50]}
+        hist = {"categories": list(res.categories)[:100], "reference": list(res.reference_frequencies)[:100],
+                "current": list(res.current_frequencies)[:100]}
+    stats = {k: (_f(v) if isinstance(v, float) else v) for k, v in stats.items()}
+    stats["flags"] = list(res.flags)
+    return FeatureWindowStat(window=window, feature=res.feature, kind=res.kind, score=_f(res.score) or 0.0,
+                             drifted=res.drifted, stats=stats, histogram=hist)
+
+
+def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
+                   trigger: str = MonitoringWindow.Trigger.SCHEDULE, id_range: tuple[int, int] | None = None,
+                   evaluate: bool = True) -> MonitoringWindow | None:
+    """Drift, quality, prediction distribution, volume/latency and performance of one window; stored
+    as a ``MonitoringWindow`` with one ``FeatureWindowStat`` per feature, then alert rules run."""
+    if trigger == MonitoringWindow.Trigger.SCHEDULE and MonitoringWindow.objects.filter(
+            deployment=deployment, start=start, end=end, trigger=trigger).exists():
+        return None  # a redelivered tick: already done
+    ms = monitor_settings_for(deployment)
+    qs = PredictionLog.objects.filter(deployment=deployment).order_by()
+    qs = qs.filter(id__gte=id_range[0], id__lte=id_range[1]) if id_range else qs.filter(created_at__gte=start,
+                                                                                       created_at__lt=end)
+    cap = settings.MONITORING_MAX_WINDOW_ROWS
+    rows = list(qs.values_list("version_id", "inputs", "output", "probabilities", "latency_ms")[:cap])
+    version_ids = [r[0] for r in rows]
+    version = deployment.production_version
+    if version_ids:
+        vid = max(set(version_ids), key=version_ids.count)
+        from apps.registry.models import ModelVersion
+
+        version = ModelVersion.objects.filter(pk=vid).select_related("model").first() or version
+    window = MonitoringWindow(deployment=deployment, version=version, trigger=trigger, start=start, end=end,
+                              n_rows=len(rows), volume=len(rows))
+    result = None
+    if rows:
+        inputs = [r[1] for r in rows]
+        latency = np.array([r[4] for r in rows], dtype=float)
+        window.latency_p95_ms = _f(float(np.percentile(latency, 95)))
+        profile = version.reference_profile or {}
+        refs, pred_ref = _references(profile)
+        current = {name: _column_values(inputs, name, isinstance(ref, drift.NumericReference))
+                   for name, ref in refs.items()}
+        scores = None
+        positive = (version.classes or [None, None])[-1] if len(version.classes or []) == 2 else None
+        if pred_ref is not None:
+            if isinstance(pred_ref, drift.NumericReference):
+                scores = np.array([_positive_score(r[3], positive) if r[3] else
+                                   (float(r[2]) if isinstance(r[2], (int, float)) else np.nan) for r in rows],
+                                  dtype=float)
+                pred_values = scores
+            else:
+                pred_values = np.array([None if r[2] is None else str(r[2]) for r in rows], dtype=object)
+        else:
+            pred_values = None
+        overrides = {o.feature: o.values for o in ThresholdOverride.objects.filter(deployment=deployment)}
+        sample = profile.get("sample") or None
+        result = drift.dataset_drift(refs, current, thresholds=drift.Thresholds.from_dict(ms.thresholds),
+                                     overrides=overrides, prediction_reference=pred_ref,
+                                     prediction_values=pred_values,
+                                     reference_sample=(sample.get("features") if isinstance(sample, dict) else None))
+        window.n_features = len(result.features)
+        window.n_drifted = result.n_drifted
+        window.share_drifted = result.share_drifted
+        window.dataset_drifted = result.drifted
+        window.domain_auc = result.domain.auc if result.domain else None
+        window.quality = {f.feature: {"missing_rate": _f(f.missing_rate),
+                                      "out_of_range_rate": _f(getattr(f, "out_of_range_rate", 0.0)),
+                                      "unseen_rate": _f(getattr(f, "unseen_rate", 0.0))} for f in result.features}
+        if result.prediction is not None:
+            p = _feature_row(window, result.prediction)
+            window.prediction_score = p.score
+            window.prediction_drifted = p.drifted
+            window.prediction_stats = {"kind": p.kind, "stats": p.stats, "histogram": p.histogram}
+        if not ms.calibration and isinstance(sample, dict) and positive is not None:
+            _calibrate_from_sample(ms, sample, positive)
+        if ms.calibration and scores is not None:
+            cal = performance.Calibrator.from_dict(ms.calibration)
+            ok = scores[~np.isnan(scores)]
+            window.estimated = _metric_dict(performance.cbpe_estimate(ok, cal, threshold=ms.decision_threshold))
+    stats = PredictionMinuteStat.objects.filter(deployment=deployment, minute__gte=start, minute__lt=end)
+    totals = [(s.requests, s.errors) for s in stats]
+    requests = sum(t[0] for t in totals)
+    window.error_rate = (sum(t[1] for t in totals) / requests) if requests else (0.0 if rows else None)
+    _realized_fill(window)
+    if rows and deployment.input_mode == "entity":
+        try:
+            window.skew = skew_check(deployment=deployment, start=start, end=end)
+        except Exception:  # noqa: BLE001 - a broken feature store must not lose the drift window
+            log.exception("skew check failed for %s", deployment.slug)
+    feature_set = getattr(deployment.registered_model, "feature_set", None)
+    if feature_set is not None:
+        try:
+            from apps.features.services import feature_set_freshness
+
+            window.feature_freshness = feature_set_freshness(feature_set=feature_set)  # as computed now
+        except Exception:  # noqa: BLE001 - a broken feature store must not lose the drift window
+            log.exception("feature freshness check failed for %s", deployment.slug)
+    try:
+        with transaction.atomic():
+            window.save()
+            if result is not None:
+                FeatureWindowStat.objects.bulk_create([_feature_row(window, f) for f in result.features])
+    except IntegrityError:
+        return None
+    if evaluate:
+        alert_rules_evaluate(deployment=deployment, now=max(end, timezone.now()))
+    return window
+
+
+def _floor(t: datetime, minutes: int) -> datetime:
+    epoch = int(t.timestamp())
+    step = minutes * 60
+    return datetime.fromtimestamp(epoch - epoch % step, tz=t.tzinfo or UTC)
+
+
+def due_time_windows(ms: MonitorSettings, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The complete windows not yet computed, oldest first (at most ``MAX_WINDOWS_PER_TICK``)."""
+    step = timedelta(minutes=ms.window_minutes)
+    start = ms.last_window_end or (_floor(now, ms.window_minutes) - step)
+    out = []
+    while start + step <= now and len(out) < MAX_WINDOWS_PER_TICK:
+        out.append((start, start + step))
+        start += step
+    return out
+
+
+def monitoring_tick(*, now: datetime | None = None) -> dict:
+    """The Celery beat entry point: compute every due window of every live, scheduled deployment."""
+    now = now or timezone.now()
+    done = 0
+    for deployment in Deployment.objects.filter(status=DeploymentStatus.LIVE).select_related(
+            "project", "registered_model", "production_version"):
+        ms = monitor_settings_for(deployment)
+        if not ms.schedule_enabled:
+            continue
+        try:
+            done += _tick_deployment(deployment, ms, now)
+        except Exception:  # noqa: BLE001 - one broken deployment must not stop the others
+            log.exception("monitoring tick failed for deployment %s", deployment.slug)
+    return {"windows": done}
+
+
+def _tick_deployment(deployment: Deployment, ms: MonitorSettings, now: datetime) -> int:
+    done = 0
+    if ms.window_kind == WindowKind.TIME:
+        for start, end in due_time_windows(ms, now):
+            window_compute(deployment=deployment, start=start, end=end)
+            MonitorSettings.objects.filter(pk=ms.pk).update(last_window_end=end)
+            ms.last_window_end = end
+            done += 1
+        return done
+    while done < MAX_WINDOWS_PER_TICK:
+        ids = list(PredictionLog.objects.filter(deployment=deployment, id__gt=ms.last_log_id).order_by("id")
+                   .values_list("id", "created_at")[: ms.window_count])
+        if len(ids) < ms.window_count:
+            break
+        window_compute(deployment=deployment, start=ids[0][1], end=ids[-1][1] + timedelta(microseconds=1),
+                       id_range=(ids[0][0], ids[-1][0]))
+        MonitorSettings.objects.filter(pk=ms.pk).update(last_log_id=ids[-1][0])
+        ms.last_log_id = ids[-1][0]
+        done += 1
+    return done
+
+
+def drift_check_request(*, deployment: Deployment, actor, minutes: int = 60):
+    """An on-demand check of the last ``minutes`` (a Job; the page shows its progress)."""
+    _require(actor, deployment, "monitoring.run")
+    if minutes < MIN_WINDOW_MINUTES or minutes > 60 * 24 * 31:
+        raise InvalidInput(f"Choose between {MIN_WINDOW_MINUTES} minutes and 31 days", field="minutes")
+    return job_create(kind="monitoring.drift_check", actor=actor, project=deployment.project,
+                      title=f"Drift check of {deployment.slug} (last {minutes} min)",
+                      params={"deployment_id": deployment.pk, "minutes": minutes},
+                      task="workers.monitoring.drift_check_run")
+
+
+def drift_check_run(*, job) -> dict:
+    deployment = Deployment.objects.select_related("project", "registered_model", "production_version").get(
+        pk=job.params["deployment_id"])
+    end = timezone.now()
+    job_progress(job=job, progress=10, message="Reading the window")
+    window = window_compute(deployment=deployment, start=end - timedelta(minutes=int(job.params["minutes"])),
+                            end=end, trigger=MonitoringWindow.Trigger.MANUAL)
+    return {"window_id": window.pk if window else None, "rows": window.n_rows if window else 0,
+            "drifted_features": window.n_drifted if window else 0}
