@@ -1,0 +1,219 @@
+"""Feature views: declaration, validation against the source, versioned edits, the join spec."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.db import transaction
+
+from apps.common.errors import Conflict, InvalidInput
+from apps.projects.models import Project
+from apps.projects.services import audit_record
+
+from .. import pit
+from ..models import (
+    Feature,
+    FeatureSetItem,
+    FeatureView,
+)
+from .common import _clean_name, _require
+
+# --- feature views -------------------------------------------------------------------------------
+
+
+def _duration(value, *, field: str, allow_none: bool) -> timedelta | None:
+    if value in (None, ""):
+        if allow_none:
+            return None
+        raise InvalidInput("Give a duration, e.g. 1h, 30m, 2d or 0", field=field)
+    if isinstance(value, timedelta):
+        delta = value
+    elif isinstance(value, (int, float)):
+        delta = timedelta(seconds=value)
+    else:
+        delta = parse_duration_text(str(value))
+        if delta is None:
+            raise InvalidInput(f"{value!r} is not a duration: use e.g. 90s, 15m, 1h, 2d, 1w or 0", field=field)
+    if delta < timedelta(0):
+        raise InvalidInput("A duration cannot be negative", field=field)
+    return delta
+
+
+_DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|week|weeks)?\s*$")
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400, "days": 86400,
+          "w": 604800, "week": 604800, "weeks": 604800}
+
+
+def parse_duration_text(text: str) -> timedelta | None:
+    """'90s', '15m', '1h', '2d', '1w', '0', '1h30m' or an ISO/Django duration ('1 02:00:00')."""
+    from django.utils.dateparse import parse_duration
+
+    text = text.strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
+    if parts and re.fullmatch(r"(\s*\d+(?:\.\d+)?\s*[a-z]*\s*)+", text):
+        total = 0.0
+        for number, unit in parts:
+            if unit and unit not in _UNITS:
+                break
+            total += float(number) * _UNITS.get(unit or "s", 1)
+        else:
+            return timedelta(seconds=total)
+    return parse_duration(text)
+
+
+def format_duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "—"
+    secs = int(delta.total_seconds())
+    if secs == 0:
+        return "0"
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if secs >= size:
+            out.append(f"{secs // size}{unit}")
+            secs %= size
+    return " ".join(out)
+
+
+def _view_fields(*, project, entity, source, entity_column, timestamp_column, written_at_column, features,
+                 availability_lag, ttl, online, freshness_sla, materialize_every, owner, tags, description) -> dict:
+    """Validate a view definition against the source's latest version; returns model field values."""
+    if entity is None or entity.project_id != project.pk:
+        raise InvalidInput("Choose an entity of this project", field="entity")
+    if source is None or source.project_id != project.pk:
+        raise InvalidInput("Choose a data source of this project", field="source")
+    version = source.latest_version
+    if version is None:
+        raise InvalidInput(f"Source {source.name!r} has no uploaded file yet", field="source")
+    types = version.column_types
+    entity_column = (entity_column or entity.join_key).strip()
+    if entity_column not in types:
+        raise InvalidInput(f"Source {source.name!r} has no column {entity_column!r} for the entity key",
+                           field="entity_column")
+    if types[entity_column] not in ("string", "int"):
+        raise InvalidInput(f"Column {entity_column!r} must hold string or integer keys (it is {types[entity_column]})",
+                           field="entity_column")
+    for col, fld in ((timestamp_column, "timestamp_column"), (written_at_column, "written_at_column")):
+        if fld == "written_at_column" and not col:
+            continue
+        if col not in types:
+            raise InvalidInput(f"Source {source.name!r} has no column {col!r}", field=fld)
+        if types[col] != "datetime":
+            raise InvalidInput(f"Column {col!r} must hold timestamps (it is {types[col]})", field=fld)
+    feats = []
+    reserved = {entity_column, timestamp_column, written_at_column}
+    for i, f in enumerate(features or []):
+        fname = (f.get("name") if isinstance(f, dict) else str(f)).strip()
+        if fname not in types:
+            raise InvalidInput(f"Source {source.name!r} has no column {fname!r}", field="features")
+        if fname in reserved:
+            raise InvalidInput(f"Column {fname!r} is the key or a timestamp, not a feature", field="features")
+        if any(x["name"] == fname for x in feats):
+            raise InvalidInput(f"Feature {fname!r} is listed twice", field="features")
+        feats.append({"name": fname, "value_type": types[fname], "position": i,
+                      "description": (f.get("description", "") if isinstance(f, dict) else "")[:2000]})
+    if not feats:
+        raise InvalidInput("Choose at least one feature column", field="features")
+    tags = sorted({t.strip().lower()[:40] for t in (tags or []) if t and t.strip()})
+    return {
+        "entity": entity, "source": source, "entity_column": entity_column, "timestamp_column": timestamp_column,
+        "written_at_column": written_at_column or "",
+        "availability_lag": _duration(availability_lag, field="availability_lag", allow_none=False),
+        "ttl": _duration(ttl, field="ttl", allow_none=True), "online": bool(online),
+        "freshness_sla": _duration(freshness_sla, field="freshness_sla", allow_none=True),
+        "materialize_every": _duration(materialize_every, field="materialize_every", allow_none=True),
+        "owner": owner, "tags": tags, "description": (description or "")[:5000], "_features": feats,
+    }
+
+
+VIEW_ARGS = ("entity", "source", "entity_column", "timestamp_column", "written_at_column", "features",
+             "availability_lag", "ttl", "online", "freshness_sla", "materialize_every", "owner", "tags", "description")
+
+
+@transaction.atomic
+def feature_view_create(*, project: Project, actor, name: str, entity, source, timestamp_column: str,
+                        features: list, availability_lag="0", entity_column: str = "", written_at_column: str = "",
+                        ttl=None, online: bool = False, freshness_sla=None, materialize_every=None, owner=None,
+                        tags: list | None = None, description: str = "") -> FeatureView:
+    """Declare a feature view (version 1). ``features``: column names or {"name", "description"} dicts."""
+    _require(actor, project, "feature.edit")
+    name = _clean_name(name)
+    if FeatureView.objects.filter(project=project, name=name).exists():
+        raise Conflict(f"A feature view named {name!r} already exists: edit it to make a new version", field="name")
+    values = _view_fields(project=project, entity=entity, source=source, entity_column=entity_column,
+                          timestamp_column=timestamp_column, written_at_column=written_at_column, features=features,
+                          availability_lag=availability_lag, ttl=ttl, online=online, freshness_sla=freshness_sla,
+                          materialize_every=materialize_every, owner=owner or actor, tags=tags, description=description)
+    view = _view_save(project=project, actor=actor, name=name, version=1, values=values)
+    audit_record(actor=actor, verb="feature.view.create", project=project, target=view,
+                 details=_view_audit(view))
+    return view
+
+
+def _view_save(*, project, actor, name, version, values) -> FeatureView:
+    feats = values.pop("_features")
+    view = FeatureView.objects.create(project=project, name=name, version=version, created_by=actor, **values)
+    Feature.objects.bulk_create([Feature(view=view, **f) for f in feats])
+    return view
+
+
+def _view_audit(view: FeatureView) -> dict:
+    return {"version": view.version, "entity": view.entity.name, "source": view.source.name,
+            "lag": format_duration(view.availability_lag), "ttl": format_duration(view.ttl), "online": view.online,
+            "features": list(view.features.values_list("name", flat=True))}
+
+
+def feature_view_is_used(*, view: FeatureView) -> bool:
+    """Used = referenced by a feature set (and so by its training sets and models)."""
+    return FeatureSetItem.objects.filter(feature__view=view).exists()
+
+
+def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
+    """Edit a view. An unused view changes in place; a used one gets a new version (the old stays as is).
+
+    ``changes`` takes the arguments of ``feature_view_create`` (except name). Returns the current view.
+    """
+    project = view.project
+    _require(actor, project, "feature.edit")
+    unknown = set(changes) - set(VIEW_ARGS)
+    if unknown:
+        raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        view = FeatureView.objects.select_for_update().get(pk=view.pk)
+        if not view.is_current:
+            raise Conflict(f"{view} is not the current version of {view.name}; edit the current one")
+        current = {
+            "entity": view.entity, "source": view.source, "entity_column": view.entity_column,
+            "timestamp_column": view.timestamp_column, "written_at_column": view.written_at_column,
+            "features": [{"name": f.name, "description": f.description} for f in view.features.all()],
+            "availability_lag": view.availability_lag, "ttl": view.ttl, "online": view.online,
+            "freshness_sla": view.freshness_sla, "materialize_every": view.materialize_every, "owner": view.owner,
+            "tags": view.tags, "description": view.description,
+        }
+        merged = {**current, **{k: v for k, v in changes.items()}}
+        values = _view_fields(project=project, **merged)
+        if feature_view_is_used(view=view):
+            FeatureView.objects.filter(pk=view.pk).update(is_current=False)
+            new = _view_save(project=project, actor=actor, name=view.name, version=view.version + 1, values=values)
+            audit_record(actor=actor, verb="feature.view.version", project=project, target=new,
+                         details={**_view_audit(new), "previous_version": view.version})
+            return new
+        feats = values.pop("_features")
+        for k, v in values.items():
+            setattr(view, k, v)
+        view.save()
+        view.features.all().delete()
+        Feature.objects.bulk_create([Feature(view=view, **f) for f in feats])
+        audit_record(actor=actor, verb="feature.view.update", project=project, target=view, details=_view_audit(view))
+        return view
+
+
+def view_spec(view: FeatureView, *, label_key: str | None = None, names: dict[str, str] | None = None) -> pit.ViewSpec:
+    """The pure join's description of ``view`` (``names``: feature → output column; default all features)."""
+    feats = list(view.features.all())
+    pairs = tuple((f.name, (names or {}).get(f.name, f.name)) for f in feats if names is None or f.name in names)
+    return pit.ViewSpec(name=view.name, entity_column=view.entity_column, label_key=label_key or view.entity.join_key,
+                        timestamp_column=view.timestamp_column, features=pairs, lag=view.availability_lag,
+                        ttl=view.ttl, written_at_column=view.written_at_column or None)
+
