@@ -129,6 +129,34 @@ def backlog(directory: str | os.PathLike) -> tuple[int, int]:
     return segments, pending
 
 
+def oldest_pending(directory: str | os.PathLike) -> float | None:
+    """The request time ``t`` of the oldest record not yet drained (the first complete undrained line of
+    each segment; segments are appended in request order), or None when nothing is pending. Monitoring
+    closes windows only before it: a record still here will land in the log with this time."""
+    import json
+
+    oldest = None
+    try:
+        entries = list(Path(directory).glob(f"*{SEGMENT_SUFFIX}"))
+    except FileNotFoundError:
+        return None
+    for seg in entries:
+        try:
+            with open(seg, "rb") as fh:
+                fh.seek(_read_offset(seg))
+                line = fh.readline()
+        except FileNotFoundError:
+            continue
+        if not line.endswith(b"\n"):
+            continue
+        try:
+            t = float(json.loads(line)["t"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        oldest = t if oldest is None or t < oldest else oldest
+    return oldest
+
+
 def drain_once(directory: str | os.PathLike, sink: Callable[[list[bytes]], None], *, batch_lines: int = 5000,
                max_batches: int = 1000) -> int:
     """Hand every undrained record to ``sink`` (in batches); return the number of records handed over.

@@ -34,7 +34,10 @@ class MonitorSettings(models.Model):
     calibration = models.JSONField(default=dict, blank=True)  # performance.Calibrator.to_dict()
     calibration_source = models.CharField(max_length=200, blank=True)
     last_window_end = models.DateTimeField(null=True, blank=True)
-    last_log_id = models.BigIntegerField(default=0)  # count windows: last prediction-log id consumed
+    last_log_id = models.BigIntegerField(default=0)  # unused since count windows follow request order (below)
+    # count windows: the (request time, request id) of the last prediction in the last closed window
+    last_request_at = models.DateTimeField(null=True, blank=True)
+    last_request_id = models.UUIDField(null=True, blank=True)
     updated_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
@@ -77,6 +80,23 @@ class Outcome(models.Model):
         return str(self.request_id)
 
 
+class PendingOutcome(models.Model):
+    """An outcome whose request id is not (yet) in the prediction log — typically still in a serving
+    process's spool. Matched by the monitoring tick when the log catches up; dropped (and counted as
+    unknown) after ``MONITORING_PENDING_OUTCOME_SECONDS``."""
+
+    deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="+")
+    request_id = models.UUIDField(unique=True)
+    label = models.JSONField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["deployment", "received_at"], name="pendingoutcome_dep_time")]
+
+    def __str__(self) -> str:
+        return str(self.request_id)
+
+
 class MonitoringWindow(models.Model):
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Scheduled"
@@ -87,12 +107,19 @@ class MonitoringWindow(models.Model):
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
     start = models.DateTimeField()
     end = models.DateTimeField()
+    # count windows: the window holds the predictions whose (request time, request id) lies between
+    # (start, first_request_id) and (end, last_request_id), both inclusive; time windows: [start, end)
+    first_request_id = models.UUIDField(null=True, blank=True)
+    last_request_id = models.UUIDField(null=True, blank=True)
+    partial = models.BooleanField(default=False)  # the trailing, still-filling window (recomputed each tick)
     n_rows = models.PositiveIntegerField(default=0)
     n_features = models.PositiveIntegerField(default=0)
     n_drifted = models.PositiveIntegerField(default=0)
     share_drifted = models.FloatField(null=True)
     dataset_drifted = models.BooleanField(default=False)
     domain_auc = models.FloatField(null=True)
+    # PCA reconstruction error of the numeric block: {error, reference_error, lower, upper, z, p_value, drifted}
+    multivariate = models.JSONField(default=dict, blank=True)
     prediction_score = models.FloatField(null=True)
     prediction_drifted = models.BooleanField(default=False)
     prediction_stats = models.JSONField(default=dict, blank=True)
@@ -103,7 +130,7 @@ class MonitoringWindow(models.Model):
     estimated = models.JSONField(default=dict, blank=True)  # CBPE: metric -> {value, low, high, n}
     realized = models.JSONField(default=dict, blank=True)  # metric -> {value, low, high, n}
     n_labelled = models.PositiveIntegerField(default=0)
-    skew = models.JSONField(default=dict, blank=True)  # feature -> mismatch rate (when checked)
+    skew = models.JSONField(default=dict, blank=True)  # feature -> mismatch rate of the window's own rows
     # view -> {age_seconds, sla_seconds, breached}: freshness of the feature views the model reads, at the end
     feature_freshness = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=300, blank=True)
@@ -113,7 +140,8 @@ class MonitoringWindow(models.Model):
         ordering = ["-end", "-id"]
         indexes = [models.Index(fields=["deployment", "end"], name="monwindow_deployment_end")]
         constraints = [models.UniqueConstraint(fields=["deployment", "start", "end"],
-                                               condition=Q(trigger="schedule"), name="monwindow_unique_scheduled")]
+                                               condition=Q(trigger="schedule", partial=False),
+                                               name="monwindow_unique_scheduled")]
 
     def __str__(self) -> str:
         return f"{self.deployment_id} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"

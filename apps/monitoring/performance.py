@@ -236,7 +236,9 @@ def calibrator_fit(scores: Sequence[float], labels: Sequence[int], *, method: st
 
 
 def expected_auc(scores: np.ndarray, calibrated: np.ndarray) -> float | None:
-    """``Σ_{s_i > s_j} c_i (1 - c_j) / Σ_{i≠j} c_i (1 - c_j)``, ties counting one half."""
+    """``(Σ_{s_i > s_j} c_i (1 - c_j) + ½ Σ_{s_i = s_j} c_i (1 - c_j)) / (Σ c_i · Σ (1 - c_j))``: the area
+    under the expected ROC curve (expected TP and FP counts at every score threshold, trapezoids
+    between them) — the pairs include each row with itself, as NannyML's estimate does."""
     order = np.argsort(scores, kind="mergesort")
     s, c = scores[order], calibrated[order]
     neg = 1.0 - c
@@ -245,8 +247,8 @@ def expected_auc(scores: np.ndarray, calibrated: np.ndarray) -> float | None:
     pos_g = np.add.reduceat(c, start)
     neg_g = np.add.reduceat(neg, start)
     neg_below = np.cumsum(neg_g) - neg_g
-    numerator = float((pos_g * neg_below).sum() + 0.5 * ((pos_g * neg_g).sum() - (c * neg).sum()))
-    denominator = float(c.sum() * neg.sum() - (c * neg).sum())
+    numerator = float((pos_g * neg_below).sum() + 0.5 * (pos_g * neg_g).sum())
+    denominator = float(c.sum() * neg.sum())
     return numerator / denominator if denominator > 0 else None
 
 
@@ -274,3 +276,199 @@ def cbpe_estimate(scores: Sequence[float], calibrator: Calibrator, *, threshold:
     out["f1"] = MetricValue("f1", 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else None, None, None, n)
     out["roc_auc"] = MetricValue("roc_auc", expected_auc(s, c), None, None, n)
     return out
+
+
+# --- CBPE with the model's own decisions, sampling-error bands, reference-learned thresholds ---------
+
+BINARY_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
+
+
+@dataclass(frozen=True)
+class BandedMetric:
+    """A metric of one window with its sampling error, its band (value ∓ ``band_sd``·sampling error)
+    and the alert thresholds learned from the reference's chunks (mean ∓ ``threshold_sd``·sd)."""
+
+    name: str
+    value: float | None
+    sampling_error: float | None
+    low: float | None
+    high: float | None
+    n: int
+    lower_threshold: float | None = None
+    upper_threshold: float | None = None
+
+    @property
+    def alert(self) -> bool:
+        if self.value is None:
+            return False
+        return bool((self.lower_threshold is not None and self.value < self.lower_threshold)
+                    or (self.upper_threshold is not None and self.value > self.upper_threshold))
+
+
+def binary_realized(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray | None) -> dict[str, float | None]:
+    """ROC AUC (on the scores), accuracy, precision, recall, F1 (on the decisions) of 0/1 arrays —
+    the same figures as scikit-learn's ``roc_auc_score``/``accuracy_score``/``precision_score``/
+    ``recall_score``/``f1_score`` (``zero_division=0``), in closed form."""
+    y = np.asarray(y_true, dtype=bool)
+    p = np.asarray(y_pred, dtype=bool)
+    n = y.size
+    if n == 0:
+        return dict.fromkeys(BINARY_METRICS)
+    tp = int(np.sum(y & p))
+    fp = int(np.sum(~y & p))
+    fn = int(np.sum(y & ~p))
+    out: dict[str, float | None] = {"accuracy": float(np.sum(y == p)) / n,
+                                    "precision": tp / (tp + fp) if tp + fp else 0.0,
+                                    "recall": tp / (tp + fn) if tp + fn else 0.0,
+                                    "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+                                    "roc_auc": None}
+    if y_score is not None and 0 < y.sum() < n:
+        from sklearn.metrics import roc_auc_score
+
+        out["roc_auc"] = float(roc_auc_score(y, np.asarray(y_score, dtype=float)))
+    return out
+
+
+def _sim_metrics(y: np.ndarray, yhat: np.ndarray, ranks: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The five metrics of each row of ``y`` (draws × n, 0/1) for fixed decisions and score ranks."""
+    yf = y.astype(float)
+    pos = yf.sum(axis=1)
+    n = y.shape[1]
+    tp = yf @ yhat.astype(float)
+    pred_pos = float(yhat.sum())
+    fp = pred_pos - tp
+    fn = pos - tp
+    tn = n - tp - fp - fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {"accuracy": (tp + tn) / n,
+               "precision": np.where(pred_pos > 0, tp / max(pred_pos, 1.0), 0.0),
+               "recall": np.where(pos > 0, tp / np.maximum(pos, 1.0), 0.0),
+               "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1.0), 0.0)}
+        if ranks is not None:
+            neg = n - pos
+            auc = (yf @ ranks - pos * (pos + 1) / 2) / (pos * neg)
+            out["roc_auc"] = np.where((pos > 0) & (neg > 0), auc, np.nan)
+    return out
+
+
+def cbpe(scores, decisions, calibrator: Calibrator, *, band_sd: float = 3.0, n_draws: int = 400, seed: int = 0,
+         thresholds: dict[str, tuple[float | None, float | None]] | None = None,
+         reference_components: dict[str, tuple[float, float]] | None = None) -> dict[str, BandedMetric]:
+    """Confidence-based performance estimation of a window of a binary classifier.
+
+    ``scores`` are the positive-class probabilities, ``decisions`` the model's own 0/1 decisions
+    (whatever its decision rule). With ``c = calibrator(scores)`` the chance each row is positive,
+    the estimate is the expectation of each metric over labels ``y_i ~ Bernoulli(c_i)``: closed form
+    for accuracy/precision/recall/F1 from the expected confusion matrix, ``expected_auc`` for ROC AUC.
+    The sampling error is the standard deviation of the realized metric over ``n_draws`` seeded draws
+    of those labels — how far the realized value of *this* window can fall from the estimate by
+    chance alone — or, when ``reference_components`` are given and larger, the unconditional sampling
+    error learned from the reference (:func:`reference_sampling_components`). ``thresholds`` maps a
+    metric to its (lower, upper) alert thresholds.
+    """
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=float)
+    yhat = np.asarray(decisions, dtype=bool)
+    n = int(s.size)
+    thresholds = thresholds or {}
+    if n == 0:
+        return {m: BandedMetric(m, None, None, None, None, 0, *thresholds.get(m, (None, None)))
+                for m in BINARY_METRICS}
+    c = calibrator(s)
+    tp, fp = float(c[yhat].sum()), float((1 - c[yhat]).sum())
+    fn, tn = float(c[~yhat].sum()), float((1 - c[~yhat]).sum())
+    values = {"accuracy": (tp + tn) / n, "precision": tp / (tp + fp) if tp + fp > 0 else 0.0,
+              "recall": tp / (tp + fn) if tp + fn > 0 else 0.0,
+              "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else 0.0,
+              "roc_auc": expected_auc(s, c)}
+    rng = np.random.default_rng(seed)
+    sims: dict[str, list] = {m: [] for m in BINARY_METRICS}
+    ranks = rankdata(s)
+    for start in range(0, n_draws, 50):  # bounded memory: 50 draws × n at a time
+        y = rng.random((min(50, n_draws - start), n)) < c
+        for m, v in _sim_metrics(y, yhat, ranks).items():
+            sims[m].append(v)
+    out = {}
+    for m in BINARY_METRICS:
+        v = values[m]
+        draws = np.concatenate(sims[m])
+        draws = draws[np.isfinite(draws)]
+        se = float(draws.std()) if draws.size > 1 else None
+        comp = (reference_components or {}).get(m)
+        if comp is not None and comp[1] > 0:
+            ref_se = comp[0] / math.sqrt(n * comp[1])
+            se = ref_se if se is None else max(se, ref_se)
+        low = high = None
+        if v is not None and se is not None:
+            low, high = max(0.0, v - band_sd * se), min(1.0, v + band_sd * se)
+        lo_t, hi_t = thresholds.get(m, (None, None))
+        out[m] = BandedMetric(m, v, se, low, high, n, lo_t, hi_t)
+    return out
+
+
+def reference_sampling_components(y_true, y_pred, y_score) -> dict[str, tuple[float, float]]:
+    """NannyML's reference-based sampling-error components ``(sd, fraction)`` per metric; the sampling
+    error of a window of ``n`` rows is ``sd / sqrt(n · fraction)``. Accuracy: sd of the 0/1
+    correctness; precision (recall): sd of correctness among predicted (true) positives; F1: sd of the
+    per-row TP/FP/FN contributions rescaled by ``len / (TP + (FP + FN)/2)``; ROC AUC: sd of each
+    positive's share of negatives ranked below it (on the class that is the minority)."""
+    y = np.asarray(y_true, dtype=bool)
+    p = np.asarray(y_pred, dtype=bool)
+    n = y.size
+    out: dict[str, tuple[float, float]] = {}
+    if n == 0:
+        return out
+    out["accuracy"] = (float(np.std(y == p)), 1.0)
+    if p.any():
+        out["precision"] = (float(np.std(y[p])), float(p.mean()))
+    if y.any():
+        out["recall"] = (float(np.std(p[y])), float(y.mean()))
+    tp, fp, fn = int(np.sum(y & p)), int(np.sum(~y & p)), int(np.sum(y & ~p))
+    if tp + fp + fn:
+        obs = np.r_[np.ones(tp), np.zeros(fp + fn)] * ((tp + fp + fn) / (tp + (fp + fn) * 0.5))
+        out["f1"] = (float(np.std(obs)), (tp + fp + fn) / n)
+    if y_score is not None and 0 < y.sum() < n:
+        s = np.asarray(y_score, dtype=float)
+        yy, ss = (y, s) if y.mean() <= 0.5 else (~y, -s)
+        order = np.argsort(ss, kind="mergesort")
+        yo = yy[order]
+        neg_below = np.cumsum(~yo)[yo]  # negatives ranked below each positive
+        n_pos, n_neg = int(yo.sum()), int((~yo).sum())
+        out["roc_auc"] = (float(np.std(neg_below / n_neg)), n_pos / n)
+    return out
+
+
+def chunk_thresholds(values: Sequence[float | None], *, k: float = 3.0, lower_bound: float | None = 0.0,
+                     upper_bound: float | None = 1.0) -> tuple[float | None, float | None]:
+    """``mean ∓ k·sd`` (numpy sd, ddof 0) of a statistic over the reference's chunks, clipped to the
+    metric's range; (None, None) with fewer than two finite values."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if v.size < 2:
+        return None, None
+    lo, hi = float(v.mean() - k * v.std()), float(v.mean() + k * v.std())
+    if lower_bound is not None and lo <= lower_bound:
+        lo = None
+    if upper_bound is not None and hi >= upper_bound:
+        hi = None
+    return lo, hi
+
+
+def reference_chunks(n: int, chunk_size: int) -> list[slice]:
+    """Consecutive chunks of ``chunk_size`` rows (the trailing partial chunk when at least half full)."""
+    out = [slice(i, i + chunk_size) for i in range(0, n - chunk_size + 1, chunk_size)]
+    rest = n % chunk_size
+    if rest and rest >= chunk_size // 2:
+        out.append(slice(n - rest, n))
+    return out
+
+
+def binary_reference_thresholds(y_true, y_pred, y_score, *, chunk_size: int, k: float = 3.0
+                                ) -> dict[str, tuple[float | None, float | None]]:
+    """Alert thresholds of each binary metric: the realized metric over the reference's chunks of the
+    window size, ``mean ∓ k·sd`` (as NannyML does)."""
+    y, p = np.asarray(y_true), np.asarray(y_pred)
+    s = np.asarray(y_score, dtype=float) if y_score is not None else None
+    per_chunk = [binary_realized(y[c], p[c], s[c] if s is not None else None)
+                 for c in reference_chunks(len(y), chunk_size)]
+    return {m: chunk_thresholds([r[m] for r in per_chunk], k=k) for m in BINARY_METRICS}

@@ -204,3 +204,39 @@ def build_reference_profile(df: pd.DataFrame, contract: list[dict], predictions=
         scores = chosen[1] if chosen is not None and chosen[0] == "numeric" and probabilities is not None else None
         profile["sample"] = reference_sample(df, contract, rows=sample_rows, seed=seed, scores=scores, labels=labels)
     return profile
+
+
+def reference_rows(df: pd.DataFrame, contract: list[dict], *, predictions=None, probabilities=None, labels=None,
+                   max_rows: int = 100_000) -> tuple[bytes, dict]:
+    """The reference rows monitoring learns from, as Parquet bytes, and a description for the profile.
+
+    Columns: the contract features, ``__pred`` (the model's output as text for a classifier, the value
+    for a regressor), ``__score`` (positive-class probability of a binary classifier) and ``__label``
+    (the true label as text, or the numeric target of a regressor) when known. Rows keep their order
+    (monitoring cuts reference chunks from it); at most ``max_rows``, the first ones. Monitoring
+    calibrates CBPE, learns performance thresholds and fits DLE and the PCA drift model on them.
+    """
+    import io
+
+    n = min(len(df), int(max_rows))
+    out = pd.DataFrame({c["name"]: df[c["name"]].to_numpy()[:n] for c in contract})
+    for column in contract:
+        if column.get("type", "float") in NUMERIC_TYPES:
+            out[column["name"]] = pd.to_numeric(out[column["name"]], errors="coerce").astype("float64")
+        else:
+            out[column["name"]] = [None if pd.isna(v) else _category_label(v) for v in out[column["name"]]]
+    chosen = prediction_column(predictions, probabilities)
+    regression = chosen is not None and chosen[0] == "numeric" and probabilities is None
+    if predictions is not None:
+        preds = np.asarray(predictions)
+        preds = preds[:, 0] if preds.ndim == 2 and preds.shape[1] == 1 else preds
+        out["__pred"] = preds[:n].astype(float) if regression else [_category_label(v) for v in preds[:n]]
+    if chosen is not None and chosen[0] == "numeric" and probabilities is not None:
+        out["__score"] = np.asarray(chosen[1], dtype=float)[:n]
+    if labels is not None:
+        lab = list(labels)[:n]
+        out["__label"] = np.asarray(lab, dtype=float) if regression else [_category_label(v) for v in lab]
+    buf = io.BytesIO()
+    out.to_parquet(buf, index=False)
+    return buf.getvalue(), {"n": int(n), "truncated": bool(len(df) > n), "labelled": labels is not None,
+                            "columns": list(out.columns)}

@@ -580,6 +580,14 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         prof = profile_mod.build_reference_profile(reference, contract, predictions=rp, probabilities=rproba,
                                                    labels=labels)
         prof["source"] = source
+        # the rows monitoring learns from: the labelled holdout when there is one (CBPE, DLE, thresholds)
+        rows_df, rows_pred, rows_proba, rows_labels, rows_source = reference, rp, rproba, labels, source
+        if holdout is not None and hpreds is not None and source != "holdout":
+            rows_df, rows_pred, rows_proba, rows_labels, rows_source = hx, hpreds, hproba, list(y), "holdout"
+        data, info = profile_mod.reference_rows(rows_df, contract, predictions=rows_pred, probabilities=rows_proba,
+                                                labels=rows_labels, max_rows=settings.MONITORING_REFERENCE_MAX_ROWS)
+        info.update(key=artifact_store().put_bytes(data, suffix=".parquet").key, source=rows_source)
+        prof["rows"] = info
         version.reference_profile = prof
     else:
         version.reference_profile = {}

@@ -30,7 +30,10 @@ def test_tick_computes_due_windows_and_flags_the_drifted_feature(deployment):
     assert result == {"windows": 2}
     first, second = MonitoringWindow.objects.order_by("start")
     assert first.n_rows == 3000 and first.n_drifted == 0
-    assert {f.feature for f in second.features.filter(drifted=True)} == {"amount"}
+    drifted = {f.feature for f in second.features.filter(drifted=True)}
+    # at this seed is_mobile's share differs by chance (chi-square p = 0.009, Holm-adjusted 0.017): a real
+    # false alarm at the nominal rate (test_drift_false_alarms checks the rate), no longer hidden by a floor
+    assert "amount" in drifted and "age" not in drifted
     assert second.prediction_drifted and second.latency_p95_ms > 0
     assert first.domain_auc < 0.6 < second.domain_auc  # the domain classifier ran on the profile's sample
     assert first.estimated["accuracy"]["value"] > 0.5  # CBPE calibrated on the profile's sample
@@ -119,9 +122,12 @@ def test_count_windows(deployment, users):
     ms.refresh_from_db()
     log_predictions(deployment, n=1200, start=T0, seconds=3000)
     assert services.monitoring_tick(now=T0 + timedelta(hours=2)) == {"windows": 2}
-    assert sorted(MonitoringWindow.objects.values_list("n_rows", flat=True)) == [500, 500]
+    assert sorted(MonitoringWindow.objects.values_list("n_rows", "partial")) == [(200, True), (500, False),
+                                                                                (500, False)]
     log_predictions(deployment, n=300, start=T0 + timedelta(hours=1), seconds=60, seed=5)
     assert services.monitoring_tick(now=T0 + timedelta(hours=2)) == {"windows": 1}
+    # the trailing partial window was replaced: 1,500 rows = 3 closed windows, nothing partial
+    assert sorted(MonitoringWindow.objects.values_list("n_rows", "partial")) == [(500, False)] * 3
 
 
 def test_webhook_failure_is_recorded_retried_then_failed(deployment, users):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from apps.common.errors import PermissionDenied
 from apps.deployments.models import Deployment
 from apps.projects.permissions import can
@@ -51,3 +53,20 @@ def _positive_score(probabilities, positive) -> float | None:
 def _positive_class(deployment: Deployment):
     classes = deployment.production_version.classes or []
     return classes[-1] if len(classes) == 2 else None
+
+
+def rows_q(*, start, end, first_request_id=None, last_request_id=None, time_field: str = "created_at") -> Q:
+    """The rows of a window. Count windows (request ids given): every row whose (request time, request
+    id) lies between (start, first_request_id) and (end, last_request_id), both inclusive; time windows:
+    request time in [start, end). ``time_field`` is ``created_at`` (prediction log) or ``predicted_at``
+    (outcomes, which copy the prediction's request time)."""
+    if first_request_id is None or last_request_id is None:
+        return Q(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+    lo = Q(**{f"{time_field}__gt": start}) | Q(**{time_field: start, "request_id__gte": first_request_id})
+    hi = Q(**{f"{time_field}__lt": end}) | Q(**{time_field: end, "request_id__lte": last_request_id})
+    return lo & hi
+
+
+def window_rows_q(window, *, time_field: str = "created_at") -> Q:
+    return rows_q(start=window.start, end=window.end, first_request_id=window.first_request_id,
+                  last_request_id=window.last_request_id, time_field=time_field)

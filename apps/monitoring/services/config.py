@@ -81,7 +81,9 @@ def calibration_fit(*, deployment: Deployment, actor, scores, labels, source: st
     if len(scores) != len(labels) or len(scores) < 50:
         raise InvalidInput("Calibration needs at least 50 (score, label) pairs of equal length", field="scores")
     ms = monitor_settings_for(deployment)
-    ms.calibration = performance.calibrator_fit(scores, labels, method=method).to_dict()
+    # for the current production version only: a new version is calibrated on its own reference rows
+    ms.calibration = {**performance.calibrator_fit(scores, labels, method=method).to_dict(),
+                      "version_id": deployment.production_version_id, "source": source[:200]}
     ms.calibration_source = source[:200]
     ms.save(update_fields=["calibration", "calibration_source", "updated_at"])
     return ms

@@ -9,6 +9,8 @@ import numpy as np
 
 from apps.deployments.models import Deployment, PredictionLog
 
+from .common import rows_q
+
 SKEW_SAMPLE = 500
 
 
@@ -22,10 +24,11 @@ def _same(a, b) -> bool:
 
 
 def skew_check(*, deployment: Deployment, start: datetime, end: datetime, sample: int = SKEW_SAMPLE,
-               seed: int = 0) -> dict[str, float]:
-    """Training-serving skew of an entity-key deployment: a seeded sample of the window's logged
-    feature vectors is recomputed offline by the feature store's point-in-time join as of each request
-    time; returns the mismatch rate per feature (``{}`` when not applicable)."""
+               seed: int = 0, first_request_id=None, last_request_id=None) -> dict[str, float]:
+    """Training-serving skew of an entity-key deployment: a seeded sample of the window's own logged
+    feature vectors (its rows, see ``rows_q``) is recomputed offline by the feature store's
+    point-in-time join as of each request time; returns the mismatch rate per feature (``{}`` when not
+    applicable)."""
     feature_set = getattr(deployment.registered_model, "feature_set", None)
     if deployment.input_mode != "entity" or feature_set is None:
         return {}
@@ -34,8 +37,10 @@ def skew_check(*, deployment: Deployment, start: datetime, end: datetime, sample
     keys = fs._lookup_plan(feature_set)["join_keys"]
     if len(keys) != 1:
         return {}
-    ids = list(PredictionLog.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=end,
-                                            entity_key__isnull=False).values_list("id", flat=True))
+    ids = list(PredictionLog.objects.filter(rows_q(start=start, end=end, first_request_id=first_request_id,
+                                                   last_request_id=last_request_id),
+                                            deployment=deployment, entity_key__isnull=False)
+               .order_by("id").values_list("id", flat=True))
     if not ids:
         return {}
     rng = np.random.default_rng(seed)

@@ -9,18 +9,21 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.errors import InvalidInput
+from apps.deployments import spool
 from apps.deployments.models import Deployment, DeploymentStatus, PredictionLog, PredictionMinuteStat
 from apps.projects.services import job_create, job_progress
 
-from .. import drift, performance
+from .. import dle, drift, performance
 from ..models import FeatureWindowStat, MonitoringWindow, MonitorSettings, ThresholdOverride, WindowKind
 from .alerts import alert_rules_evaluate
-from .common import MAX_WINDOWS_PER_TICK, MIN_WINDOW_MINUTES, _f, _positive_score, _require
+from .common import MAX_WINDOWS_PER_TICK, MIN_WINDOW_MINUTES, _f, _positive_score, _require, rows_q
 from .config import monitor_settings_for
-from .realized import _calibrate_from_sample, _metric_dict, _realized_fill
+from .realized import _banded_dict, _realized_fill
+from .reference import binary_reference, label_text, pca_reference, regression_reference
 from .skew import skew_check
 
 log = logging.getLogger(__name__)
@@ -78,24 +81,65 @@ def _feature_row(window: MonitoringWindow, res) -> FeatureWindowStat:
                  "unseen_categories": list(res.unseen_categories)[:50]}
         hist = {"categories": list(res.categories)[:100], "reference": list(res.reference_frequencies)[:100],
                 "current": list(res.current_frequencies)[:100]}
+    stats["p_adjusted"] = res.p_adjusted
     stats = {k: (_f(v) if isinstance(v, float) else v) for k, v in stats.items()}
     stats["flags"] = list(res.flags)
     return FeatureWindowStat(window=window, feature=res.feature, kind=res.kind, score=_f(res.score) or 0.0,
                              drifted=res.drifted, stats=stats, histogram=hist)
 
 
+def _decisions(rows, positive) -> np.ndarray:
+    """The model's own decisions (its logged output is the positive class), whatever its decision rule."""
+    target = label_text(positive)
+    return np.array([r[2] is not None and label_text(r[2]) == target for r in rows], dtype=bool)
+
+
+def _estimate(window: MonitoringWindow, ms: MonitorSettings, version, rows, scores, th: drift.Thresholds,
+              current: dict, chunk_size: int) -> None:
+    task = window.deployment.registered_model.task
+    if task == "regression":
+        ref = regression_reference(version, contract_numeric=[], chunk_size=chunk_size, k=th.threshold_sd)
+        preds = np.array([r[2] if isinstance(r[2], (int, float)) and not isinstance(r[2], bool) else np.nan
+                          for r in rows], dtype=float)
+        ok = ~np.isnan(preds)
+        if ref is not None and ok.any():
+            import pandas as pd
+
+            frame = pd.DataFrame({f: np.asarray(current[f])[ok] if f in current else
+                                  _column_values([r[1] for r in rows], f, True)[ok] for f in ref.features})
+            window.estimated = _banded_dict(dle.dle_estimate(ref, frame, preds[ok], band_sd=th.band_sd))
+        return
+    classes = version.classes or []
+    if len(classes) != 2 or scores is None:
+        return
+    ref = binary_reference(version, manual=ms.calibration, chunk_size=chunk_size, k=th.threshold_sd)
+    if ref is None:
+        return
+    ok = ~np.isnan(scores)
+    decisions = _decisions(rows, classes[-1])[ok]
+    window.estimated = _banded_dict(performance.cbpe(scores[ok], decisions, ref.calibrator, band_sd=th.band_sd,
+                                                     thresholds=ref.thresholds,
+                                                     reference_components=ref.components))
+    window.estimated["_calibration"] = {"source": ref.source}
+
+
 def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
-                   trigger: str = MonitoringWindow.Trigger.SCHEDULE, id_range: tuple[int, int] | None = None,
-                   evaluate: bool = True) -> MonitoringWindow | None:
-    """Drift, quality, prediction distribution, volume/latency and performance of one window; stored
-    as a ``MonitoringWindow`` with one ``FeatureWindowStat`` per feature, then alert rules run."""
-    if trigger == MonitoringWindow.Trigger.SCHEDULE and MonitoringWindow.objects.filter(
-            deployment=deployment, start=start, end=end, trigger=trigger).exists():
+                   trigger: str = MonitoringWindow.Trigger.SCHEDULE, first_request_id=None, last_request_id=None,
+                   partial: bool = False, evaluate: bool = True) -> MonitoringWindow | None:
+    """Drift, quality, prediction distribution, volume/latency, skew and performance of one window; stored
+    as a ``MonitoringWindow`` with one ``FeatureWindowStat`` per feature, then alert rules run.
+
+    The window's rows: with request ids, the predictions between (start, first_request_id) and (end,
+    last_request_id) in (request time, request id) order, both inclusive (count windows); otherwise
+    request time in [start, end). A ``partial`` window (the trailing one, still filling) replaces the
+    previous partial window of the deployment."""
+    if trigger == MonitoringWindow.Trigger.SCHEDULE and not partial and MonitoringWindow.objects.filter(
+            deployment=deployment, start=start, end=end, trigger=trigger, partial=False).exists():
         return None  # a redelivered tick: already done
     ms = monitor_settings_for(deployment)
-    qs = PredictionLog.objects.filter(deployment=deployment).order_by()
-    qs = qs.filter(id__gte=id_range[0], id__lte=id_range[1]) if id_range else qs.filter(created_at__gte=start,
-                                                                                       created_at__lt=end)
+    th = drift.Thresholds.from_dict(ms.thresholds)
+    span = rows_q(start=start, end=end, first_request_id=first_request_id, last_request_id=last_request_id)
+    qs = PredictionLog.objects.filter(span, deployment=deployment).order_by()
     cap = settings.MONITORING_MAX_WINDOW_ROWS
     rows = list(qs.values_list("version_id", "inputs", "output", "probabilities", "latency_ms")[:cap])
     version_ids = [r[0] for r in rows]
@@ -106,7 +150,9 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
 
         version = ModelVersion.objects.filter(pk=vid).select_related("model").first() or version
     window = MonitoringWindow(deployment=deployment, version=version, trigger=trigger, start=start, end=end,
+                              first_request_id=first_request_id, last_request_id=last_request_id, partial=partial,
                               n_rows=len(rows), volume=len(rows))
+    chunk_size = ms.window_count if ms.window_kind == WindowKind.COUNT else max(len(rows), 100)
     result = None
     if rows:
         inputs = [r[1] for r in rows]
@@ -130,15 +176,23 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
             pred_values = None
         overrides = {o.feature: o.values for o in ThresholdOverride.objects.filter(deployment=deployment)}
         sample = profile.get("sample") or None
-        result = drift.dataset_drift(refs, current, thresholds=drift.Thresholds.from_dict(ms.thresholds),
-                                     overrides=overrides, prediction_reference=pred_ref,
-                                     prediction_values=pred_values,
+        numeric = [n for n, r in refs.items() if isinstance(r, drift.NumericReference)]
+        pca = pca_reference(version, numeric=numeric, chunk_size=chunk_size, thresholds=th) if len(numeric) > 1 \
+            else None
+        result = drift.dataset_drift(refs, current, thresholds=th, overrides=overrides, prediction_reference=pred_ref,
+                                     prediction_values=pred_values, pca=pca,
                                      reference_sample=(sample.get("features") if isinstance(sample, dict) else None))
         window.n_features = len(result.features)
         window.n_drifted = result.n_drifted
         window.share_drifted = result.share_drifted
         window.dataset_drifted = result.drifted
         window.domain_auc = result.domain.auc if result.domain else None
+        if result.pca is not None:
+            window.multivariate = {"method": "pca_reconstruction", "features": list(pca.features),
+                                   "error": _f(result.pca.error), "reference_error": _f(result.pca.reference_error),
+                                   "lower": _f(result.pca.lower), "upper": _f(result.pca.upper),
+                                   "z": _f(result.pca.z), "p_value": _f(result.pca.p_value),
+                                   "n_components": result.pca.n_components, "drifted": result.pca.drifted}
         window.quality = {f.feature: {"missing_rate": _f(f.missing_rate),
                                       "out_of_range_rate": _f(getattr(f, "out_of_range_rate", 0.0)),
                                       "unseen_rate": _f(getattr(f, "unseen_rate", 0.0))} for f in result.features}
@@ -147,20 +201,20 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
             window.prediction_score = p.score
             window.prediction_drifted = p.drifted
             window.prediction_stats = {"kind": p.kind, "stats": p.stats, "histogram": p.histogram}
-        if not ms.calibration and isinstance(sample, dict) and positive is not None:
-            _calibrate_from_sample(ms, sample, positive)
-        if ms.calibration and scores is not None:
-            cal = performance.Calibrator.from_dict(ms.calibration)
-            ok = scores[~np.isnan(scores)]
-            window.estimated = _metric_dict(performance.cbpe_estimate(ok, cal, threshold=ms.decision_threshold))
-    stats = PredictionMinuteStat.objects.filter(deployment=deployment, minute__gte=start, minute__lt=end)
+        try:
+            _estimate(window, ms, version, rows, scores, th, current, chunk_size)
+        except Exception:  # noqa: BLE001 - a broken reference must not lose the drift window
+            log.exception("performance estimate failed for %s", deployment.slug)
+    stats = PredictionMinuteStat.objects.filter(deployment=deployment, minute__gte=_floor(start, 1),
+                                                minute__lte=end if first_request_id else end - timedelta(seconds=1))
     totals = [(s.requests, s.errors) for s in stats]
     requests = sum(t[0] for t in totals)
     window.error_rate = (sum(t[1] for t in totals) / requests) if requests else (0.0 if rows else None)
-    _realized_fill(window)
+    _realized_fill(window, ms)
     if rows and deployment.input_mode == "entity":
         try:
-            window.skew = skew_check(deployment=deployment, start=start, end=end)
+            window.skew = skew_check(deployment=deployment, start=start, end=end, first_request_id=first_request_id,
+                                     last_request_id=last_request_id)
         except Exception:  # noqa: BLE001 - a broken feature store must not lose the drift window
             log.exception("skew check failed for %s", deployment.slug)
     feature_set = getattr(deployment.registered_model, "feature_set", None)
@@ -173,6 +227,8 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
             log.exception("feature freshness check failed for %s", deployment.slug)
     try:
         with transaction.atomic():
+            if trigger == MonitoringWindow.Trigger.SCHEDULE:
+                MonitoringWindow.objects.filter(deployment=deployment, partial=True).delete()
             window.save()
             if result is not None:
                 FeatureWindowStat.objects.bulk_create([_feature_row(window, f) for f in result.features])
@@ -181,6 +237,22 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
     if evaluate:
         alert_rules_evaluate(deployment=deployment, now=max(end, timezone.now()))
     return window
+
+
+def log_watermark(now: datetime) -> datetime:
+    """The request time up to which the prediction log is complete, as far as monitoring can tell:
+    ``MONITORING_LOG_SETTLE_SECONDS`` before now, and before the oldest record still waiting in this
+    host's serving spool — but never more than ``MONITORING_LOG_MAX_WAIT_SECONDS`` back (a stuck
+    drainer must not stop monitoring; rows later than that land in their closed window's span, where
+    their outcomes still count, but the window's drift figures are not recomputed)."""
+    mark = now - timedelta(seconds=settings.MONITORING_LOG_SETTLE_SECONDS)
+    try:
+        pending = spool.oldest_pending(settings.SERVING_SPOOL_DIR)
+    except OSError:
+        pending = None
+    if pending is not None:
+        mark = min(mark, datetime.fromtimestamp(pending, UTC))
+    return max(mark, now - timedelta(seconds=settings.MONITORING_LOG_MAX_WAIT_SECONDS))
 
 
 def _floor(t: datetime, minutes: int) -> datetime:
@@ -216,26 +288,49 @@ def monitoring_tick(*, now: datetime | None = None) -> dict:
     return {"windows": done}
 
 
+def _after(t: datetime | None, rid) -> Q:
+    if t is None:
+        return Q()
+    return Q(created_at__gt=t) | Q(created_at=t, request_id__gt=rid)
+
+
 def _tick_deployment(deployment: Deployment, ms: MonitorSettings, now: datetime) -> int:
+    """Close every complete window up to the log watermark, then (re)compute the trailing partial one."""
     done = 0
+    mark = log_watermark(now)
     if ms.window_kind == WindowKind.TIME:
-        for start, end in due_time_windows(ms, now):
+        for start, end in due_time_windows(ms, mark):
             window_compute(deployment=deployment, start=start, end=end)
             MonitorSettings.objects.filter(pk=ms.pk).update(last_window_end=end)
             ms.last_window_end = end
             done += 1
+        start = ms.last_window_end
+        if start is not None and start < mark:
+            latest = _partial_state(deployment)
+            n = PredictionLog.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=mark).count()
+            if n and latest != (start, n):
+                window_compute(deployment=deployment, start=start, end=mark, partial=True, evaluate=False)
         return done
+    base = PredictionLog.objects.filter(deployment=deployment, created_at__lt=mark).order_by("created_at", "request_id")
     while done < MAX_WINDOWS_PER_TICK:
-        ids = list(PredictionLog.objects.filter(deployment=deployment, id__gt=ms.last_log_id).order_by("id")
-                   .values_list("id", "created_at")[: ms.window_count])
-        if len(ids) < ms.window_count:
+        keys = list(base.filter(_after(ms.last_request_at, ms.last_request_id))
+                    .values_list("created_at", "request_id")[: ms.window_count])
+        if len(keys) < ms.window_count:
+            if keys and _partial_state(deployment) != (keys[0][0], len(keys)):
+                window_compute(deployment=deployment, start=keys[0][0], end=keys[-1][0],
+                               first_request_id=keys[0][1], last_request_id=keys[-1][1], partial=True, evaluate=False)
             break
-        window_compute(deployment=deployment, start=ids[0][1], end=ids[-1][1] + timedelta(microseconds=1),
-                       id_range=(ids[0][0], ids[-1][0]))
-        MonitorSettings.objects.filter(pk=ms.pk).update(last_log_id=ids[-1][0])
-        ms.last_log_id = ids[-1][0]
+        window_compute(deployment=deployment, start=keys[0][0], end=keys[-1][0], first_request_id=keys[0][1],
+                       last_request_id=keys[-1][1])
+        MonitorSettings.objects.filter(pk=ms.pk).update(last_request_at=keys[-1][0], last_request_id=keys[-1][1])
+        ms.last_request_at, ms.last_request_id = keys[-1]
         done += 1
     return done
+
+
+def _partial_state(deployment: Deployment):
+    w = MonitoringWindow.objects.filter(deployment=deployment, partial=True).values_list("start", "n_rows").first()
+    return tuple(w) if w else None
 
 
 def drift_check_request(*, deployment: Deployment, actor, minutes: int = 60):
