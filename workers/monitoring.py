@@ -21,6 +21,11 @@ def drift_check_run(job_id):
     job_run(job_id=job_id, body=lambda job: services.drift_check_run(job=job))
 
 
+@shared_task(name="workers.monitoring.outcomes_ingest_run", acks_late=True)
+def outcomes_ingest_run(job_id):
+    job_run(job_id=job_id, body=lambda job: services.outcomes_ingest_run(job=job))
+
+
 @shared_task(name="workers.monitoring.performance_refresh", acks_late=True)
 def performance_refresh(deployment_id: int, since: str, until: str):
     return services.performance_refresh(deployment_id=deployment_id, since=datetime.fromisoformat(since),

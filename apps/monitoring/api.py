@@ -1,6 +1,7 @@
 """Monitoring API: outcomes (flat, by deployment slug), windows, on-demand checks, alert rules, alerts."""
 
-from ninja import Router
+from django.conf import settings
+from ninja import Router, Status
 
 from apps.deployments.selectors import deployment_get_by_slug
 from apps.projects.access import api_permission
@@ -24,12 +25,18 @@ from .schemas import (
 router = Router(tags=["monitoring"])
 
 
-@router.post("/deployments/{deployment}/outcomes", response=OutcomesOut)
+@router.post("/deployments/{deployment}/outcomes", response={200: OutcomesOut, 202: OutcomesOut})
 @api_permission("outcome.post")
 def outcomes_post(request, deployment: str, payload: OutcomesIn):
-    """Ground truth by prediction request id; idempotent (conflicting repeats are reported, never applied)."""
+    """Ground truth by prediction request id; idempotent (conflicting repeats are reported, never applied).
+    202 when ids are held pending (not in the log yet) or when a post above MONITORING_OUTCOMES_SYNC_MAX
+    items goes to a background job."""
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="outcome.post")
-    return services.outcomes_ingest(deployment=dep, actor=request.auth, items=payload.outcomes)
+    if len(payload.outcomes) > settings.MONITORING_OUTCOMES_SYNC_MAX:
+        job = services.outcomes_ingest_request(deployment=dep, actor=request.auth, items=payload.outcomes)
+        return Status(202, {"status": "queued", "received": len(payload.outcomes), "job_id": str(job.pk)})
+    result = services.outcomes_ingest(deployment=dep, actor=request.auth, items=payload.outcomes)
+    return Status(202, {**result, "status": "pending"}) if result["pending"] else Status(200, result)
 
 
 @router.get("/deployments/{deployment}/monitoring/windows", response=list[WindowOut])

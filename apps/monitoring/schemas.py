@@ -1,5 +1,6 @@
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from ninja import Field, Schema
 
@@ -20,12 +21,19 @@ class LabelLatencyOut(Schema):
 
 
 class OutcomesOut(Schema):
+    status: str = Field("done", description="done; pending (some ids are not in the prediction log yet: held "
+                        "and matched when the log catches up, answer 202); queued (a large post: ingested by a "
+                        "background job, see job_id, answer 202)")
     received: int
-    created: int
-    unchanged: int
-    conflicts: list[ConflictOut]
-    unknown_request_ids: list[str]
-    label_latency_s: LabelLatencyOut
+    created: int = 0
+    unchanged: int = 0
+    conflicts: list[ConflictOut] = []
+    pending: int = 0
+    pending_request_ids: list[str] = Field([], description="the first 1,000 ids held as pending")
+    unknown_request_ids: list[str] = Field([], description="ids pending for longer than "
+                                           "MONITORING_PENDING_OUTCOME_SECONDS and still not logged (dropped)")
+    label_latency_s: LabelLatencyOut | None = None
+    job_id: str | None = None
 
 
 class DriftCheckIn(Schema):
@@ -41,6 +49,10 @@ class WindowOut(Schema):
     id: int
     start: datetime
     end: datetime
+    first_request_id: UUID | None = Field(None, description="count windows: the rows from (start, first_request_id) "
+                                         "to (end, last_request_id) in (request time, request id) order")
+    last_request_id: UUID | None = None
+    partial: bool = Field(False, description="the trailing window, still filling (recomputed each tick)")
     trigger: str
     n_rows: int
     n_drifted: int
@@ -54,6 +66,8 @@ class WindowOut(Schema):
     realized: dict
     n_labelled: int
     quality: dict
+    multivariate: dict = Field({}, description="PCA reconstruction-error drift of the numeric features")
+    skew: dict = Field({}, description="training-serving skew: feature -> mismatch rate of the window's own rows")
 
 
 class AlertOut(Schema):

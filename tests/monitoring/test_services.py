@@ -93,7 +93,12 @@ def test_outcomes_ingest_is_idempotent_and_reports_conflicts_and_unknown(deploym
     assert out["created"] == 50 and out["unchanged"] == 50
     assert out["conflicts"] == [{"request_id": str(ids[0]), "stored": items[0]["label"],
                                  "received": 1 - items[0]["label"]}]
-    assert out["unknown_request_ids"] == ["00000000-0000-0000-0000-000000000001"]
+    # not in the log: held pending (it may still be in a serving spool) ...
+    assert out["pending_request_ids"] == ["00000000-0000-0000-0000-000000000001"] and out["unknown_request_ids"] == []
+    # ... and unknown once posted again after the hold time without reaching the log
+    out = services.outcomes_ingest(deployment=deployment, actor=users["owner"], items=again[-1:],
+                                   now=T0 + timedelta(days=3, hours=2))
+    assert out["unknown_request_ids"] == ["00000000-0000-0000-0000-000000000001"] and out["pending"] == 0
     assert Outcome.objects.get(request_id=ids[0]).label == items[0]["label"]  # not overwritten
     assert Outcome.objects.count() == 200
 

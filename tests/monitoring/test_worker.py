@@ -81,3 +81,27 @@ def test_drift_alert_webhook_email_and_auto_resolution(celery_worker, project, u
     wait_for(lambda: len(received) >= 2, message="the resolution webhook")
     assert _verify(received[1])["event"] == "alert.resolved"
     assert Alert.objects.filter(rule__deployment=dep).count() == 1
+
+
+def test_outcomes_100k_in_one_post_become_a_job_that_labels_every_window(project, users, celery_worker,
+                                                                          api_client):
+    """100,000 outcomes in one post: validated, answered 202 at once (no server timeout), ingested by the
+    worker with progress; every window that received labels is refreshed, each label counted once."""
+    from apps.monitoring.models import MonitoringWindow, Outcome
+    from apps.projects.models import Job
+
+    deployment = make_deployment(project, users["owner"], slug="big-outcomes")
+    services.monitor_settings_update(deployment=deployment, actor=users["owner"], window_kind="count",
+                                     window_count=10_000)
+    ids, score = log_predictions(deployment, n=100_000, start=T0, seconds=3600)
+    assert services.monitoring_tick(now=T0 + timedelta(hours=2))["windows"] == 10
+    items = [{"request_id": str(r), "label": int(s > 0.5)} for r, s in zip(ids, score, strict=True)]
+    r = api_client(users["owner"]).post(f"/api/v1/deployments/{deployment.slug}/outcomes",
+                                        data=json.dumps({"outcomes": items}), content_type="application/json")
+    assert r.status_code == 202 and r.json()["status"] == "queued", r.content
+    job = wait_for(lambda: Job.objects.filter(pk=r.json()["job_id"], status="succeeded").first(), timeout=240,
+                   message="the outcomes job")
+    assert job.result["created"] == 100_000 and Outcome.objects.count() == 100_000
+    wait_for(lambda: sorted(MonitoringWindow.objects.filter(deployment=deployment, partial=False)
+                            .values_list("n_labelled", flat=True)) == [10_000] * 10,
+             timeout=120, message="every window refreshed with its own 10,000 labels")

@@ -24,7 +24,13 @@ from .common import (
 )
 from .config import calibration_fit, monitor_settings_for, monitor_settings_update, threshold_override_set
 from .notifications import notification_deliver, webhook_signature
-from .outcomes import MAX_OUTCOMES, outcomes_ingest
+from .outcomes import (
+    MAX_OUTCOMES,
+    outcomes_ingest,
+    outcomes_ingest_request,
+    outcomes_ingest_run,
+    outcomes_pending_match,
+)
 from .realized import performance_refresh
 from .skew import SKEW_SAMPLE, skew_check
 from .windows import (
@@ -32,6 +38,7 @@ from .windows import (
     drift_check_request,
     drift_check_run,
     due_time_windows,
+    log_watermark,
     monitoring_tick,
     window_compute,
 )
@@ -40,7 +47,8 @@ __all__ = [
     "CLASSIFICATION_METRICS", "COMPARE", "MAX_OUTCOMES", "MAX_WINDOWS_PER_TICK", "METRICS", "MIN_WINDOW_MINUTES",
     "REGRESSION_METRICS", "SKEW_SAMPLE", "_alert_for_user", "_floor", "_validate_metric", "alert_acknowledge",
     "alert_rule_create", "alert_rules_evaluate", "alert_snooze", "calibration_fit", "drift_check_request",
-    "drift_check_run", "due_time_windows", "monitor_settings_for", "monitor_settings_update",
+    "drift_check_run", "due_time_windows", "log_watermark", "outcomes_ingest_request", "outcomes_ingest_run",
+    "outcomes_pending_match", "monitor_settings_for", "monitor_settings_update",
     "monitoring_tick", "notification_deliver", "outcomes_ingest", "performance_refresh", "skew_check",
     "threshold_override_set", "webhook_signature", "window_compute", "window_metric",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from apps.common.errors import InvalidInput, PayloadTooLarge
 from apps.common.tasks import task_send
 from apps.deployments.models import Deployment, PredictionLog
 
-from ..models import Outcome
+from ..models import Outcome, PendingOutcome
 from .common import _f, _positive_class, _positive_score, _require
 
 # --- outcomes --------------------------------------------------------------------------------------
@@ -52,11 +53,55 @@ def _parse_outcomes(items) -> list[tuple[uuid.UUID, object]]:
     return parsed
 
 
-def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | None = None) -> dict:
+def _store(deployment: Deployment, by_id: dict, now: datetime, progress=None) -> dict:
+    """Store the outcomes of ``by_id`` (request id → label) whose predictions are in the log; returns the
+    counts, conflicts, the ids not (yet) logged, label latencies and the span of request times."""
+    positive = _positive_class(deployment)
+    ids = list(by_id)
+    out = {"created": 0, "unchanged": 0, "conflicts": [], "missing": [], "latencies": [], "t_min": None,
+           "t_max": None}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        logs = {r[0]: r for r in PredictionLog.objects.filter(deployment=deployment, request_id__in=chunk)
+                .values_list("request_id", "version_id", "created_at", "output", "probabilities")}
+        existing = dict(Outcome.objects.filter(request_id__in=chunk).values_list("request_id", "label"))
+        new = []
+        for rid in chunk:
+            label = by_id[rid]
+            if rid in existing:
+                if json.dumps(existing[rid]) == json.dumps(label):
+                    out["unchanged"] += 1
+                else:
+                    out["conflicts"].append({"request_id": str(rid), "stored": existing[rid], "received": label})
+                continue
+            row = logs.get(rid)
+            if row is None:
+                out["missing"].append(rid)
+                continue
+            latency = (now - row[2]).total_seconds()
+            out["latencies"].append(latency)
+            out["t_min"] = row[2] if out["t_min"] is None or row[2] < out["t_min"] else out["t_min"]
+            out["t_max"] = row[2] if out["t_max"] is None or row[2] > out["t_max"] else out["t_max"]
+            new.append(Outcome(deployment=deployment, request_id=rid, version_id=row[1], label=label, output=row[3],
+                               score=_positive_score(row[4], positive), predicted_at=row[2], received_at=now,
+                               label_latency_s=latency))
+        with transaction.atomic():
+            out["created"] += len(Outcome.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True))
+        if progress is not None:
+            progress(min(start + _CHUNK, len(ids)), len(ids))
+    if out["created"]:
+        transaction.on_commit(partial(_enqueue_performance_refresh, deployment.pk, out["t_min"], out["t_max"]))
+    return out
+
+
+def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | None = None, progress=None) -> dict:
     """Store ground truth by request id. Idempotent: a repeat with the same label changes nothing; a
-    repeat with another label is reported as a conflict and the stored label is kept; unknown request
-    ids (or ids of another deployment) are listed, not fatal. Late arrivals are accepted whatever
-    their age; the label latency (received − predicted) is stored per outcome."""
+    repeat with another label is reported as a conflict and the stored label is kept. A request id not
+    in the prediction log yet — typically still in a serving process's spool — is held as *pending*
+    and matched by the monitoring tick when the log catches up (``pending_request_ids``; the API then
+    answers 202). An id still not logged ``MONITORING_PENDING_OUTCOME_SECONDS`` after it was first
+    posted is dropped and reported in ``unknown_request_ids`` when posted again. Late arrivals are
+    accepted whatever their age; the label latency (received − predicted) is stored per outcome."""
     _require(actor, deployment, "outcome.post")
     parsed = _parse_outcomes(items)
     now = now or timezone.now()
@@ -71,45 +116,79 @@ def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | Non
             continue
         by_id[rid] = label
     in_batch_conflicts = {c["request_id"] for c in conflicts}
-    positive = _positive_class(deployment)
-    ids = [rid for rid in by_id if str(rid) not in in_batch_conflicts]
-    unknown, created, unchanged = [], 0, 0
-    t_min = t_max = None
-    latencies = []
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        logs = {r[0]: r for r in PredictionLog.objects.filter(deployment=deployment, request_id__in=chunk)
-                .values_list("request_id", "version_id", "created_at", "output", "probabilities")}
-        existing = dict(Outcome.objects.filter(request_id__in=chunk).values_list("request_id", "label"))
-        new = []
-        for rid in chunk:
-            label = by_id[rid]
-            if rid in existing:
-                if json.dumps(existing[rid]) == json.dumps(label):
-                    unchanged += 1
-                else:
-                    conflicts.append({"request_id": str(rid), "stored": existing[rid], "received": label})
-                continue
-            row = logs.get(rid)
-            if row is None:
-                unknown.append(str(rid))
-                continue
-            latency = (now - row[2]).total_seconds()
-            latencies.append(latency)
-            t_min = row[2] if t_min is None or row[2] < t_min else t_min
-            t_max = row[2] if t_max is None or row[2] > t_max else t_max
-            new.append(Outcome(deployment=deployment, request_id=rid, version_id=row[1], label=label, output=row[3],
-                               score=_positive_score(row[4], positive), predicted_at=row[2], received_at=now,
-                               label_latency_s=latency))
-        with transaction.atomic():
-            created += len(Outcome.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True))
-    if created:
-        transaction.on_commit(partial(_enqueue_performance_refresh, deployment.pk, t_min, t_max))
-    return {"received": len(parsed), "created": created, "unchanged": unchanged + duplicates,
-            "conflicts": conflicts, "unknown_request_ids": unknown,
+    by_id = {rid: label for rid, label in by_id.items() if str(rid) not in in_batch_conflicts}
+    res = _store(deployment, by_id, now, progress)
+    pending, unknown = _hold(deployment, {rid: by_id[rid] for rid in res["missing"]}, now)
+    latencies = res["latencies"]
+    return {"received": len(parsed), "created": res["created"], "unchanged": res["unchanged"] + duplicates,
+            "conflicts": conflicts + res["conflicts"], "pending": len(pending),
+            "pending_request_ids": [str(r) for r in pending[:1000]], "unknown_request_ids": [str(r) for r in unknown],
             "label_latency_s": {"median": _f(float(np.median(latencies))) if latencies else None,
                                 "max": _f(max(latencies)) if latencies else None}}
 
 
+def _hold(deployment: Deployment, missing: dict, now: datetime) -> tuple[list, list]:
+    """Hold not-yet-logged outcomes as pending; ids pending past the hold time are dropped as unknown."""
+    if not missing:
+        return [], []
+    expiry = now - timedelta(seconds=settings.MONITORING_PENDING_OUTCOME_SECONDS)
+    held = dict(PendingOutcome.objects.filter(request_id__in=list(missing)).values_list("request_id", "received_at"))
+    expired = [rid for rid, at in held.items() if at < expiry]
+    if expired:
+        PendingOutcome.objects.filter(request_id__in=expired).delete()
+    PendingOutcome.objects.bulk_create([PendingOutcome(deployment=deployment, request_id=rid, label=label,
+                                                       received_at=now)
+                                        for rid, label in missing.items() if rid not in held],
+                                       batch_size=2000, ignore_conflicts=True)
+    gone = set(expired)
+    return [rid for rid in missing if rid not in gone], sorted(gone, key=str)
+
+
+def outcomes_pending_match(*, deployment: Deployment, now: datetime | None = None) -> dict:
+    """Match pending outcomes whose predictions have reached the log (run by every monitoring tick);
+    drop those pending longer than ``MONITORING_PENDING_OUTCOME_SECONDS``."""
+    now = now or timezone.now()
+    expiry = now - timedelta(seconds=settings.MONITORING_PENDING_OUTCOME_SECONDS)
+    dropped, _ = PendingOutcome.objects.filter(deployment=deployment, received_at__lt=expiry).delete()
+    pending = dict(PendingOutcome.objects.filter(deployment=deployment).values_list("request_id", "label"))
+    if not pending:
+        return {"matched": 0, "pending": 0, "dropped": dropped}
+    res = _store(deployment, pending, now)
+    done = [rid for rid in pending if rid not in set(res["missing"])]
+    PendingOutcome.objects.filter(request_id__in=done).delete()
+    return {"matched": res["created"], "pending": len(res["missing"]), "dropped": dropped}
+
+
 def _enqueue_performance_refresh(deployment_id: int, t_min: datetime, t_max: datetime) -> None:
     task_send("workers.monitoring.performance_refresh", deployment_id, t_min.isoformat(), t_max.isoformat())
+
+
+def outcomes_ingest_request(*, deployment: Deployment, actor, items) -> object:
+    """A post above ``MONITORING_OUTCOMES_SYNC_MAX`` items: validated now (nothing stored when invalid),
+    stored as a file and ingested by a worker as a Job with progress (the API answers 202)."""
+    from apps.common.storage import artifact_store
+    from apps.projects.services import job_create
+
+    _require(actor, deployment, "outcome.post")
+    _parse_outcomes(items)
+    key = artifact_store().put_bytes(json.dumps(items).encode(), suffix=".outcomes.json").key
+    return job_create(kind="monitoring.outcomes_ingest", actor=actor, project=deployment.project,
+                      title=f"Outcomes for {deployment.slug} ({len(items):,} items)",
+                      params={"deployment_id": deployment.pk, "key": key, "items": len(items)},
+                      task="workers.monitoring.outcomes_ingest_run")
+
+
+def outcomes_ingest_run(*, job) -> dict:
+    from apps.common.storage import artifact_store
+    from apps.projects.services import job_progress
+
+    deployment = Deployment.objects.select_related("project", "production_version").get(pk=job.params["deployment_id"])
+    items = json.loads(artifact_store().read_bytes(job.params["key"]))
+
+    def progress(done: int, total: int) -> None:
+        job_progress(job=job, progress=int(95 * done / max(total, 1)), message=f"{done:,} of {total:,} outcomes")
+
+    result = outcomes_ingest(deployment=deployment, actor=job.created_by, items=items, progress=progress)
+    artifact_store().delete(job.params["key"])
+    return {k: v for k, v in result.items() if k not in ("pending_request_ids",)} | {
+        "conflicts": result["conflicts"][:100], "unknown_request_ids": result["unknown_request_ids"][:100]}

@@ -22,6 +22,7 @@ from ..models import FeatureWindowStat, MonitoringWindow, MonitorSettings, Thres
 from .alerts import alert_rules_evaluate
 from .common import MAX_WINDOWS_PER_TICK, MIN_WINDOW_MINUTES, _f, _positive_score, _require, rows_q
 from .config import monitor_settings_for
+from .outcomes import outcomes_pending_match
 from .realized import _banded_dict, _realized_fill
 from .reference import binary_reference, label_text, pca_reference, regression_reference
 from .skew import skew_check
@@ -282,6 +283,7 @@ def monitoring_tick(*, now: datetime | None = None) -> dict:
         if not ms.schedule_enabled:
             continue
         try:
+            outcomes_pending_match(deployment=deployment, now=now)
             done += _tick_deployment(deployment, ms, now)
         except Exception:  # noqa: BLE001 - one broken deployment must not stop the others
             log.exception("monitoring tick failed for deployment %s", deployment.slug)
