@@ -13,7 +13,8 @@ from apps.monitoring import drift
 
 
 def test_drift_module_imports_no_django():
-    code = "import apps.monitoring.drift, apps.monitoring.performance, sys; assert 'django' not in sys.modules"
+    code = ("import apps.monitoring.drift, apps.monitoring.performance, apps.monitoring.dle, sys; "
+            "assert 'django' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
