@@ -140,8 +140,14 @@ class MonitoringWindow(models.Model):
         ordering = ["-end", "-id"]
         indexes = [models.Index(fields=["deployment", "end"], name="monwindow_deployment_end")]
         constraints = [models.UniqueConstraint(fields=["deployment", "start", "end"],
-                                               condition=Q(trigger="schedule", partial=False),
-                                               name="monwindow_unique_scheduled")]
+                                               condition=Q(trigger="schedule", partial=False,
+                                                           first_request_id__isnull=True),
+                                               name="monwindow_unique_scheduled"),
+                       # count windows: many can share request times; their first request is theirs alone
+                       models.UniqueConstraint(fields=["deployment", "start", "first_request_id"],
+                                               condition=Q(trigger="schedule", partial=False,
+                                                           first_request_id__isnull=False),
+                                               name="monwindow_unique_count")]
 
     def __str__(self) -> str:
         return f"{self.deployment_id} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"

@@ -128,6 +128,8 @@ def drift_over_time(windows: list[MonitoringWindow]) -> dict:
          "y": [w.domain_auc for w in windows]},
         {"type": "scatter", "mode": "lines+markers", "name": "prediction drift score", "x": x,
          "y": [w.prediction_score for w in windows]},
+        {"type": "scatter", "mode": "lines+markers", "name": "PCA reconstruction error (numeric block)", "x": x,
+         "y": [(w.multivariate or {}).get("error") for w in windows], "line": {"dash": "dashdot"}},
     ], "layout": {"height": 280, "xaxis": {"type": "category"}, "yaxis": {"rangemode": "tozero"},
                   "legend": {"orientation": "h"}}}
 
@@ -145,8 +147,24 @@ def performance_over_time(windows: list[MonitoringWindow], metric: str = "accura
                                  "arrayminus": [(v["value"] - v["low"]) if v.get("low") is not None else None
                                                 for v in vals]}})
     has_values = any(v is not None for trace in data for v in trace["y"])
+    for bound in ("lower_threshold", "upper_threshold"):  # learned from the reference's chunks
+        y = [((w.estimated or {}).get(metric) or (w.realized or {}).get(metric) or {}).get(bound) for w in windows]
+        if any(v is not None for v in y):
+            data.append({"type": "scatter", "mode": "lines", "name": bound.replace("_", " "), "x": x, "y": y,
+                         "line": {"dash": "dash", "color": "#c23030", "width": 1}})
     return {"data": data, "has_values": has_values,
             "layout": {"height": 280, "xaxis": {"type": "category"}, "legend": {"orientation": "h"}}}
+
+
+def skew_over_time(windows: list[MonitoringWindow]) -> dict:
+    """Training-serving skew per feature (mismatch rate of the window's own rows), one line per feature."""
+    x = _labels(windows)
+    features = sorted({f for w in windows for f in (w.skew or {})})
+    return {"data": [{"type": "scatter", "mode": "lines+markers", "name": f, "x": x,
+                      "y": [(w.skew or {}).get(f) for w in windows]} for f in features],
+            "has_values": bool(features),
+            "layout": {"height": 260, "xaxis": {"type": "category"}, "legend": {"orientation": "h"},
+                       "yaxis": {"rangemode": "tozero", "tickformat": ".0%", "title": {"text": "mismatch rate"}}}}
 
 
 def volume_latency(windows: list[MonitoringWindow]) -> dict:
@@ -217,7 +235,9 @@ def dashboard_context(*, deployment: Deployment, count: int, feature: str | None
         metric = "accuracy" if deployment.registered_model.task != "regression" else "mae"
         ctx.update({"fig_heatmap": drift_heatmap(windows, stats), "fig_drift": drift_over_time(windows),
                     "fig_perf": performance_over_time(windows, metric), "fig_volume": volume_latency(windows),
-                    "perf_metric": metric})
+                    "fig_skew": skew_over_time(windows), "perf_metric": metric,
+                    "latest_estimated": (latest.estimated or {}).get(metric) or {},
+                    "latest_realized": (latest.realized or {}).get(metric) or {}})
         if latest.prediction_stats:
             ctx["fig_prediction"] = histogram_figure(latest.prediction_stats.get("kind", "numeric"),
                                                      latest.prediction_stats.get("histogram", {}),

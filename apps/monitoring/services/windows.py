@@ -135,7 +135,8 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
     request time in [start, end). A ``partial`` window (the trailing one, still filling) replaces the
     previous partial window of the deployment."""
     if trigger == MonitoringWindow.Trigger.SCHEDULE and not partial and MonitoringWindow.objects.filter(
-            deployment=deployment, start=start, end=end, trigger=trigger, partial=False).exists():
+            deployment=deployment, start=start, end=end, first_request_id=first_request_id, trigger=trigger,
+            partial=False).exists():
         return None  # a redelivered tick: already done
     ms = monitor_settings_for(deployment)
     th = drift.Thresholds.from_dict(ms.thresholds)
