@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('deployments', '0004_predictionlog_fewer_indexes'),
-        ('monitoring', '0003_window_feature_freshness'),
+        ('monitoring', '0004_move_retraining_to_training'),
         ('registry', '0004_trainingjob'),
     ]
 
