@@ -162,3 +162,54 @@ def test_signature_is_hmac_sha256_of_timestamp_dot_body():
 
     sig = services.webhook_signature("k", "1700000000", b'{"a":1}')
     assert sig == "sha256=" + hmac.new(b"k", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
+
+
+def test_regression_window_gets_dle_estimates_with_bands_and_thresholds(project, users):
+    """A regressor's version brings its reference rows; its windows get MAE/RMSE estimated without labels
+    (DLE), and the realized figures once outcomes arrive."""
+    import uuid
+
+    import pandas as pd
+
+    from apps.common.storage import artifact_store
+    from apps.deployments.models import Deployment, PredictionLog
+    from apps.registry.models import ModelVersion, RegisteredModel
+    from apps.registry.profile import build_reference_profile, reference_rows
+
+    rng = np.random.default_rng(0)
+
+    def world(n, shift=0.0):
+        x = rng.normal(shift, 1, n)
+        y = 2 * x + rng.normal(0, 1, n) * np.where(np.abs(x) > 1, 2.0, 0.5)
+        return pd.DataFrame({"x": x}), 2 * x, y
+
+    contract = [{"name": "x", "type": "float"}]
+    ref, pred, y = world(20_000)
+    profile = build_reference_profile(ref, contract, predictions=pred)
+    data, info = reference_rows(ref, contract, predictions=pred, labels=y)
+    profile["rows"] = {**info, "key": artifact_store().put_bytes(data, suffix=".parquet").key}
+    owner = users["owner"]
+    model = RegisteredModel.objects.create(project=project, name="reg", task="regression", input_contract=contract)
+    version = ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="t",
+                                          artifact_sha256="0" * 64, artifact_format="skops",
+                                          reference_profile=profile)
+    dep = Deployment.objects.create(project=project, slug="reg", name="reg", registered_model=model,
+                                    production_version=version, owner=owner, status="live")
+    services.monitor_settings_update(deployment=dep, actor=owner, window_kind="count", window_count=2000)
+    cur, cpred, cy = world(2000, shift=1.0)  # more rows in the noisy region: the loss goes up
+    ids = [uuid.uuid4() for _ in range(2000)]
+    PredictionLog.objects.bulk_create([
+        PredictionLog(request_id=ids[i], batch_id=uuid.uuid4(), deployment=dep, version=version,
+                      created_at=T0 + timedelta(seconds=i), inputs={"x": float(cur.x[i])}, output=float(cpred[i]),
+                      latency_ms=1.0) for i in range(2000)])
+    assert services.monitoring_tick(now=T0 + timedelta(hours=2))["windows"] == 1
+    window = MonitoringWindow.objects.get(deployment=dep)
+    mae = float(np.mean(np.abs(cpred - cy)))
+    est = window.estimated["mae"]
+    assert est["low"] <= mae <= est["high"] and est["alert"] and est["upper_threshold"] < est["value"]
+    assert window.estimated["rmse"]["value"] > 0
+    services.outcomes_ingest(deployment=dep, actor=owner, items=[{"request_id": str(r), "label": float(v)}
+                                                                 for r, v in zip(ids, cy, strict=True)])
+    services.performance_refresh(deployment_id=dep.pk, since=T0, until=T0 + timedelta(hours=1))
+    window.refresh_from_db()
+    assert window.realized["mae"]["value"] == pytest.approx(mae) and window.realized["mae"]["alert"]
