@@ -203,6 +203,15 @@ def test_permissions_versions_lineage_and_archive(project, users):
     assert (v1.version, v2.version) == (1, 2)
     assert v2.parent_id == v1.pk and v2.training_data_name == "train.parquet" and len(v2.training_data_sha256) == 64
     assert v2.reference_profile["source"] == "training"
+    # the rows monitoring learns from (CBPE, DLE, thresholds): the labelled holdout, with the model's outputs
+    import pandas as pd
+
+    from apps.common.storage import artifact_store
+
+    rows = v2.reference_profile["rows"]
+    assert rows["source"] == "holdout" and rows["labelled"] and not rows["truncated"]
+    frame = pd.read_parquet(artifact_store().path(rows["key"]))
+    assert len(frame) == rows["n"] and {*names, "__score", "__pred", "__label"} <= set(frame.columns)
     assert v1.tags == ["baseline", "lr"] and v1.uploader_metrics == {"auc": 0.9} and v1.code_ref == "abc123"
     services.model_version_archive(version=v1, actor=users["data_scientist"])
     v1.refresh_from_db()
