@@ -121,7 +121,7 @@ def _estimate(window: MonitoringWindow, ms: MonitorSettings, version, rows, scor
     window.estimated = _banded_dict(performance.cbpe(scores[ok], decisions, ref.calibrator, band_sd=th.band_sd,
                                                      thresholds=ref.thresholds,
                                                      reference_components=ref.components))
-    window.estimated["_calibration"] = {"source": ref.source}
+    window.note = f"CBPE calibrated on {ref.source}"[:300]
 
 
 def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
