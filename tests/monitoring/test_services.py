@@ -125,8 +125,11 @@ def test_count_windows(deployment, users):
     ms = services.monitor_settings_for(deployment)
     services.monitor_settings_update(deployment=deployment, actor=users["owner"], window_kind="count", window_count=500)
     ms.refresh_from_db()
+    services.alert_rule_create(deployment=deployment, actor=users["owner"], name="thin traffic", metric="volume",
+                               comparator="lt", threshold=300)
     log_predictions(deployment, n=1200, start=T0, seconds=3000)
     assert services.monitoring_tick(now=T0 + timedelta(hours=2)) == {"windows": 2}
+    assert not Alert.objects.exists()  # the partial window (200 rows) is shown, but it does not alert
     assert sorted(MonitoringWindow.objects.values_list("n_rows", "partial")) == [(200, True), (500, False),
                                                                                 (500, False)]
     log_predictions(deployment, n=300, start=T0 + timedelta(hours=1), seconds=60, seed=5)

@@ -72,12 +72,13 @@ def alert_rule_create(*, deployment: Deployment, actor, name: str, metric: str, 
 
 def alert_rules_evaluate(*, deployment: Deployment, now: datetime | None = None) -> list[Alert]:
     """Open alerts for rules breached N windows in a row (no duplicate while one is active, none
-    during the cooldown after a resolution); resolve active alerts whose metric recovered."""
+    during the cooldown after a resolution); resolve active alerts whose metric recovered. The partial
+    trailing window is shown but never alerts: it has not got its rows yet."""
     now = now or timezone.now()
     rules = list(AlertRule.objects.filter(deployment=deployment, enabled=True))
     if not rules:
         return []
-    windows = list(MonitoringWindow.objects.filter(deployment=deployment).prefetch_related("features")
+    windows = list(MonitoringWindow.objects.filter(deployment=deployment, partial=False).prefetch_related("features")
                    .order_by("-end", "-id")[:100])
     opened = []
     for rule in rules:
