@@ -36,6 +36,9 @@ def test_analyst_uses_the_drift_dashboard(page, live_server, login, shot, projec
     page.click(f"#health-table a:has-text('{monitored.name}')")
     page.wait_for_selector("[data-figure='fig-heatmap'] .main-svg")
     assert page.locator("#dashboard-body").get_attribute("data-windows") == "24"
+    # the estimate comes with its band (sampling error), drawn with the realized figures
+    page.wait_for_selector("[data-figure='fig-perf'] .main-svg")
+    assert "band" in page.locator("#dashboard-body .grid").first.inner_text()
 
     page.select_option("#window-select", "12")
     page.wait_for_selector("#dashboard-body[data-windows='12'] [data-figure='fig-heatmap'] .main-svg")
