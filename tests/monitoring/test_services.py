@@ -1,10 +1,12 @@
 """Monitoring services against the database: windows, alerts, outcomes."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
+from apps.deployments.models import PredictionLog
 from apps.monitoring import services
 from apps.monitoring.models import Alert, AlertStatus, MonitoringWindow, Notification, Outcome
 
@@ -216,3 +218,37 @@ def test_regression_window_gets_dle_estimates_with_bands_and_thresholds(project,
     services.performance_refresh(deployment_id=dep.pk, since=T0, until=T0 + timedelta(hours=1))
     window.refresh_from_db()
     assert window.realized["mae"]["value"] == pytest.approx(mae) and window.realized["mae"]["alert"]
+
+
+def test_windows_wait_for_predictions_still_in_a_spool(deployment, users, settings, tmp_path):
+    """A prediction answered but not yet drained holds its window open: the window closes only when the
+    log has every row of its request times — then the late row lands in the window of its request time."""
+    import orjson
+
+    from apps.deployments import logpipe, spool
+
+    settings.SERVING_SPOOL_DIR, settings.MONITORING_LOG_MAX_WAIT_SECONDS = tmp_path, 3600
+    services.monitor_settings_update(deployment=deployment, actor=users["owner"], window_kind="count",
+                                     window_count=500)
+    ids, _ = log_predictions(deployment, n=1000, start=T0, seconds=1000)
+    late = str(uuid.uuid4())
+    w = spool.SpoolWriter(tmp_path)  # answered at T0 + 100 s, still in the spool
+    w.append(orjson.dumps({"k": "p", "t": (T0 + timedelta(seconds=100)).timestamp(), "d": deployment.pk,
+                           "v": deployment.production_version_id, "b": str(uuid.uuid4()), "l": 1.0,
+                           "r": [[late, {"amount": 50.0, "age": 40.0, "is_mobile": False}, 1, {"0": 0.4, "1": 0.6},
+                                  None]]}) + b"\n")
+    now = T0 + timedelta(minutes=30)
+    assert services.log_watermark(now) == T0 + timedelta(seconds=100)
+    assert services.monitoring_tick(now=now) == {"windows": 0}  # nothing closes past the pending record
+    assert MonitoringWindow.objects.get().partial  # what is known so far is shown, marked partial
+    spool.drain_once(tmp_path, logpipe.sink)
+    assert services.monitoring_tick(now=now)["windows"] == 2
+    first = MonitoringWindow.objects.filter(partial=False).order_by("start").first()
+    assert first.n_rows == 500 and PredictionLog.objects.filter(
+        services.common.window_rows_q(first), deployment=deployment, request_id=late).exists()
+    # a stuck drainer holds windows for MONITORING_LOG_MAX_WAIT_SECONDS at most
+    w.append(orjson.dumps({"k": "p", "t": T0.timestamp(), "d": deployment.pk, "v": deployment.production_version_id,
+                           "b": str(uuid.uuid4()), "l": 1.0, "r": []}) + b"\n")
+    settings.MONITORING_LOG_MAX_WAIT_SECONDS = 600
+    assert services.log_watermark(now) == now - timedelta(seconds=600)
+    w.close()
