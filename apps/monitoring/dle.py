@@ -34,6 +34,7 @@ class DLEModel:
     abs_sd: float  # sd of per-row absolute errors on the held-out reference half
     sq_sd: float
     thresholds: dict  # "mae"/"rmse" -> (lower, upper)
+    held_errors: np.ndarray | None = None  # the held-out half's errors (prediction - target), in order
 
 
 def design_matrix(frame: pd.DataFrame, features, categories: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -80,13 +81,22 @@ def dle_fit(design: tuple[np.ndarray, dict], predictions, targets, *, features: 
     abs_model = _fit(Xp[:half], np.abs(err[:half]), cat_mask, seed)
     sq_model = _fit(Xp[:half], err[:half] ** 2, cat_mask, seed)
     held = err[half:]
+    model = DLEModel(features, categories, abs_model, sq_model, float(np.std(np.abs(held))),
+                     float(np.std(held ** 2)), {}, held)
+    return dle_with_thresholds(model, chunk_size=chunk_size, k=k)
+
+
+def dle_with_thresholds(model: DLEModel, *, chunk_size: int, k: float = 3.0) -> DLEModel:
+    """The model with alert thresholds for windows of ``chunk_size`` rows: the realized MAE and RMSE over
+    the held-out reference half's chunks, mean ∓ k·sd (the loss models do not depend on the size)."""
+    from dataclasses import replace
+
+    held = model.held_errors if model.held_errors is not None else np.empty(0)
     chunks = reference_chunks(held.size, chunk_size)
     mae = [float(np.mean(np.abs(held[c]))) for c in chunks]
     rmse = [math.sqrt(float(np.mean(held[c] ** 2))) for c in chunks]
-    thresholds = {"mae": chunk_thresholds(mae, k=k, lower_bound=0.0, upper_bound=None),
-                  "rmse": chunk_thresholds(rmse, k=k, lower_bound=0.0, upper_bound=None)}
-    return DLEModel(features, categories, abs_model, sq_model, float(np.std(np.abs(held))),
-                    float(np.std(held ** 2)), thresholds)
+    return replace(model, thresholds={"mae": chunk_thresholds(mae, k=k, lower_bound=0.0, upper_bound=None),
+                                      "rmse": chunk_thresholds(rmse, k=k, lower_bound=0.0, upper_bound=None)})
 
 
 def dle_estimate(model: DLEModel, frame: pd.DataFrame, predictions, *, band_sd: float = 3.0) -> dict[str, BandedMetric]:

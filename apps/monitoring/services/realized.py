@@ -63,7 +63,7 @@ def _realized_fill(window: MonitoringWindow, ms: MonitorSettings | None = None) 
               if isinstance(y, (int, float)) and isinstance(p, (int, float))]
         if ok:
             window.realized = _metric_dict(performance.regression_metrics([o[0] for o in ok], [o[1] for o in ok]))
-            ref = regression_reference(version, contract_numeric=[], chunk_size=_chunk_size(window, ms),
+            ref = regression_reference(version, chunk_size=_chunk_size(window, ms),
                                        k=th.threshold_sd) if version else None
             _with_thresholds(window.realized, ref.thresholds if ref else {})
         return

@@ -115,12 +115,13 @@ def binary_reference(version, *, manual: dict | None, chunk_size: int, k: float)
     return _cached(key, build)
 
 
-def regression_reference(version, *, contract_numeric: list[str], chunk_size: int, k: float):
-    """The DLE loss models and thresholds of a regressor's version (None without labelled rows)."""
+def regression_reference(version, *, chunk_size: int, k: float):
+    """The DLE loss models of a regressor's version (fitted once per version) with thresholds for windows
+    of ``chunk_size`` rows (None without labelled reference rows)."""
     rows = reference_rows(version)
     if rows is None or not {"__label", "__pred"} <= set(rows.columns):
         return None
-    key = ("dle", version.pk, version.reference_profile["rows"].get("key"), chunk_size, k)
+    rkey = version.reference_profile["rows"].get("key")
 
     def build():
         features = [c for c in rows.columns if not c.startswith("__")]
@@ -130,7 +131,11 @@ def regression_reference(version, *, contract_numeric: list[str], chunk_size: in
                            frame["__label"].to_numpy(dtype=float), features=tuple(features),
                            chunk_size=chunk_size, k=k)
 
-    return _cached(key, build)
+    model = _cached(("dle", version.pk, rkey), build)
+    if model is None:
+        return None
+    return _cached(("dle-thresholds", version.pk, rkey, chunk_size, k),
+                   lambda: dle.dle_with_thresholds(model, chunk_size=chunk_size, k=k))
 
 
 def pca_reference(version, *, numeric: list[str], chunk_size: int, thresholds: drift.Thresholds):

@@ -99,7 +99,7 @@ def _estimate(window: MonitoringWindow, ms: MonitorSettings, version, rows, scor
               current: dict, chunk_size: int) -> None:
     task = window.deployment.registered_model.task
     if task == "regression":
-        ref = regression_reference(version, contract_numeric=[], chunk_size=chunk_size, k=th.threshold_sd)
+        ref = regression_reference(version, chunk_size=chunk_size, k=th.threshold_sd)
         preds = np.array([r[2] if isinstance(r[2], (int, float)) and not isinstance(r[2], bool) else np.nan
                           for r in rows], dtype=float)
         ok = ~np.isnan(preds)
