@@ -51,13 +51,13 @@ def make_data(folder: Path, n_entities: int, n_times: int, n_labels: int, seed: 
     labels.write_parquet(folder / "labels.parquet")
 
 
-def run_slipway(folder: Path) -> float:
+def run_slipway(folder: Path, leakage: bool = False) -> float:
     t = time.perf_counter()
     features = pl.read_parquet(folder / "features.parquet")
     labels = pl.read_parquet(folder / "labels.parquet")
     spec = pit.ViewSpec(name="v", entity_column="entity_id", label_key="entity_id", timestamp_column="event_timestamp",
                         features=tuple((f"f{j}", f"f{j}") for j in range(10)), lag=LAG, ttl=TTL)
-    res = pit.point_in_time_join(labels, [(spec, features)], timestamp_column="event_timestamp")
+    res = pit.point_in_time_join(labels, [(spec, features)], timestamp_column="event_timestamp", leakage=leakage)
     res.frame.write_parquet(folder / "out_slipway.parquet", compression="snappy")
     return time.perf_counter() - t
 
@@ -92,6 +92,7 @@ def main():
         make_data(folder, args.entities, args.times, args.labels)
         run_slipway(folder), run_pandas(folder)  # warm-up (imports, page cache)
         ours = min(run_slipway(folder) for _ in range(args.repeat))
+        job = min(run_slipway(folder, leakage=True) for _ in range(args.repeat))
         floor = min(run_pandas(folder) for _ in range(args.repeat))
         a = pl.read_parquet(folder / "out_slipway.parquet")
         b = pl.from_pandas(pd.read_parquet(folder / "out_pandas.parquet"))
@@ -107,7 +108,9 @@ def main():
           f"({matched:,} with values), Parquet in and out, best of {args.repeat}")
     print(f"  slipway (polars)   : {ours * 1000:8.1f} ms")
     print(f"  pandas merge_asof  : {floor * 1000:8.1f} ms")
-    print(f"  ratio              : {ours / floor:8.2f}× merge_asof (goal ≤ 0.5×); results identical: yes")
+    print(f"  slipway, job's join: {job * 1000:8.1f} ms  (the training-set job: join + exact leakage report)")
+    print(f"  ratio (join)       : {ours / floor:8.2f}× merge_asof; results identical: yes")
+    print(f"  ratio (job's join) : {job / floor:8.2f}× merge_asof (goal ≤ 0.5×)")
 
 
 if __name__ == "__main__":

@@ -20,3 +20,9 @@ def feature_view_materialize_run(job_id: str) -> None:
 def feature_view_materialize_due() -> None:
     """Beat: start a materialization job for every online view whose schedule is due."""
     features.feature_view_materialize_due()
+
+
+@shared_task(name="workers.features.data_source_ingest_run", acks_late=True)
+def data_source_ingest_run(job_id: str) -> None:
+    """A large or wide source upload, parsed and stored in the background."""
+    services.job_run(job_id=job_id, body=lambda job: features.data_source_ingest_run(job=job))

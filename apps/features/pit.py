@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from apps.common.tabular import parse_timestamps
+
 TS = pl.Datetime("us", "UTC")
 _ROW = "__pit_row"        # label row number (restores the label order)
 _T = "__pit_t"            # label time, UTC
@@ -108,23 +110,7 @@ def normalize_timestamps(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return df.with_columns(exprs) if exprs else df
 
 
-def _parse_strings(s: pl.Series) -> pl.Series:
-    """Parse ISO-like strings; values with an offset (or Z) are converted to UTC, others taken as UTC."""
-    stripped = s.str.strip_chars()
-    has_offset = stripped.str.contains(r"([+-]\d\d:?\d\d|Z)$").fill_null(False)
-    result = pl.Series(s.name, [None] * len(s), dtype=TS)
-    for mask, aware in ((has_offset, True), (~has_offset, False)):
-        idx = mask.arg_true()
-        if len(idx) == 0:
-            continue
-        part = stripped.gather(idx)
-        try:
-            parsed = (part.str.to_datetime(time_unit="us", time_zone="UTC", strict=False) if aware
-                      else part.str.to_datetime(time_unit="us", strict=False).dt.replace_time_zone("UTC"))
-        except pl.exceptions.PolarsError:  # no single format polars can infer
-            continue
-        result = result.scatter(idx, parsed)
-    return result
+_parse_strings = parse_timestamps  # one timestamp parser for uploads and the join
 
 
 # --- step 2: availability ----------------------------------------------------------------------
@@ -185,17 +171,38 @@ def prepare_view(features: pl.DataFrame, spec: ViewSpec) -> Prepared:
 def asof_rows(labels: pl.DataFrame, prepared: Prepared, spec: ViewSpec) -> pl.Series:
     """For each label row (with ``_ROW`` and ``_T``), the file row of the chosen feature row, or null."""
     key_dtype = prepared.right.schema[spec.entity_column]
-    left = labels.select(_ROW, _T, pl.col(spec.label_key).alias("__pit_key"))
-    if left.schema["__pit_key"] != key_dtype:
-        before = left.get_column("__pit_key").null_count()
-        left = left.with_columns(pl.col("__pit_key").cast(key_dtype, strict=False))
-        if left.get_column("__pit_key").null_count() > before:
-            raise PitError(f"Column {spec.label_key!r} holds {labels.schema[spec.label_key]} keys that do not match "
-                           f"the {key_dtype} keys of view {spec.name!r}", column=spec.label_key)
+    left = labels.select(_ROW, _T, match_keys(labels.get_column(spec.label_key), key_dtype, spec).alias("__pit_key"))
     left = left.sort(_T)
     right = prepared.right.rename({spec.entity_column: "__pit_key", _AVAIL: _T})
     joined = left.join_asof(right, on=_T, by="__pit_key", strategy="backward", check_sortedness=False)
     return joined.sort(_ROW).get_column(_BEST)
+
+
+def match_keys(keys: pl.Series, dtype: pl.DataType, spec: ViewSpec) -> pl.Series:
+    """``keys`` in the view's key type, losslessly or not at all: integers of another width, or integral
+    floats for integer keys, convert; a non-integral float or text that is not the same key is refused
+    naming the rows (never truncated, never matched to another entity)."""
+    if keys.dtype == dtype:
+        return keys
+    bad = None
+    if dtype.is_integer() and keys.dtype.is_integer():
+        return keys.cast(dtype)
+    if dtype.is_integer() and keys.dtype.is_float():
+        bad = keys.is_not_null() & (keys.is_nan() | keys.is_infinite() | (keys != keys.floor())).fill_null(True)
+        if not bad.any():
+            return keys.cast(dtype)
+    elif dtype in (pl.String, pl.Utf8) and keys.dtype.is_integer():
+        return keys.cast(pl.String)
+    elif dtype.is_integer() and keys.dtype in (pl.String, pl.Utf8):
+        out = keys.str.strip_chars().cast(dtype, strict=False)
+        bad = keys.is_not_null() & (out.is_null() | (out.cast(pl.String) != keys.str.strip_chars()))
+        if not bad.any():
+            return out
+    if bad is None:
+        bad = keys.is_not_null()
+    rows = (bad.arg_true() + 1).head(5).to_list()
+    raise PitError(f"Column {spec.label_key!r} holds {keys.dtype} keys that are not the {dtype} keys of view "
+                   f"{spec.name!r} (e.g. rows {', '.join(map(str, rows))})", column=spec.label_key)
 
 
 # --- step 4/5: features and TTL ------------------------------------------------------------------
@@ -227,11 +234,14 @@ def apply_ttl(times: pl.Series, attached: pl.DataFrame, spec: ViewSpec) -> tuple
 
 
 def point_in_time_join(labels: pl.DataFrame, views: list[tuple[ViewSpec, pl.DataFrame]], *,
-                       timestamp_column: str, with_event_times: bool = False, leakage: bool = False) -> PitResult:
+                       timestamp_column: str, with_event_times: bool = False, leakage: bool = False,
+                       with_status: bool = False) -> PitResult:
     """Join every view to ``labels`` point-in-time. Keeps all label rows in order.
 
     The output has the label columns (timestamp normalised to UTC) followed by each view's output
-    columns, and with ``with_event_times`` a ``<view>__event_time`` column per view.
+    columns, and with ``with_event_times`` a ``<view>__event_time`` column per view. ``with_status`` adds,
+    for the i-th view, ``__pit_status_<i>`` ("ok" / "expired" / "missing") and ``__pit_event_<i>`` (the
+    chosen row's event time, also when it expired) — the point-in-time lookup answers from these.
     """
     missing = [c for c in {timestamp_column, *(s.label_key for s, _ in views)} if c not in labels.columns]
     if missing:
@@ -241,12 +251,17 @@ def point_in_time_join(labels: pl.DataFrame, views: list[tuple[ViewSpec, pl.Data
     times = base.get_column(_T)
     out_cols, reports, any_value = [], [], None
     leak: dict = {}
-    for spec, features in views:
+    for i, (spec, features) in enumerate(views):
         prepared = prepare_view(features, spec)
         chosen = asof_rows(base, prepared, spec)
         attached = attach_features(prepared, chosen, spec)
         found = chosen.is_not_null()
+        event = attached.get_column(_EVENT)
         attached, expired = apply_ttl(times, attached, spec)
+        if with_status:
+            status = pl.select(pl.when(expired).then(pl.lit("expired")).when(found).then(pl.lit("ok"))
+                               .otherwise(pl.lit("missing"))).to_series()
+            out_cols.append(pl.DataFrame([status.alias(f"__pit_status_{i}"), event.alias(f"__pit_event_{i}")]))
         usable = found & ~expired
         any_value = usable if any_value is None else (any_value | usable)
         reports.append(ViewReport(view=spec.name, matched=int(usable.sum()), expired=int(expired.sum()),
@@ -296,7 +311,8 @@ def feature_vector_as_of(features: pl.DataFrame, spec: ViewSpec, *, as_of: datet
 # --- leakage ------------------------------------------------------------------------------------
 
 
-def leakage_report(base: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec, times: pl.Series) -> dict:
+def leakage_report(base: pl.DataFrame, prepared: Prepared, spec: ViewSpec, times: pl.Series, *,
+                   general: bool = False) -> dict:
     """What naive joins would have leaked, per feature of ``spec``:
 
     - ``latest_from_future``: a "latest value" join (each entity's newest row, no time awareness) took a
@@ -308,12 +324,12 @@ def leakage_report(base: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec, t
     Only non-null naive values count.
     """
     key = spec.entity_column
+    left = base.select(_ROW, _T, match_keys(base.get_column(spec.label_key), prepared.keys.schema[key], spec).alias(key))
+    if not spec.written_at_column and not general:
+        return _leakage_by_availability(left, prepared, spec, times)
     extra = [spec.written_at_column] if spec.written_at_column else []
     newest = prepared.keys.sort([_EVENT, *extra], nulls_last=False, maintain_order=True) \
         .group_by(key, maintain_order=True).last().select(key, _ORIG)  # newest (ties: written-at, file order)
-    left = base.select(_ROW, _T, pl.col(spec.label_key).alias(key))
-    if left.schema[key] != prepared.keys.schema[key]:
-        left = left.with_columns(pl.col(key).cast(prepared.keys.schema[key], strict=False))
     naive_rows = left.join(newest, on=key, how="left").sort(_ROW).get_column(_ORIG)
     naive = prepared.table.select(
         [pl.col(_EVENT).gather(naive_rows), pl.col(_AVAIL).gather(naive_rows),
@@ -337,6 +353,34 @@ def leakage_report(base: pl.DataFrame, prepared: pl.DataFrame, spec: ViewSpec, t
             "latest_before_available": int((early & nn).sum()),
             "asof_event_time_unavailable": int((asof_early & en).sum()),
         }
+    return out
+
+
+def _leakage_by_availability(left: pl.DataFrame, prepared: Prepared, spec: ViewSpec, times: pl.Series) -> dict:
+    """``leakage_report`` without a written-at column, in the join's own order: availability is event + lag,
+    so ``prepared.right`` (sorted by availability, file order among ties) is also the event-time order —
+    no second sort of the feature rows. Each entity's newest row is its last row there, and an as-of on
+    event time at T is the as-of on availability at T + lag. Same counts as the general path."""
+    key = spec.entity_column
+    right = prepared.right.rename({_AVAIL: _T})
+    newest = right.filter(pl.col(key).is_last_distinct()).select(key, _BEST)
+    naive_rows = left.join(newest, on=key, how="left").sort(_ROW).get_column(_BEST)
+    shifted = left.with_columns(pl.col(_T) + pl.duration(microseconds=_us(spec.lag))).sort(_T)
+    asof_rows_ = shifted.join_asof(right, on=_T, by=key, strategy="backward", check_sortedness=False) \
+        .sort(_ROW).get_column(_BEST)
+    naive_event = prepared.table.get_column(_EVENT).gather(naive_rows)
+    naive_avail = prepared.table.get_column(_AVAIL).gather(naive_rows)
+    future = (naive_event > times).fill_null(False)
+    early = ((naive_event <= times) & (naive_avail > times)).fill_null(False)
+    asof_early = (prepared.table.get_column(_AVAIL).gather(asof_rows_) > times).fill_null(False)
+    out = {}
+    for c, o in spec.features:
+        col = prepared.table.get_column(c)
+        nn = col.gather(naive_rows).is_not_null() if col.null_count() else naive_rows.is_not_null()
+        en = col.gather(asof_rows_).is_not_null() if col.null_count() else asof_rows_.is_not_null()
+        out[o] = {"view": spec.name, "latest_from_future": int((future & nn).sum()),
+                  "latest_before_available": int((early & nn).sum()),
+                  "asof_event_time_unavailable": int((asof_early & en).sum())}
     return out
 
 

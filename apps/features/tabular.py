@@ -1,85 +1,32 @@
 """Reading, typing and describing uploaded tables (pure: polars only, no Django).
 
-``read_table`` accepts CSV or Parquet (by content: Parquet files start with ``PAR1``), refuses empty
-files and files without rows, and types every column as one of string/int/float/bool/datetime (datetimes
-normalised to UTC). ``column_stats`` gives per-column statistics with a histogram or top values, used by
+``read_table`` is the portal's one parser (``apps.common.tabular``: CSV or Parquet by content, duplicate
+column names refused, only the empty cell null unless the upload names more tokens, declared types
+enforced, conservative inference for the rest). ``check_schema_compatible`` keeps a source's column types
+across versions. ``column_stats`` gives per-column statistics with a histogram or top values, used by
 the view page's distributions and by training-set reports.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import polars as pl
 
-from .pit import PitError, normalize_timestamps
+from apps.common import tabular as common_tabular
+from apps.common.tabular import TYPES, TableError, conform, value_type
+
+from .pit import PitError
 
 
-class TableError(ValueError):
-    def __init__(self, message: str, column: str | None = None):
-        super().__init__(message)
-        self.column = column
+def read_table(path: str | Path, *, filename: str = "", types: Mapping[str, str] | None = None,
+               null_values: Iterable[str] | None = None) -> tuple[pl.DataFrame, str]:
+    """Read and type an uploaded table with the portal's one parser (``apps.common.tabular``).
 
-
-TYPES = ("string", "int", "float", "bool", "datetime")
-
-
-def value_type(dtype: pl.DataType) -> str | None:
-    if dtype.is_integer():
-        return "int"
-    if dtype.is_float() or dtype.is_decimal():
-        return "float"
-    if dtype == pl.Boolean:
-        return "bool"
-    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
-        return "datetime"
-    if dtype in (pl.String, pl.Utf8, pl.Categorical) or isinstance(dtype, pl.Enum):
-        return "string"
-    if dtype == pl.Null:
-        return "string"
-    return None
-
-
-def read_table(path: str | Path, *, filename: str = "") -> tuple[pl.DataFrame, str]:
-    """Read and type an uploaded table. Returns (frame, "csv" | "parquet"); raises TableError."""
-    path = Path(path)
-    size = path.stat().st_size
-    label = filename or path.name
-    if size == 0:
-        raise TableError(f"{label} is empty (0 bytes)")
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
-    fmt = "parquet" if head[:4] == b"PAR1" else "csv"
-    if fmt == "csv" and b"\x00" in head:
-        raise TableError(f"{label} is not a CSV or Parquet file (it has binary content)")
-    try:
-        if fmt == "parquet":
-            df = pl.read_parquet(path)
-        else:
-            df = pl.read_csv(path, try_parse_dates=True, infer_schema_length=10000, null_values=["", "NA", "null"])
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"{label} could not be read as {fmt.upper()}: {str(exc).splitlines()[0][:300]}") from exc
-    if df.width == 0:
-        raise TableError(f"{label} has no columns")
-    blank = [c for c in df.columns if not c.strip()]
-    if blank:
-        raise TableError(f"{label} has a column without a name (position {df.columns.index(blank[0]) + 1})")
-    if df.height == 0:
-        raise TableError(f"{label} has a header but no rows")
-    for name, dtype in df.schema.items():
-        if value_type(dtype) is None:
-            raise TableError(f"Column {name!r} has an unsupported type {dtype} (use string, number, bool or timestamp)",
-                             column=name)
-    if df.schema.get(df.columns[0]) == pl.Null and df.width == 1:
-        raise TableError(f"{label} has no data")
-    casts = {c: pl.String for c, t in df.schema.items() if t == pl.Null or t == pl.Categorical}
-    if casts:
-        df = df.cast(casts)
-    dt_cols = [c for c, t in df.schema.items() if value_type(t) == "datetime"]
-    if dt_cols:
-        df = normalize_timestamps(df, dt_cols)
-    return df, fmt
+    Returns (frame, "csv" | "parquet"); raises TableError naming the column (and rows)."""
+    return common_tabular.read_table(path, filename=filename, types=types, null_values=null_values)
 
 
 def schema_of(df: pl.DataFrame) -> list[dict]:
@@ -154,4 +101,5 @@ def _num(v) -> float | None:
     return None if math.isnan(v) or math.isinf(v) else v
 
 
-__all__ = ["TableError", "PitError", "read_table", "schema_of", "check_schema_compatible", "column_stats"]
+__all__ = ["TYPES", "TableError", "PitError", "conform", "value_type", "read_table", "schema_of",
+           "check_schema_compatible", "column_stats"]

@@ -6,7 +6,7 @@
     fs.entity / fs.source / fs.source_version / fs.view / fs.feature_set    # model instances
     fs.frame                                                                # the uploaded polars frame
     feature_view_materialize(view=fs.view, as_of=fs.end)                    # fill the online store
-    online_features_get(feature_set=fs.feature_set, entity_keys=["c1"], as_of=fs.end)
+    online_features_get(feature_set=fs.feature_set, entity_keys=["c1"], now=fs.end)
 
 Deterministic data: entity ``customer`` (join key ``customer_id``, keys "c0".."c{n-1}"), source
 ``transactions`` with one row per customer per hour from ``START`` (2024-01-01 00:00 UTC):

@@ -153,6 +153,25 @@ def test_label_keys_of_another_type_are_refused_naming_the_column():
     features = pl.DataFrame({"k": [1, 2], "e": [T0, T0], "x": [1, 2]})
     ok = pit.point_in_time_join(pl.DataFrame({"k": ["1", "3"], "t": [T0, T0]}), [(spec, features)], timestamp_column="t")
     assert ok.frame.get_column("x").to_list() == [1, None]  # "1" casts to 1; "3" is just unknown
-    with pytest.raises(pit.PitError, match="'k' holds String keys that do not match the Int64 keys") as err:
+    with pytest.raises(pit.PitError, match="'k' holds String keys that are not the Int64 keys of view 'v'") as err:
         pit.point_in_time_join(pl.DataFrame({"k": ["c1"], "t": [T0]}), [(spec, features)], timestamp_column="t")
     assert err.value.column == "k"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.fixed_dictionaries({"k": keys, "e": minutes, "x": st.one_of(st.none(), st.integers(-9, 9))}),
+                     min_size=1, max_size=25),
+       labels=st.lists(label_row, min_size=1, max_size=20), lag=st.integers(0, 10))
+def test_leakage_report_in_the_joins_order_equals_the_general_report(rows, labels, lag):
+    """Without written-at the job's report reuses the join's availability order (no second sort); it must
+    count exactly what the general (re-sorting) report counts — ties, nulls and unknown entities included."""
+    features = pl.DataFrame({"k": [r["k"] for r in rows], "e": [T0 + timedelta(minutes=r["e"]) for r in rows],
+                             "x": [r["x"] for r in rows]}, schema={"k": pl.String, "e": pit.TS, "x": pl.Int64})
+    label_df = pl.DataFrame({"k": [lab["k"] for lab in labels], "t": [T0 + timedelta(minutes=lab["t"]) for lab in labels]})
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),),
+                        lag=timedelta(minutes=lag))
+    base = label_df.with_row_index(pit._ROW).with_columns(pl.col("t").alias(pit._T))
+    prepared = pit.prepare_view(features, spec)
+    times = base.get_column(pit._T)
+    fast = pit.leakage_report(base, prepared, spec, times)
+    assert fast == pit.leakage_report(base, prepared, spec, times, general=True)

@@ -78,8 +78,11 @@ def test_type_change_between_versions_is_refused_naming_the_column(project, user
     actor = users["owner"]
     services.data_source_upload(project=project, actor=actor, name="tx", upload=csv_bytes(feature_rows(2, 2)))
     changed = feature_rows(2, 2).with_columns(pl.col("n_tx").cast(pl.String) + "x")
-    with pytest.raises(InvalidInput, match="Column 'n_tx' changed type from int to string"):
+    # the first version declared n_tx an int: the next one is read as such, and text is refused naming rows
+    with pytest.raises(InvalidInput, match="Column 'n_tx' is declared int but holds values that are not integers: "
+                                           "'0x' in row 1") as err:
         services.data_source_upload(project=project, actor=actor, name="tx", upload=csv_bytes(changed))
+    assert err.value.errors[0]["column"] == "n_tx" and err.value.errors[0]["rows"][0] == 1
     assert DataSourceVersion.objects.filter(source__name="tx").count() == 1
 
 
@@ -207,12 +210,12 @@ def test_training_set_build_runs_synchronously_through_the_job_body(store, proje
 def test_online_lookup_values_event_times_and_flags(store):
     services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=10))
     res = services.online_features_get(feature_set=store.feature_set, entity_keys=["c1", "nobody"],
-                                       as_of=START + timedelta(hours=10))
+                                       now=START + timedelta(hours=10))
     assert res[0]["values"] == {"amount": 109.0, "n_tx": 9}
     assert res[0]["event_times"]["amount"] == START + timedelta(hours=9) and res[0]["status"]["n_tx"] == "ok"
     assert res[1]["values"] == {"amount": None, "n_tx": None} and res[1]["status"]["amount"] == "missing"
     later = services.online_features_get(feature_set=store.feature_set, entity_keys=[{"customer_id": "c1"}],
-                                         as_of=START + timedelta(hours=16))
+                                         now=START + timedelta(hours=16))
     assert later[0]["values"]["amount"] is None and later[0]["status"]["amount"] == "expired"
 
 
@@ -222,13 +225,13 @@ def test_online_lookup_keys_of_any_text_and_results_in_key_order(store):
     services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=10))
     keys = ["c2", "we\x1fird", "c1", 'a,"b"', "ünï", "c1"]
     res = services.online_features_get(feature_set=store.feature_set, entity_keys=keys,
-                                       as_of=START + timedelta(hours=10))
+                                       now=START + timedelta(hours=10))
     assert [r["entity"]["customer_id"] for r in res] == keys
     assert [r["status"]["amount"] for r in res] == ["ok", "missing", "ok", "missing", "missing", "ok"]
     assert res[0]["values"]["amount"] == 209.0 and res[2]["values"] == res[5]["values"] == {"amount": 109.0, "n_tx": 9}
     assert res[0]["values"] is not res[2]["values"] and res[2]["status"] is not res[5]["status"]  # never shared
     clean = services.online_features_get(feature_set=store.feature_set, entity_keys=["c2", 'a,"b"', "c1"],
-                                         as_of=START + timedelta(hours=10))
+                                         now=START + timedelta(hours=10))
     assert [r["values"] for r in clean] == [res[0]["values"], res[3]["values"], res[2]["values"]]
 
 
@@ -237,10 +240,10 @@ def test_online_rows_answer_the_same_with_or_without_their_prerendered_payload(s
 
     services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=10))
     keys, as_of = ["c1", "c2", "nobody"], START + timedelta(hours=10)
-    before = services.online_features_get(feature_set=store.feature_set, entity_keys=keys, as_of=as_of)
+    before = services.online_features_get(feature_set=store.feature_set, entity_keys=keys, now=as_of)
     assert OnlineFeatureValue.objects.exclude(payload="").count() == OnlineFeatureValue.objects.count() > 0
     OnlineFeatureValue.objects.filter(entity_key="c1").update(payload="")  # a row written before the column
-    assert services.online_features_get(feature_set=store.feature_set, entity_keys=keys, as_of=as_of) == before
+    assert services.online_features_get(feature_set=store.feature_set, entity_keys=keys, now=as_of) == before
 
 
 def test_materialization_refuses_batch_views_and_reports_freshness(store, project, users):
@@ -291,10 +294,14 @@ def test_online_lookup_at_t_equals_offline_join_for_an_event_at_t(project, users
     fs = services.feature_set_create(project=project, actor=owner, name=f"fs{suffix}", references=[f"v{suffix}:x"])
     services.feature_view_materialize(view=view, as_of=t)
     keys = ["a", "b", "c", "zz"]
-    online = services.online_features_get(feature_set=fs, entity_keys=keys, as_of=t)
+    online = services.online_features_get(feature_set=fs, entity_keys=keys, now=t)
     offline = services.training_set_build_frame(feature_set=fs, labels=pl.DataFrame({"k": keys, "when": [t] * 4, "y": [0] * 4}),
                                                 timestamp_column="when")
     assert [r["values"]["x"] for r in online] == offline.get_column("x").to_list()
+    # as_of answers from the offline store with the join itself: the same values and statuses
+    at = services.online_features_get(feature_set=fs, entity_keys=keys, as_of=t)
+    assert [r["values"]["x"] for r in at] == offline.get_column("x").to_list()
+    assert [r["status"] for r in at] == [r["status"] for r in online]
 
 
 def test_redis_online_store_when_configured(store, settings):
@@ -311,7 +318,7 @@ def test_redis_online_store_when_configured(store, settings):
     assert online_store().name == "redis"
     services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=10))
     res = services.online_features_get(feature_set=store.feature_set, entity_keys=["c1", "nobody"],
-                                       as_of=START + timedelta(hours=10))
+                                       now=START + timedelta(hours=10))
     assert res[0]["values"] == {"amount": 109.0, "n_tx": 9} and res[0]["event_times"]["amount"] == START + timedelta(hours=9)
     assert res[1]["status"]["amount"] == "missing"
     online_store().clear(view=store.view)

@@ -22,6 +22,9 @@ from .common import (  # noqa: F401
     _require,
     _spool,
     _store_parquet,
+    table_error,
+    tabular_null_values,
+    tabular_types,
 )
 from .feature_views import (  # noqa: F401
     VIEW_ARGS,
@@ -39,6 +42,8 @@ from .online import (  # noqa: F401
     feature_view_materialize_due,
     feature_view_materialize_request,
     feature_view_materialize_run,
+    feature_view_versions_in_use,
+    feature_views_rematerialize_for_source,
     online_features_get,
 )
 from .sets import (  # noqa: F401
@@ -51,11 +56,16 @@ from .sets import (  # noqa: F401
     feature_set_usage,
 )
 from .sources import (  # noqa: F401
+    data_source_declared_types,
     data_source_frame,
+    data_source_ingest,
+    data_source_ingest_run,
     data_source_upload,
+    data_source_upload_request,
     entity_create,
 )
 from .training_sets import (  # noqa: F401
+    label_types,
     labels_validate,
     training_set_build_frame,
     training_set_build_run,

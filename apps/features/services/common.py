@@ -65,16 +65,57 @@ def _spool(upload, max_bytes: int) -> Path:
     return Path(name)
 
 
-def _read_upload(upload, filename: str, *, field: str) -> tuple[pl.DataFrame, str]:
+def _read_upload(upload, filename: str, *, field: str, types: dict | None = None,
+                 null_values=None) -> tuple[pl.DataFrame, str]:
+    """Spool and parse an upload with the one parser (declared ``types``, per-upload ``null_values``)."""
     if upload is None:
         raise InvalidInput("Choose a file to upload", field=field)
     path = _spool(upload, settings.UPLOAD_MAX_BYTES)
     try:
-        return tabular.read_table(path, filename=filename)
-    except (tabular.TableError, pit.PitError) as exc:
-        raise InvalidInput(str(exc), field=field) from exc
+        return _read_path(path, filename, field=field, types=types, null_values=null_values)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _read_path(path: Path, filename: str, *, field: str, types: dict | None = None,
+               null_values=None) -> tuple[pl.DataFrame, str]:
+    try:
+        return tabular.read_table(path, filename=filename, types=types,
+                                  null_values=tabular_null_values(null_values, field=field))
+    except (tabular.TableError, pit.PitError) as exc:
+        raise table_error(exc, field=field) from exc
+
+
+def tabular_null_values(value, *, field: str = "null_values") -> list[str]:
+    """Null tokens of one upload (JSON list, ``NA, null`` text or a list); only the empty cell by default."""
+    from apps.common.tabular import parse_null_values
+
+    try:
+        return parse_null_values(value)
+    except tabular.TableError as exc:
+        raise InvalidInput(str(exc), field="null_values") from exc
+
+
+def tabular_types(value) -> dict[str, str]:
+    """Declared column types of one upload (JSON object, ``col:type, ...`` text or a dict)."""
+    from apps.common.tabular import parse_types
+
+    try:
+        return parse_types(value)
+    except tabular.TableError as exc:
+        raise InvalidInput(str(exc), field="column_types") from exc
+
+
+def table_error(exc: Exception, *, field: str) -> InvalidInput:
+    """A parser error as a 422 naming the field, the column and the rows."""
+    column = getattr(exc, "column", None)
+    rows = getattr(exc, "rows", None) or []
+    err = {"field": field, "message": str(exc)}
+    if column:
+        err["column"] = column
+    if rows:
+        err["rows"] = rows
+    return InvalidInput(str(exc), errors=[err])
 
 
 def _store_parquet(df: pl.DataFrame):

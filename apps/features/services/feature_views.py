@@ -91,9 +91,11 @@ def _view_fields(*, project, entity, source, entity_column, timestamp_column, wr
     if entity_column not in types:
         raise InvalidInput(f"Source {source.name!r} has no column {entity_column!r} for the entity key",
                            field="entity_column")
-    if types[entity_column] not in ("string", "int"):
-        raise InvalidInput(f"Column {entity_column!r} must hold string or integer keys (it is {types[entity_column]})",
-                           field="entity_column")
+    if types[entity_column] != entity.value_type:
+        hint = (f"; upload the source declaring column_types {{\"{entity_column}\": \"string\"}} to keep keys "
+                f"such as '007' as written" if entity.value_type == "string" else "")
+        raise InvalidInput(f"Column {entity_column!r} of source {source.name!r} holds {types[entity_column]} values, "
+                           f"but entity {entity.name!r} has {entity.value_type} keys{hint}", field="entity_column")
     for col, fld in ((timestamp_column, "timestamp_column"), (written_at_column, "written_at_column")):
         if fld == "written_at_column" and not col:
             continue

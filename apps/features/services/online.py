@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import polars as pl
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.common.errors import InvalidInput, NotFound
+from apps.common.tabular import canonical_key
 from apps.projects.models import Job
 from apps.projects.services import audit_record, job_create, job_progress
 
 from .. import pit
 from ..models import (
     FeatureSet,
+    FeatureSetItem,
     FeatureView,
 )
 from ..online import online_store
@@ -67,71 +71,128 @@ def feature_view_materialize(*, view: FeatureView, as_of: datetime | None = None
             "newest_event_time": newest.isoformat() if newest else None}
 
 
-def feature_view_materialize_request(*, view: FeatureView, actor, idempotency_key: str | None = None) -> Job:
+def feature_view_versions_in_use(*, view: FeatureView):
+    """The online versions of ``view``'s name that must be kept materialized: the current one and every
+    version a feature set reads (each is served under its own version)."""
+    used = FeatureSetItem.objects.filter(feature__view__project=view.project_id,
+                                         feature__view__name=view.name).values("feature__view_id")
+    return (FeatureView.objects.filter(project=view.project_id, name=view.name, online=True)
+            .filter(Q(is_current=True) | Q(pk__in=used)).select_related("source", "entity", "project")
+            .order_by("version"))
+
+
+def feature_view_materialize_request(*, view: FeatureView, actor, idempotency_key: str | None = None,
+                                     version: int | None = None) -> Job:
+    """Start one materialization job: of exactly ``version`` of the view when given, else of every version
+    in use (``feature_view_versions_in_use``) — feature sets pinned to an older version keep getting that
+    version's values from the source's latest data, never a frozen copy."""
     _require(actor, view.project, "feature.edit")
-    if not view.online:
-        raise InvalidInput(f"View {view.name!r} is batch-only: only online views are materialized")
+    if version is not None:
+        target = FeatureView.objects.filter(project=view.project_id, name=view.name, version=version).first()
+        if target is None:
+            raise NotFound(f"View {view.name!r} has no version {version}", field="version")
+        views = [target]
+    else:
+        views = list(feature_view_versions_in_use(view=view)) or [view]
+    batch = [v for v in views if not v.online]
+    if batch:
+        raise InvalidInput(f"View {batch[0]} is batch-only: only online views are materialized", field="version")
     if idempotency_key:
-        idempotency_key = f"features.materialize:{view.pk}:{actor.pk}:{idempotency_key[:60]}"
+        idempotency_key = f"features.materialize:{view.pk}:{version or '*'}:{actor.pk}:{idempotency_key[:60]}"
         existing = Job.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
+    label = ", ".join(f"v{v.version}" for v in views)
     job = job_create(kind="features.materialize", actor=actor, project=view.project, idempotency_key=idempotency_key,
-                     title=f"Materialize {view.name} v{view.version}", params={"view_id": view.pk},
+                     title=f"Materialize {view.name} {label}", params={"view_ids": [v.pk for v in views]},
                      task="workers.features.feature_view_materialize_run",
                      target_url=reverse("features:view-detail", args=[view.project.slug, view.name]))
     audit_record(actor=actor, verb="feature.view.materialize", project=view.project, target=view,
-                 details={"job": str(job.pk)})
+                 details={"job": str(job.pk), "versions": [v.version for v in views]})
     return job
 
 
+def feature_views_rematerialize_for_source(*, source, actor, reason: str = "") -> Job | None:
+    """After a new source version: one visible job re-materializing every online view version in use over
+    ``source`` (so the online store follows the data the offline join reads). None when there is none."""
+    views = []
+    for name in FeatureView.objects.filter(source=source, online=True).values_list("name", flat=True).distinct():
+        view = FeatureView.objects.filter(project=source.project_id, name=name, is_current=True).first()
+        if view is not None:
+            views += [v for v in feature_view_versions_in_use(view=view) if v.source_id == source.pk]
+    if not views:
+        return None
+    return job_create(kind="features.materialize", actor=actor, project=source.project,
+                      title=f"Re-materialize {', '.join(str(v) for v in views)} after {reason or 'a new version'}",
+                      params={"view_ids": [v.pk for v in views], "reason": reason},
+                      task="workers.features.feature_view_materialize_run")
+
+
 def feature_view_materialize_run(*, job: Job) -> dict:
-    view = FeatureView.objects.select_related("source", "entity", "project").filter(pk=job.params.get("view_id")).first()
-    if view is None:
+    ids = job.params.get("view_ids") or [job.params.get("view_id")]
+    views = FeatureView.objects.select_related("source", "entity", "project").in_bulk([i for i in ids if i])
+    if not views:
         raise NotFound("The view of this job no longer exists")
-    return feature_view_materialize(view=view, job=job)
+    out = {}
+    for n, pk in enumerate(i for i in ids if i in views):
+        view = views[pk]
+        if job:
+            job_progress(job=job, progress=5 + 90 * n // len(views), message=f"Materializing {view}")
+        out[f"v{view.version}"] = feature_view_materialize(view=view, job=job if len(views) == 1 else None)
+    return out if len(out) > 1 else next(iter(out.values()))
 
 
 def feature_view_materialize_due(*, now: datetime | None = None) -> list[str]:
-    """The beat task: start a materialization job for each current online view whose schedule is due."""
+    """The beat task: start a materialization job for each online view version in use (current, or read by
+    a feature set) whose schedule is due."""
     now = now or timezone.now()
     started = []
-    views = FeatureView.objects.filter(online=True, is_current=True, materialize_every__isnull=False)
+    used = FeatureSetItem.objects.values("feature__view_id")
+    views = FeatureView.objects.filter(online=True, materialize_every__isnull=False) \
+        .filter(Q(is_current=True) | Q(pk__in=used))
+    busy = set()
+    for params in Job.objects.filter(kind="features.materialize", status__in=["queued", "running"]) \
+            .values_list("params", flat=True):
+        busy |= {params.get("view_id"), *(params.get("view_ids") or [])}
     for view in views.select_related("project"):
         if view.last_materialized_at and view.last_materialized_at + view.materialize_every > now:
             continue
-        if Job.objects.filter(kind="features.materialize", params__view_id=view.pk,
-                              status__in=["queued", "running"]).exists():
+        if view.pk in busy:
             continue
         job = job_create(kind="features.materialize", project=view.project,
                          title=f"Scheduled materialization of {view.name} v{view.version}",
-                         params={"view_id": view.pk, "scheduled": True},
+                         params={"view_ids": [view.pk], "view_id": view.pk, "scheduled": True},
                          task="workers.features.feature_view_materialize_run")
         started.append(str(job.pk))
     return started
 
 
-_PLANS: dict[tuple, dict] = {}
+def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: datetime | None = None,
+                        now: datetime | None = None) -> list[dict]:
+    """Feature values of a feature set for ``entity_keys``; one result per key, in order.
 
-def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: datetime | None = None) -> list[dict]:
-    """Online lookup of a feature set for ``entity_keys``; one result per key, in order.
+    Without ``as_of``: the online store — the values available at each view version's last
+    materialization, with the TTL judged at ``now`` (default: the current time).
+    With ``as_of``: the values as of that time, answered from the offline store by the training-set join
+    itself (``training_set_join``), so the answer equals a training-set row for a label at ``as_of``
+    (batch-only features are answered too, as in a training set).
 
     ``entity_keys`` items are scalars (when the set's views share one join key) or dicts
-    ``{join_key: value}`` (one entry per join key of the set). ``as_of`` (default now) is the time the TTL
-    is judged at; the store holds the values available at the view's last materialization (the lookup
-    does not travel back in time: use ``training_set_build_frame`` for that). Each result::
+    ``{join_key: value}`` (one entry per join key of the set); each key is read by its entity's declared
+    type (``"007"`` stays ``"007"`` for a string entity; ``1.5`` is refused for an integer entity, 422).
+    Each result::
 
         {"entity": {"customer_id": "c1"},
          "values": {"amount_mean_7d": 12.5, "n_tx_24h": None, ...},       # feature set order
          "event_times": {"amount_mean_7d": datetime(UTC) | None, ...},
          "status": {"amount_mean_7d": "ok", "n_tx_24h": "expired", ...}}  # ok | expired | missing
 
-    ``missing``: no value for this entity (unknown key, or nothing available yet at materialization);
-    ``expired``: the stored value is older than the view's TTL at ``as_of`` — the value is then None.
-    Batch-only features are always ``missing`` (call ``feature_set_online_check`` to refuse them upfront).
+    ``missing``: no value for this entity (unknown key, or nothing available yet);
+    ``expired``: the value is older than the view's TTL — the value is then None. The TTL is inclusive:
+    a value exactly TTL old is still ``ok`` (``pit.ttl_expired``, the join's rule).
+    Online, batch-only features are always ``missing`` (``feature_set_online_check`` refuses them upfront).
     """
     plan = _lookup_plan(feature_set)
-    as_of = as_of or datetime.now(UTC)
     join_keys = plan["join_keys"]
     entities = []
     for k in entity_keys:
@@ -144,15 +205,25 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
             entities.append({join_keys[0]: k})
         else:
             raise InvalidInput(f"This feature set needs keys {', '.join(join_keys)}: pass objects", field="entity_keys")
-    keys = list({str(e[j]) for e in entities for j in join_keys})
+    key_types = plan["key_types"]
+    canon = []  # each entity's keys read by the entity's declared type ("007" stays "007" for a string key)
+    for i, ent in enumerate(entities):
+        try:
+            canon.append({j: canonical_key(ent[j], key_types[j]) for j in join_keys})
+        except ValueError as exc:
+            raise InvalidInput(f"entity_keys[{i}]: {exc}", field="entity_keys") from exc
+    if as_of is not None:
+        return _features_as_of(feature_set=feature_set, plan=plan, entities=entities, canon=canon, as_of=as_of)
+    as_of = now or datetime.now(UTC)
+    keys = list({c[j] for c in canon for j in join_keys})
     found = online_store().read(list(plan["views"]), keys) if keys else {}
     out = []
     views, order, reorder = plan["steps"], plan["order"], plan["reorder"]
     expired_at: dict = {}  # event time → expired? (values materialized together share their event times)
     if len(views) == 1 and not reorder:  # one view (the common case): build each result's dicts directly
         vid, join_key, ttl, fnames, onames, nones, ok, expired, missing = views[0]
-        for ent in entities:
-            hit = found.get((vid, str(ent[join_key])))
+        for ent, ck in zip(entities, canon, strict=True):
+            hit = found.get((vid, ck[join_key]))
             if hit is None:
                 out.append({"entity": ent, "values": nones.copy(), "event_times": nones.copy(),
                             "status": missing.copy()})
@@ -166,10 +237,10 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
                         "event_times": dict.fromkeys(onames, event_time),
                         "status": (expired if gone else ok).copy()})
         return out
-    for ent in entities:
+    for ent, ck in zip(entities, canon, strict=True):
         values, times, status = {}, {}, {}
         for vid, join_key, ttl, fnames, onames, nones, ok, expired, missing in views:
-            hit = found.get((vid, str(ent[join_key])))
+            hit = found.get((vid, ck[join_key]))
             if hit is None:
                 values.update(nones)
                 times.update(nones)
@@ -189,6 +260,37 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
         if reorder:
             values, times, status = ({n: d[n] for n in order} for d in (values, times, status))
         out.append({"entity": ent, "values": values, "event_times": times, "status": status})
+    return out
+
+
+def _features_as_of(*, feature_set: FeatureSet, plan: dict, entities: list[dict], canon: list[dict],
+                    as_of: datetime) -> list[dict]:
+    """The lookup at ``as_of``, answered by the training-set join for one label row per entity."""
+    from .training_sets import training_set_join
+
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    dtypes = {"int": pl.Int64, "string": pl.String}
+    columns = {j: pl.Series(j, [c[j] for c in canon], dtype=pl.String).cast(dtypes.get(plan["key_types"][j], pl.String))
+               for j in plan["join_keys"]}
+    labels = pl.DataFrame([*columns.values(), pl.Series("__as_of", [as_of] * len(canon), dtype=pit.TS)])
+    result, _ = training_set_join(feature_set=feature_set, labels=labels, timestamp_column="__as_of", with_status=True)
+    frame = result.frame
+    order = plan["order"]
+    per_view = []
+    for i, info in enumerate(plan["views"].values()):
+        per_view.append(([o for _, o in info["features"]], frame.get_column(f"__pit_status_{i}").to_list(),
+                         frame.get_column(f"__pit_event_{i}").to_list()))
+    values = frame.select(order).to_dicts()
+    out = []
+    for r, ent in enumerate(entities):
+        times, status = {}, {}
+        for onames, st, ev in per_view:
+            for o in onames:
+                status[o] = st[r]
+                times[o] = ev[r]
+        vals = {o: _json_value(values[r][o]) for o in order}
+        out.append({"entity": ent, "values": vals, "event_times": {o: times[o] for o in order},
+                    "status": {o: status[o] for o in order}})
     return out
 
 

@@ -134,7 +134,8 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
         views = {}
         for it in items:
             v = it.feature.view
-            views.setdefault(v.pk, {"ttl": v.ttl, "join_key": v.entity.join_key, "online": v.online, "features": []})
+            views.setdefault(v.pk, {"ttl": v.ttl, "join_key": v.entity.join_key, "key_type": v.entity.value_type,
+                                    "online": v.online, "features": []})
             views[v.pk]["features"].append((it.feature.name, it.output_name))
         order = [it.output_name for it in items]
         steps = []
@@ -146,7 +147,8 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
                           dict.fromkeys(onames, "missing")))
         plan = {"views": views, "order": order, "steps": steps,
                 "reorder": [o for st in steps for o in st[4]] != order,
-                "join_keys": sorted({v["join_key"] for v in views.values()})}
+                "join_keys": sorted({v["join_key"] for v in views.values()}),
+                "key_types": {v["join_key"]: v["key_type"] for v in views.values()}}
         if len(_PLANS) > 1000:
             _PLANS.clear()
         _PLANS[key] = plan

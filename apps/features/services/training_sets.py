@@ -21,7 +21,7 @@ from ..models import (
     TrainingSet,
     TrainingSetStatus,
 )
-from .common import _clean_name, _read_upload, _require, _store_parquet
+from .common import _clean_name, _read_upload, _require, _store_parquet, table_error
 from .feature_views import view_spec
 from .sets import _lookup_plan
 from .sources import data_source_frame
@@ -41,10 +41,11 @@ def labels_validate(*, feature_set: FeatureSet, labels: pl.DataFrame, timestamp_
             what = "event timestamp" if col == timestamp_column else "entity key"
             raise InvalidInput(f"The label file has no column {col!r} (the {what}); it has: "
                                f"{', '.join(labels.columns[:20])}", field=field)
-    try:
-        labels = pit.normalize_timestamps(labels, [timestamp_column])
-    except pit.PitError as exc:
-        raise InvalidInput(str(exc), field=field) from exc
+    try:  # the entities' declared key types decide how the keys are read (no truncation, no re-typing)
+        labels = tabular.conform(labels, label_types(feature_set=feature_set, timestamp_column=timestamp_column),
+                                 label="the label file", infer=False)
+    except (tabular.TableError, pit.PitError) as exc:
+        raise table_error(exc, field=field) from exc
     for col in needed:
         n = labels.get_column(col).null_count()
         if n:
@@ -67,6 +68,11 @@ def labels_validate(*, feature_set: FeatureSet, labels: pl.DataFrame, timestamp_
     return labels, label_columns
 
 
+def label_types(*, feature_set: FeatureSet, timestamp_column: str) -> dict[str, str]:
+    """Declared types of a label file: each entity key column as its entity declares it, the timestamp."""
+    return {**_lookup_plan(feature_set)["key_types"], timestamp_column: "datetime"}
+
+
 def training_set_build_frame(*, feature_set: FeatureSet, labels, timestamp_column: str,
                              with_event_times: bool = False) -> pl.DataFrame:
     """Point-in-time join of ``labels`` (polars or pandas DataFrame) to ``feature_set``, synchronously.
@@ -83,7 +89,8 @@ def training_set_build_frame(*, feature_set: FeatureSet, labels, timestamp_colum
 
 
 def training_set_join(*, feature_set: FeatureSet, labels, timestamp_column: str, with_event_times: bool = False,
-                      leakage: bool = False, source_versions: dict | None = None) -> tuple[pit.PitResult, dict]:
+                      leakage: bool = False, source_versions: dict | None = None,
+                      with_status: bool = False) -> tuple[pit.PitResult, dict]:
     """The join with its report. Returns (``pit.PitResult``, {source_id: DataSourceVersion used}).
 
     ``pit.PitResult``: ``.frame`` (polars; label columns, timestamp in UTC, then the set's
@@ -92,9 +99,12 @@ def training_set_join(*, feature_set: FeatureSet, labels, timestamp_column: str,
     source at its latest version (or ``source_versions[source_id]``). Raises InvalidInput on bad labels.
     Call ``.frame.to_pandas()`` for pandas.
     """
-    if not isinstance(labels, pl.DataFrame):
-        labels = pl.from_pandas(labels)
     plan = _lookup_plan(feature_set)
+    try:  # keys read by the entities' declared types (a pandas frame's float keys are not truncated)
+        labels = tabular.conform(labels, {k: t for k, t in plan["key_types"].items() if k in labels.columns},
+                                 label="the labels", infer=False)
+    except tabular.TableError as exc:
+        raise table_error(exc, field="labels") from exc
     views = FeatureView.objects.select_related("source", "entity").in_bulk(list(plan["views"]))
     pairs = []
     used_versions = {}
@@ -108,7 +118,7 @@ def training_set_join(*, feature_set: FeatureSet, labels, timestamp_column: str,
         pairs.append((view_spec(view, label_key=info["join_key"], names=names), data_source_frame(version=version)))
     try:
         result = pit.point_in_time_join(labels, pairs, timestamp_column=timestamp_column,
-                                        with_event_times=with_event_times, leakage=leakage)
+                                        with_event_times=with_event_times, leakage=leakage, with_status=with_status)
     except pit.PitError as exc:
         raise InvalidInput(str(exc), field="labels") from exc
     label_cols = list(labels.columns)
@@ -121,7 +131,8 @@ def training_set_join(*, feature_set: FeatureSet, labels, timestamp_column: str,
 
 def training_set_request(*, project: Project, actor, name: str, feature_set: FeatureSet, labels_upload,
                          labels_filename: str = "", timestamp_column: str = "event_timestamp",
-                         label_columns: list[str] | None = None, description: str = "") -> TrainingSet:
+                         label_columns: list[str] | None = None, description: str = "",
+                         null_values=None) -> TrainingSet:
     """Validate the label file now (errors name the column), store it, and queue the build job."""
     _require(actor, project, "trainingset.build")
     name = _clean_name(name)
@@ -132,7 +143,8 @@ def training_set_request(*, project: Project, actor, name: str, feature_set: Fea
     timestamp_column = (timestamp_column or "").strip()
     if not timestamp_column:
         raise InvalidInput("Name the label file's event timestamp column", field="timestamp_column")
-    labels, _fmt = _read_upload(labels_upload, labels_filename, field="labels")
+    labels, _fmt = _read_upload(labels_upload, labels_filename, field="labels", null_values=null_values,
+                                types=label_types(feature_set=feature_set, timestamp_column=timestamp_column))
     labels, label_columns = labels_validate(feature_set=feature_set, labels=labels, timestamp_column=timestamp_column,
                                             label_columns=label_columns)
     stored = _store_parquet(labels)
