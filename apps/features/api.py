@@ -9,6 +9,7 @@ from apps.common.errors import NotFound
 from apps.common.storage import artifact_store
 from apps.projects.access import api_permission
 from apps.projects.auth import BrowserSessionAuth, TokenAuth
+from apps.projects.schemas import JobOut
 from apps.projects.selectors import project_get_for_user
 
 from . import selectors, services
@@ -131,13 +132,22 @@ def list_sources(request, project: str, limit: int = 100, offset: int = 0):
     return out
 
 
-@router.post(P + "/sources/{name}/versions", response={201: SourceVersionOut})
+@router.post(P + "/sources/{name}/versions", response={201: SourceVersionOut, 202: JobOut})
 @api_permission("feature.edit")
-def upload_source(request, project: str, name: str, file: File[UploadedFile], description: Form[str] = ""):
-    """Upload a CSV or Parquet file as the next version of source ``name`` (created on first upload)."""
+def upload_source(request, project: str, name: str, file: File[UploadedFile], description: Form[str] = "",
+                  column_types: Form[str] = "", null_values: Form[str] = ""):
+    """Upload a CSV or Parquet file as the next version of source ``name`` (created on first upload).
+
+    ``column_types``: declared types, JSON (``{"customer_id": "string"}``) or ``customer_id:string, ...``;
+    later versions keep the first version's types. ``null_values``: extra null tokens (``NA, null``); only
+    the empty cell is null otherwise. 201 with the version, or 202 with a job for a large or wide file
+    (``SLIPWAY_FEATURES_UPLOAD_SYNC_MAX_BYTES`` / ``..._COLUMNS``): poll ``/api/v1/jobs/{id}``."""
     obj = _project(request, project, "feature.edit")
-    version = services.data_source_upload(project=obj, actor=request.auth, name=name, upload=file,
-                                          filename=file.name, description=description)
+    version, job = services.data_source_upload_request(project=obj, actor=request.auth, name=name, upload=file,
+                                                       filename=file.name, description=description,
+                                                       column_types=column_types, null_values=null_values)
+    if job is not None:
+        return 202, {**JobOut.from_orm(job).dict(exclude={"id"}), "id": str(job.pk)}
     return 201, _version_out(version)
 
 
@@ -202,11 +212,13 @@ def update_feature_view(request, project: str, name: str, payload: FeatureViewPa
 
 @router.post(P + "/feature-views/{name}/materialize", response={202: dict})
 @api_permission("feature.edit")
-def materialize_feature_view(request, project: str, name: str):
-    """Start a materialization job (202). A retry with the same ``Idempotency-Key`` returns the same job."""
+def materialize_feature_view(request, project: str, name: str, version: int | None = None):
+    """Start a materialization job (202): of ``version`` when given, else of every version in use (the
+    current one and each one a feature set reads). A retry with the same ``Idempotency-Key`` returns the
+    same job."""
     obj = _project(request, project, "feature.edit")
     job = services.feature_view_materialize_request(view=selectors.feature_view_get(project=obj, name=name),
-                                                    actor=request.auth,
+                                                    actor=request.auth, version=version,
                                                     idempotency_key=request.headers.get("Idempotency-Key"))
     return 202, {"job_id": str(job.pk), "status": job.status}
 
@@ -278,13 +290,17 @@ def list_training_sets(request, project: str, limit: int = 100, offset: int = 0)
 @router.post(P + "/training-sets", response={202: TrainingSetOut})
 @api_permission("trainingset.build")
 def create_training_set(request, project: str, labels: File[UploadedFile], name: Form[str], feature_set: Form[str],
-                        timestamp_column: Form[str] = "event_timestamp", description: Form[str] = ""):
-    """Upload a label file (entity key column(s), event timestamp, label columns); the build runs as a job."""
+                        timestamp_column: Form[str] = "event_timestamp", description: Form[str] = "",
+                        null_values: Form[str] = ""):
+    """Upload a label file (entity key column(s), event timestamp, label columns); the build runs as a job.
+
+    Key columns are read by their entities' declared types; ``null_values``: extra null tokens."""
     obj = _project(request, project, "trainingset.build")
     fs = selectors.feature_set_get(project=obj, name=feature_set)
     ts = services.training_set_request(project=obj, actor=request.auth, name=name, feature_set=fs,
                                        labels_upload=labels, labels_filename=labels.name,
-                                       timestamp_column=timestamp_column, description=description)
+                                       timestamp_column=timestamp_column, description=description,
+                                       null_values=null_values)
     return 202, _ts_out(ts)
 
 

@@ -32,6 +32,12 @@ class EntityForm(forms.Form):
 class SourceUploadForm(forms.Form):
     name = forms.SlugField(max_length=80, help_text="An existing source name adds a new version")
     file = forms.FileField(help_text="CSV (with a header row) or Parquet; timestamps in ISO 8601, UTC unless an offset is given")
+    column_types = forms.CharField(
+        required=False, max_length=20000, label="Column types",
+        help_text="Declare types the file must have, e.g. customer_id:string, amount:float (string, int, float, "
+                  "bool, datetime). Undeclared columns are inferred on the first upload; later versions keep them.")
+    null_values = forms.CharField(required=False, max_length=400, label="Null tokens",
+                                  help_text="Extra text read as missing, e.g. NA, null (only the empty cell otherwise)")
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
@@ -101,6 +107,8 @@ class TrainingSetForm(forms.Form):
                              help_text="CSV or Parquet: the entity key column(s), the event timestamp and the label column(s)")
     timestamp_column = forms.CharField(max_length=120, initial="event_timestamp",
                                        help_text="Column of the label file with each example's event time")
+    null_values = forms.CharField(required=False, max_length=400, label="Null tokens",
+                                  help_text="Extra text read as missing, e.g. NA, null (only the empty cell otherwise)")
     description = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, project, **kwargs):

@@ -148,7 +148,10 @@ class FeatureSetOut(Schema):
 class OnlineIn(Schema):
     entity_keys: list[Any] = Field(..., min_length=1, max_length=1000,
                                    description="scalars, or objects {join_key: value} for several entities")
-    as_of: datetime | None = None
+    as_of: datetime | None = Field(
+        None, description="Omit for the online store (values of the last materialization, TTL judged now). "
+        "Given, the values as of that time are answered from the offline store by the training-set join "
+        "itself (a value is usable from event time + lag and at most TTL old, inclusive).")
 
 
 class OnlineRow(Schema):

@@ -70,13 +70,18 @@ def source_upload(request, project):
     form = SourceUploadForm(request.POST or None, request.FILES or None, initial={"name": request.GET.get("name", "")})
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
+        data = form.cleaned_data
         try:
-            version = services.data_source_upload(project=project, actor=request.user, name=form.cleaned_data["name"],
-                                                  upload=upload, filename=upload.name,
-                                                  description=form.cleaned_data["description"])
+            version, job = services.data_source_upload_request(
+                project=project, actor=request.user, name=data["name"], upload=upload, filename=upload.name,
+                description=data["description"], column_types=data["column_types"], null_values=data["null_values"])
         except ApplicationError as exc:
             add_domain_error(form, exc)
         else:
+            if job is not None:  # large or wide: read in the background; the page follows the job's progress
+                return render(request, "features/form_page.html",
+                              _ctx(request, project, form=SourceUploadForm(initial={"name": data["name"]}), job=job,
+                                   title="Upload a data source", submit="Upload", multipart=True), status=202)
             messages.success(request, f"Uploaded {version}: {version.row_count:,} rows.")
             return redirect("features:source-detail", project=project.slug, name=version.source.name)
     return render(request, "features/form_page.html",
@@ -214,7 +219,8 @@ def training_set_create(request, project):
             ts = services.training_set_request(project=project, actor=request.user, name=data["name"],
                                                feature_set=data["feature_set"], labels_upload=data["labels"],
                                                labels_filename=data["labels"].name,
-                                               timestamp_column=data["timestamp_column"], description=data["description"])
+                                               timestamp_column=data["timestamp_column"], description=data["description"],
+                                               null_values=data["null_values"])
         except ApplicationError as exc:
             add_domain_error(form, exc)
         else:

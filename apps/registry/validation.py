@@ -34,7 +34,7 @@ from . import profile as profile_mod
 from .loading import _estimator_predict_fn, onnx_predict_fn, onnx_session, skops_loads
 from .models import ModelTask, ModelVersion
 from .scan import InflateRefused, ScanRejected, detect_compression, inflate_to, scan_file
-from .sniff import SniffError, check_skops_zip, sniff_table_format
+from .sniff import SniffError, check_skops_zip
 
 ONNX_LABEL_AGREEMENT = 0.99
 ONNX_PROBA_TOL = 1e-3
@@ -236,30 +236,21 @@ def _coerce(df: pd.DataFrame, contract: list[dict]) -> pd.DataFrame:
     return out
 
 
-def read_table(key: str, *, label: str) -> pd.DataFrame:
-    path = artifact_store().path(key)
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-    try:
-        kind = sniff_table_format(head)
-        if kind == "parquet":
-            import pyarrow.parquet as pq
+def read_table(key: str, *, label: str, contract: list[dict] | None = None) -> pd.DataFrame:
+    """Read a holdout / training data file with the portal's one parser (``apps.common.tabular``): the
+    contract's feature types are declared, so a text value in a numeric feature is refused naming the
+    column and rows (never coerced to NaN), duplicate column names are refused, "NA" stays a string."""
+    from apps.common import tabular
 
-            meta = pq.ParquetFile(path).metadata
-            if meta.num_rows > settings.REGISTRY_TABLE_MAX_ROWS:
-                raise Rejected(f"The {label} has {meta.num_rows:,} rows (limit {settings.REGISTRY_TABLE_MAX_ROWS:,})")
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, nrows=settings.REGISTRY_TABLE_MAX_ROWS + 1, low_memory=False)
-            if len(df) > settings.REGISTRY_TABLE_MAX_ROWS:
-                raise Rejected(f"The {label} has more than {settings.REGISTRY_TABLE_MAX_ROWS:,} rows")
-    except Rejected:
-        raise
+    types = {c["name"]: c["type"] for c in (contract or []) if c.get("type") in tabular.TYPES}
+    try:
+        frame, _fmt = tabular.read_table(artifact_store().path(key), filename=f"The {label}", types=types,
+                                         max_rows=settings.REGISTRY_TABLE_MAX_ROWS)
+    except tabular.TableError as exc:
+        raise Rejected(f"{exc}", step="data") from exc
     except Exception as exc:  # noqa: BLE001 - unreadable data files are rejections
         raise Rejected(f"The {label} cannot be read: {str(exc).splitlines()[0][:300]}", step="data") from exc
-    if df.empty:
-        raise Rejected(f"The {label} has no rows", step="data")
-    return df
+    return frame.to_pandas()
 
 
 def _contract_frame(df: pd.DataFrame, contract: list[dict], label: str) -> pd.DataFrame:
@@ -526,15 +517,15 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
     version.classes = classes
 
     step("smoke", 45, "Smoke prediction")
-    holdout = read_table(version.holdout_key, label="holdout file") if version.holdout_key else None
+    holdout = read_table(version.holdout_key, label="holdout file", contract=contract) if version.holdout_key else None
     if holdout is not None:
         hx = _contract_frame(holdout, contract, "holdout file")
     reference, source = None, ""
     if version.training_data_key:
-        reference, source = _contract_frame(read_table(version.training_data_key, label="training data file"),
+        reference, source = _contract_frame(read_table(version.training_data_key, label="training data file", contract=contract),
                                             contract, "training data file"), "training"
     elif version.training_set_id and version.training_set.artifact_key:
-        reference, source = _contract_frame(read_table(version.training_set.artifact_key, label="training set"),
+        reference, source = _contract_frame(read_table(version.training_set.artifact_key, label="training set", contract=contract),
                                             contract, "training set"), "training_set"
     elif holdout is not None:
         reference, source = hx, "holdout"

@@ -116,7 +116,7 @@ def feature_views_rematerialize_for_source(*, source, actor, reason: str = "") -
     """After a new source version: one visible job re-materializing every online view version in use over
     ``source`` (so the online store follows the data the offline join reads). None when there is none."""
     views = []
-    for name in FeatureView.objects.filter(source=source, online=True).values_list("name", flat=True).distinct():
+    for name in sorted(set(FeatureView.objects.filter(source=source, online=True).values_list("name", flat=True))):
         view = FeatureView.objects.filter(project=source.project_id, name=name, is_current=True).first()
         if view is not None:
             views += [v for v in feature_view_versions_in_use(view=view) if v.source_id == source.pk]
