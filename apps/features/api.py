@@ -147,7 +147,7 @@ def upload_source(request, project: str, name: str, file: File[UploadedFile], de
                                                        filename=file.name, description=description,
                                                        column_types=column_types, null_values=null_values)
     if job is not None:
-        return 202, {**JobOut.from_orm(job).dict(exclude={"id"}), "id": str(job.pk)}
+        return 202, {"id": str(job.pk), **{f: getattr(job, f) for f in JobOut.model_fields if f != "id"}}
     return 201, _version_out(version)
 
 

@@ -52,3 +52,37 @@ def test_failed_build_marks_the_training_set_failed(celery_worker, project, user
     job = wait_for_job(job.pk)
     assert job.status == JobStatus.FAILED and "label file" in job.error
     assert TrainingSet.objects.get(pk=ts.pk).status == "failed"
+
+
+def _wide_csv(n_cols: int, n_rows: int = 5, *, duplicate: bool = False) -> bytes:
+    names = ["customer_id", "event_timestamp", *[f"c{i}" for i in range(n_cols)]]
+    if duplicate:
+        names[-1] = "c0"
+    rows = [",".join([f"k{r}", "2024-01-01T00:00:00Z", *[str(r * 0.5 + i) for i in range(n_cols)]])
+            for r in range(n_rows)]
+    return (",".join(names) + "\n" + "\n".join(rows) + "\n").encode()
+
+
+def test_a_wide_source_upload_runs_as_a_background_job_with_progress(celery_worker, project, users, api_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.common.storage import artifact_store
+    from apps.features.models import DataSourceVersion
+
+    c = api_client(users["data_scientist"])
+    r = c.post("/api/v1/projects/fraud/sources/wide/versions",
+               {"file": SimpleUploadedFile("wide.csv", _wide_csv(2000), content_type="text/csv")})
+    assert r.status_code == 202, r.content                       # 2,000 columns > FEATURES_UPLOAD_SYNC_MAX_COLUMNS
+    job = wait_for_job(r.json()["id"])
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result == {"source": "wide", "version": 1, "rows": 5, "columns": 2002} and job.progress == 100
+    version = DataSourceVersion.objects.get(source__name="wide")
+    assert version.column_types["c1999"] == "float" and version.column_types["customer_id"] == "string"
+    assert not artifact_store().exists(job.params["artifact_key"])  # the spooled upload is gone
+    # a refused wide file fails its job with the parser's message, and nothing is stored
+    r = c.post("/api/v1/projects/fraud/sources/wide/versions",
+               {"file": SimpleUploadedFile("dup.csv", _wide_csv(2000, duplicate=True), content_type="text/csv")})
+    job = wait_for_job(r.json()["id"])
+    assert job.status == JobStatus.FAILED and "two columns named 'c0'" in job.error
+    assert DataSourceVersion.objects.filter(source__name="wide").count() == 1
+    assert not artifact_store().exists(job.params["artifact_key"])
