@@ -173,5 +173,9 @@ def test_leakage_report_in_the_joins_order_equals_the_general_report(rows, label
     base = label_df.with_row_index(pit._ROW).with_columns(pl.col("t").alias(pit._T))
     prepared = pit.prepare_view(features, spec)
     times = base.get_column(pit._T)
-    fast = pit.leakage_report(base, prepared, spec, times)
-    assert fast == pit.leakage_report(base, prepared, spec, times, general=True)
+    general = pit.leakage_report(base, prepared, spec, times, general=True)
+    assert pit.leakage_report(base, prepared, spec, times) == general
+    joined = pit.point_in_time_join(label_df, [(spec, features)], timestamp_column="t", leakage=True)
+    assert joined.leakage == general                 # the job's path: its as-of at T + lag rides in the join
+    assert joined.frame.get_column("x").to_list() == \
+        pit.point_in_time_join(label_df, [(spec, features)], timestamp_column="t").frame.get_column("x").to_list()
