@@ -136,6 +136,26 @@ def test_bad_label_files_are_refused_naming_the_column(trainable, users, change,
     assert not TrainingJob.objects.exists()
 
 
+def test_label_files_go_through_the_one_parser_with_declared_key_types(trainable, users):
+    """A duplicate column, or a timestamp column holding text, is refused at creation naming the column."""
+    fs, model, parent = trainable
+    text = labels_csv(concept_labels(fs)).decode()
+    header, rest = text.split("\n", 1)
+    duplicated = (header + ",customer_id\n" + "\n".join(r + ",x" for r in rest.strip().split("\n")) + "\n").encode()
+    with pytest.raises(InvalidInput, match="two columns named 'customer_id'") as exc:
+        training.training_job_create(model=model, actor=users["owner"], parent_version=parent, labels=duplicated,
+                                     labels_filename="l.csv")
+    assert exc.value.errors[0]["field"] == "labels" and exc.value.errors[0]["column"] == "customer_id"
+    frame = concept_labels(fs).with_columns(pl.col("event_timestamp").cast(pl.String))
+    bad_time = labels_csv(frame.with_columns(pl.when(pl.int_range(pl.len()) == 1).then(pl.lit("yesterday"))
+                                             .otherwise(pl.col("event_timestamp")).alias("event_timestamp")))
+    with pytest.raises(InvalidInput, match="'event_timestamp' is declared datetime but holds values that are not "
+                                           "timestamps: 'yesterday' in row 2"):
+        training.training_job_create(model=model, actor=users["owner"], parent_version=parent, labels=bad_time,
+                                     labels_filename="l.csv")
+    assert not TrainingJob.objects.exists()
+
+
 def test_training_job_create_rules(trainable, users, settings):
     fs, model, parent = trainable
     labels = concept_labels(fs)

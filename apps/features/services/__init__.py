@@ -22,6 +22,7 @@ from .common import (  # noqa: F401
     _require,
     _spool,
     _store_parquet,
+    data_source_frame,
     table_error,
     tabular_null_values,
     tabular_types,
@@ -31,6 +32,8 @@ from .feature_views import (  # noqa: F401
     feature_view_create,
     feature_view_is_used,
     feature_view_update,
+    feature_view_versions_in_use,
+    feature_views_rematerialize_for_source,
     format_duration,
     parse_duration_text,
     view_spec,
@@ -42,8 +45,6 @@ from .online import (  # noqa: F401
     feature_view_materialize_due,
     feature_view_materialize_request,
     feature_view_materialize_run,
-    feature_view_versions_in_use,
-    feature_views_rematerialize_for_source,
     online_features_get,
 )
 from .sets import (  # noqa: F401
@@ -57,7 +58,6 @@ from .sets import (  # noqa: F401
 )
 from .sources import (  # noqa: F401
     data_source_declared_types,
-    data_source_frame,
     data_source_ingest,
     data_source_ingest_run,
     data_source_upload,

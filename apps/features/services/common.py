@@ -16,6 +16,7 @@ from apps.projects.models import Project
 from apps.projects.permissions import can
 
 from .. import pit, tabular
+from ..models import DataSourceVersion
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,119}$")
@@ -127,3 +128,6 @@ def _store_parquet(df: pl.DataFrame):
     finally:
         Path(name).unlink(missing_ok=True)
 
+
+def data_source_frame(*, version: DataSourceVersion) -> pl.DataFrame:
+    return pl.read_parquet(artifact_store().path(version.artifact_key))

@@ -6,10 +6,11 @@ import re
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 
 from apps.common.errors import Conflict, InvalidInput
-from apps.projects.models import Project
-from apps.projects.services import audit_record
+from apps.projects.models import Job, Project
+from apps.projects.services import audit_record, job_create
 
 from .. import pit
 from ..models import (
@@ -219,3 +220,28 @@ def view_spec(view: FeatureView, *, label_key: str | None = None, names: dict[st
                         timestamp_column=view.timestamp_column, features=pairs, lag=view.availability_lag,
                         ttl=view.ttl, written_at_column=view.written_at_column or None)
 
+
+def feature_view_versions_in_use(*, view: FeatureView):
+    """The online versions of ``view``'s name that must be kept materialized: the current one and every
+    version a feature set reads (each is served under its own version)."""
+    used = FeatureSetItem.objects.filter(feature__view__project=view.project_id,
+                                         feature__view__name=view.name).values("feature__view_id")
+    return (FeatureView.objects.filter(project=view.project_id, name=view.name, online=True)
+            .filter(Q(is_current=True) | Q(pk__in=used)).select_related("source", "entity", "project")
+            .order_by("version"))
+
+
+def feature_views_rematerialize_for_source(*, source, actor, reason: str = "") -> Job | None:
+    """After a new source version: one visible job re-materializing every online view version in use over
+    ``source`` (so the online store follows the data the offline join reads). None when there is none."""
+    views = []
+    for name in sorted(set(FeatureView.objects.filter(source=source, online=True).values_list("name", flat=True))):
+        view = FeatureView.objects.filter(project=source.project_id, name=name, is_current=True).first()
+        if view is not None:
+            views += [v for v in feature_view_versions_in_use(view=view) if v.source_id == source.pk]
+    if not views:
+        return None
+    return job_create(kind="features.materialize", actor=actor, project=source.project,
+                      title=f"Re-materialize {', '.join(str(v) for v in views)} after {reason or 'a new version'}",
+                      params={"view_ids": [v.pk for v in views], "reason": reason},
+                      task="workers.features.feature_view_materialize_run")

@@ -21,10 +21,9 @@ from ..models import (
     FeatureView,
 )
 from ..online import online_store
-from .common import _require
-from .feature_views import view_spec
+from .common import _require, data_source_frame
+from .feature_views import feature_view_versions_in_use, view_spec
 from .sets import _lookup_plan
-from .sources import data_source_frame
 
 # --- online store -----------------------------------------------------------------------------------
 
@@ -71,16 +70,6 @@ def feature_view_materialize(*, view: FeatureView, as_of: datetime | None = None
             "newest_event_time": newest.isoformat() if newest else None}
 
 
-def feature_view_versions_in_use(*, view: FeatureView):
-    """The online versions of ``view``'s name that must be kept materialized: the current one and every
-    version a feature set reads (each is served under its own version)."""
-    used = FeatureSetItem.objects.filter(feature__view__project=view.project_id,
-                                         feature__view__name=view.name).values("feature__view_id")
-    return (FeatureView.objects.filter(project=view.project_id, name=view.name, online=True)
-            .filter(Q(is_current=True) | Q(pk__in=used)).select_related("source", "entity", "project")
-            .order_by("version"))
-
-
 def feature_view_materialize_request(*, view: FeatureView, actor, idempotency_key: str | None = None,
                                      version: int | None = None) -> Job:
     """Start one materialization job: of exactly ``version`` of the view when given, else of every version
@@ -110,22 +99,6 @@ def feature_view_materialize_request(*, view: FeatureView, actor, idempotency_ke
     audit_record(actor=actor, verb="feature.view.materialize", project=view.project, target=view,
                  details={"job": str(job.pk), "versions": [v.version for v in views]})
     return job
-
-
-def feature_views_rematerialize_for_source(*, source, actor, reason: str = "") -> Job | None:
-    """After a new source version: one visible job re-materializing every online view version in use over
-    ``source`` (so the online store follows the data the offline join reads). None when there is none."""
-    views = []
-    for name in sorted(set(FeatureView.objects.filter(source=source, online=True).values_list("name", flat=True))):
-        view = FeatureView.objects.filter(project=source.project_id, name=name, is_current=True).first()
-        if view is not None:
-            views += [v for v in feature_view_versions_in_use(view=view) if v.source_id == source.pk]
-    if not views:
-        return None
-    return job_create(kind="features.materialize", actor=actor, project=source.project,
-                      title=f"Re-materialize {', '.join(str(v) for v in views)} after {reason or 'a new version'}",
-                      params={"view_ids": [v.pk for v in views], "reason": reason},
-                      task="workers.features.feature_view_materialize_run")
 
 
 def feature_view_materialize_run(*, job: Job) -> dict:

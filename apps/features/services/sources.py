@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -33,6 +32,7 @@ from .common import (
     tabular_null_values,
     tabular_types,
 )
+from .feature_views import feature_views_rematerialize_for_source
 
 # --- entities ------------------------------------------------------------------------------------
 
@@ -214,12 +214,5 @@ def data_source_ingest(*, project: Project, actor, name: str, path: Path, filena
         source.save(update_fields=["description", "updated_at"])
         audit_record(actor=actor, verb="feature.source.upload", project=project, target=version,
                      details={"source": name, "version": number, "rows": df.height, "sha256": stored.sha256})
-        from .online import feature_views_rematerialize_for_source
-
         feature_views_rematerialize_for_source(source=source, actor=actor, reason=f"{source.name} v{number}")
     return version
-
-
-def data_source_frame(*, version: DataSourceVersion) -> pl.DataFrame:
-    return pl.read_parquet(artifact_store().path(version.artifact_key))
-

@@ -21,10 +21,9 @@ from ..models import (
     TrainingSet,
     TrainingSetStatus,
 )
-from .common import _clean_name, _read_upload, _require, _store_parquet, table_error
+from .common import _clean_name, _read_upload, _require, _store_parquet, data_source_frame, table_error
 from .feature_views import view_spec
 from .sets import _lookup_plan
-from .sources import data_source_frame
 
 # --- training sets ---------------------------------------------------------------------------------
 

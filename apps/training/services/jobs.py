@@ -65,8 +65,9 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _read_labels(labels, filename: str) -> pl.DataFrame:
-    """A polars/pandas frame as is; an upload or bytes through the feature store's table reader."""
+def _read_labels(labels, filename: str, *, types: dict | None = None) -> pl.DataFrame:
+    """A polars/pandas frame as is; an upload or bytes through the portal's one table parser, with the
+    feature set's key types and the timestamp declared (``labels_validate`` then conforms frames too)."""
     if isinstance(labels, pl.DataFrame):
         return labels
     if labels is not None and labels.__class__.__name__ == "DataFrame":  # pandas
@@ -96,7 +97,11 @@ def _read_labels(labels, filename: str) -> pl.DataFrame:
                 fh.write(chunk)
         if size == 0:
             raise InvalidInput("The label file is empty", field="labels")
-        frame, _fmt = tabular.read_table(name, filename=filename or "labels.csv")
+        frame, _fmt = tabular.read_table(name, filename=filename or "labels.csv", types=types)
+    except tabular.TableError as exc:
+        from apps.features.services import table_error
+
+        raise table_error(exc, field="labels") from exc
     except (InvalidInput, PayloadTooLarge):
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable files are the user's input error
@@ -143,7 +148,7 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
                         note: str = "", idempotency_key: str | None = None) -> TrainingJob:
     """Check everything that can be checked now (labels against the feature set, naming the column),
     store the label frame, create the job and queue it on the ``training`` queue after commit."""
-    from apps.features.services import labels_validate
+    from apps.features.services import label_types, labels_validate
 
     project = model.project
     _require(actor, project, "training.run")
@@ -178,7 +183,8 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
     else:
         holdout_fraction = None
     timestamp_column = (timestamp_column or "").strip() or "event_timestamp"
-    frame = _read_labels(labels, labels_filename)
+    frame = _read_labels(labels, labels_filename,
+                         types=label_types(feature_set=feature_set, timestamp_column=timestamp_column))
     if frame.height > MAX_LABEL_ROWS:
         raise InvalidInput(f"The label file has {frame.height:,} rows (limit {MAX_LABEL_ROWS:,})", field="labels")
     label_column = (label_column or "").strip()
