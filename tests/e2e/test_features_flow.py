@@ -42,6 +42,11 @@ def test_define_features_build_training_set_and_see_leakage_report(page, live_se
     expect(page.locator("#id_file_errors")).to_contain_text("empty")  # inline error, nothing stored
     shot(page, "features-source-upload-error")
     page.set_input_files("#id_file", str(source_csv))
+    page.fill("#id_column_types", "customer_id:integer")   # a type that does not exist: inline error
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#id_column_types_errors")).to_contain_text("not one of string, int")
+    page.set_input_files("#id_file", str(source_csv))
+    page.fill("#id_column_types", "customer_id:string")    # declared: the keys are read as written
     page.get_by_role("button", name="Upload").click()
     expect(page.locator(".flash-success")).to_contain_text("120 rows")
     shot(page, "features-source-detail")

@@ -70,3 +70,33 @@ def test_view_edit_of_used_view_creates_version(store, project, users, logged_in
 def test_analyst_cannot_open_upload_form(project, users, logged_in_client):
     resp = logged_in_client(users["analyst"]).get(reverse("features:source-upload", args=[project.slug]))
     assert resp.status_code == 403
+
+
+def test_source_upload_form_declares_types_and_shows_refused_rows_inline(project, users, logged_in_client):
+    client = logged_in_client(users["data_scientist"])
+    url = reverse("features:source-upload", args=[project.slug])
+    f = io.BytesIO(b"shop_id,event_timestamp,x,country\n007,2024-01-01T00:00:00Z,1,NA\n")
+    f.name = "shops.csv"
+    resp = client.post(url, {"name": "shops", "file": f, "column_types": "shop_id:string, x:float"})
+    assert resp.status_code == 302
+    v = DataSource.objects.get(name="shops").latest_version
+    assert v.column_types["shop_id"] == "string" and v.column_types["x"] == "float" and v.stats["country"]["nulls"] == 0
+    f = io.BytesIO(b"shop_id,event_timestamp,x,country\n007,2024-01-01T00:00:00Z,lots,NA\n")
+    f.name = "shops.csv"
+    resp = client.post(url, {"name": "shops", "file": f})
+    assert resp.status_code == 422
+    assert b"Column &#x27;x&#x27; is declared float but holds text: &#x27;lots&#x27; in row 1" in resp.content
+
+
+def test_a_wide_source_upload_page_follows_the_background_job(project, users, logged_in_client, settings):
+    from apps.projects.models import Job
+
+    settings.FEATURES_UPLOAD_SYNC_MAX_COLUMNS = 3
+    client = logged_in_client(users["data_scientist"])
+    f = io.BytesIO(csv_bytes(feature_rows(2, 3)))   # 5 columns > 3
+    f.name = "tx.csv"
+    resp = client.post(reverse("features:source-upload", args=[project.slug]), {"name": "tx", "file": f})
+    assert resp.status_code == 202
+    job = Job.objects.get(kind="features.source_upload")
+    assert f'id="job-{job.pk}"'.encode() in resp.content and b"hx-get" in resp.content   # the page polls it
+    assert not DataSource.objects.filter(name="tx").exists()                             # nothing until it runs
