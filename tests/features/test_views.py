@@ -100,3 +100,14 @@ def test_a_wide_source_upload_page_follows_the_background_job(project, users, lo
     job = Job.objects.get(kind="features.source_upload")
     assert f'id="job-{job.pk}"'.encode() in resp.content and b"hx-get" in resp.content   # the page polls it
     assert not DataSource.objects.filter(name="tx").exists()                             # nothing until it runs
+
+
+def test_view_page_shows_each_versions_online_store(store, project, users, logged_in_client):
+    from apps.features import services
+    from apps.projects.models import Job
+
+    services.feature_view_materialize(view=store.view, as_of=store.end)
+    new = services.feature_view_update(view=store.view, actor=users["owner"], availability_lag="2h")
+    assert Job.objects.filter(kind="features.materialize", params__view_ids=[new.pk]).exists()  # queued, visible
+    page = logged_in_client(users["analyst"]).get(reverse("features:view-detail", args=[project.slug, new.name]))
+    assert b"not materialized yet" in page.content and b"from transactions v1, 5 entities" in page.content

@@ -201,6 +201,10 @@ def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
             new = _view_save(project=project, actor=actor, name=view.name, version=view.version + 1, values=values)
             audit_record(actor=actor, verb="feature.view.version", project=project, target=new,
                          details={**_view_audit(new), "previous_version": view.version})
+            if new.online:  # the new version is served under its own version: fill its store now (visible job)
+                job_create(kind="features.materialize", actor=actor, project=project,
+                           title=f"Materialize {new} (new version)", params={"view_ids": [new.pk]},
+                           task="workers.features.feature_view_materialize_run")
             return new
         feats = values.pop("_features")
         for k, v in values.items():
