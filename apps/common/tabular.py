@@ -165,7 +165,14 @@ def conform(df, types: Mapping[str, str] | None = None, *, label: str = "the fil
         check_column_names([str(c) for c in df.columns], label=label)
         try:
             df = pl.from_pandas(df)
-        except Exception as exc:  # noqa: BLE001 - a mixed-type object column, typically
+        except Exception as exc:  # noqa: BLE001 - a mixed-type object column, typically: name it
+            for name in df.columns:
+                try:
+                    pl.from_pandas(df[[name]])
+                except Exception:  # noqa: BLE001
+                    kinds = sorted({type(v).__name__ for v in df[name].dropna()})
+                    raise TableError(f"Column {name!r} of {label} mixes value types ({', '.join(kinds)})",
+                                     column=str(name)) from exc
             raise TableError(f"{label} has a column polars cannot read: {_first_line(exc)}") from exc
     types = _check_types(types)
     exprs: list[pl.Expr] = []

@@ -143,6 +143,9 @@ def test_conform_applies_declared_types_to_a_pandas_frame():
     assert out.schema["k"] == pl.Int64 and out.get_column("k").to_list() == [1, 2, None]
     with pytest.raises(TableError, match="non-integral"):
         conform(pd.DataFrame({"k": [1.5]}), {"k": "int"})
+    with pytest.raises(TableError, match="Column 'k' of the file mixes value types \\(int, str\\)") as err:
+        conform(pd.DataFrame({"k": [1, "abc"], "y": [0, 1]}), {"k": "int"})
+    assert err.value.column == "k"
 
 
 @pytest.mark.parametrize(("value", "kind", "expected"), [

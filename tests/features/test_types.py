@@ -282,6 +282,17 @@ def test_as_of_answers_from_the_offline_store_at_that_time(project, users):
     assert res["event_times"]["amount"] == START + timedelta(hours=4) and res["status"]["n_tx"] == "ok"
 
 
+def test_online_api_as_of_with_an_offset_answers_as_of_that_instant(project, users, api_client):
+    make_feature_store(project=project, actor=users["owner"], ttl=timedelta(hours=6))
+    c = api_client(users["data_scientist"])
+    r = c.post(f"{BASE}/feature-sets/fraud-inputs/online",
+               {"entity_keys": ["c1", "nobody"], "as_of": "2024-01-01T07:00:00+02:00"}, content_type="application/json")
+    assert r.status_code == 200, r.content
+    first, unknown = r.json()["results"]
+    assert first["values"] == {"amount": 104.0, "n_tx": 4} and first["status"] == {"amount": "ok", "n_tx": "ok"}
+    assert unknown["status"] == {"amount": "missing", "n_tx": "missing"}
+
+
 def test_ttl_is_inclusive_online_and_offline(project, users):
     store = make_feature_store(project=project, actor=users["owner"], ttl=timedelta(hours=6), n_times=1)
     services.feature_view_materialize(view=store.view, as_of=START + timedelta(hours=6))

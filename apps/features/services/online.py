@@ -241,7 +241,7 @@ def _features_as_of(*, feature_set: FeatureSet, plan: dict, entities: list[dict]
     """The lookup at ``as_of``, answered by the training-set join for one label row per entity."""
     from .training_sets import training_set_join
 
-    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    as_of = as_of.astimezone(UTC) if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     dtypes = {"int": pl.Int64, "string": pl.String}
     columns = {j: pl.Series(j, [c[j] for c in canon], dtype=pl.String).cast(dtypes.get(plan["key_types"][j], pl.String))
                for j in plan["join_keys"]}
