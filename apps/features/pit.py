@@ -318,7 +318,7 @@ def feature_vector_as_of(features: pl.DataFrame, spec: ViewSpec, *, as_of: datet
     if entity_keys is None:
         keys = features.select(pl.col(key).drop_nulls().unique())
     else:
-        keys = pl.DataFrame({key: entity_keys}).cast({key: features.schema[key]}, strict=False)
+        keys = pl.DataFrame([match_keys(pl.Series(key, entity_keys), features.schema[key], spec)])
     label_spec = ViewSpec(**{**spec.__dict__, "label_key": key})
     base = keys.with_row_index(_ROW).with_columns(pl.lit(as_of, dtype=TS).alias(_T))
     prepared = prepare_view(features, label_spec)
