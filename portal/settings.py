@@ -227,7 +227,7 @@ CELERY_BEAT_SCHEDULE["deployments-prediction-log-prune"] = {
 # --- features ---
 # Optional Redis online store (e.g. redis://127.0.0.1:6379/5). Empty: the PostgreSQL/SQLite table.
 FEATURES_ONLINE_REDIS_URL = env("SLIPWAY_FEATURES_REDIS_URL", default="")
-# Source uploads larger than this (bytes) or wider than this (columns) are parsed by a background job
+# Source and label uploads larger than this (bytes) or wider than this (columns) are parsed by a background job
 # with progress (202 + job), so no web request waits on them.
 FEATURES_UPLOAD_SYNC_MAX_BYTES = env.int("SLIPWAY_FEATURES_UPLOAD_SYNC_MAX_BYTES", default=4 * 1024 * 1024)
 FEATURES_UPLOAD_SYNC_MAX_COLUMNS = env.int("SLIPWAY_FEATURES_UPLOAD_SYNC_MAX_COLUMNS", default=500)

@@ -86,3 +86,27 @@ def test_a_wide_source_upload_runs_as_a_background_job_with_progress(celery_work
     assert job.status == JobStatus.FAILED and "two columns named 'c0'" in job.error
     assert DataSourceVersion.objects.filter(source__name="wide").count() == 1
     assert not artifact_store().exists(job.params["artifact_key"])
+
+
+def test_a_large_label_file_is_read_and_checked_by_the_build_job(celery_worker, project, users, settings):
+    from apps.common.storage import artifact_store
+
+    settings.FEATURES_UPLOAD_SYNC_MAX_BYTES = 200     # every label file below counts as large
+    store = make_feature_store(project=project, actor=users["owner"])
+    ts = services.training_set_request(project=project, actor=users["data_scientist"], name="ts-large",
+                                       feature_set=store.feature_set, labels_upload=csv_bytes(labels_frame(store)),
+                                       labels_filename="labels.csv")
+    assert ts.label_row_count == 0 and ts.job.params["raw_label_key"]       # nothing parsed in the request
+    job = wait_for_job(ts.job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    ts = TrainingSet.objects.get(pk=ts.pk)
+    assert ts.status == "ready" and ts.label_row_count == ts.row_count == 48 and ts.label_columns == ["is_fraud"]
+    assert not artifact_store().exists(job.params["raw_label_key"])
+    # a refused large file fails the job and the set with the parser's message
+    bad = csv_bytes(labels_frame(store)).replace(b"customer_id,event_timestamp,is_fraud",
+                                                 b"customer_id,event_timestamp,customer_id")
+    ts = services.training_set_request(project=project, actor=users["data_scientist"], name="ts-bad",
+                                       feature_set=store.feature_set, labels_upload=bad, labels_filename="bad.csv")
+    job = wait_for_job(ts.job_id)
+    assert job.status == JobStatus.FAILED and "two columns named 'customer_id'" in job.error
+    assert TrainingSet.objects.get(pk=ts.pk).status == "failed"

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from apps.common.errors import InvalidInput, PermissionDenied
 from apps.common.storage import artifact_store
+from apps.common.tabular import csv_header
 from apps.projects.models import Project
 from apps.projects.permissions import can
 
@@ -131,3 +132,23 @@ def _store_parquet(df: pl.DataFrame):
 
 def data_source_frame(*, version: DataSourceVersion) -> pl.DataFrame:
     return pl.read_parquet(artifact_store().path(version.artifact_key))
+
+
+def upload_is_large(path: Path) -> bool:
+    """Past ``FEATURES_UPLOAD_SYNC_MAX_BYTES`` or ``..._COLUMNS``: parsed by a background job, not the request."""
+    if path.stat().st_size > settings.FEATURES_UPLOAD_SYNC_MAX_BYTES:
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"PAR1":
+        import pyarrow.parquet as pq
+
+        try:
+            return len(pq.read_schema(path).names) > settings.FEATURES_UPLOAD_SYNC_MAX_COLUMNS
+        except Exception:  # noqa: BLE001 - the parser names the problem synchronously
+            return False
+    try:
+        header = csv_header(path)
+    except tabular.TableError:
+        return False
+    return len(header) > settings.FEATURES_UPLOAD_SYNC_MAX_COLUMNS

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from apps.common import tabular as tabular_common
 from apps.common.errors import Conflict, InvalidInput, NotFound
 from apps.common.storage import artifact_store
 from apps.projects.models import Project
@@ -31,6 +30,7 @@ from .common import (
     table_error,
     tabular_null_values,
     tabular_types,
+    upload_is_large,
 )
 from .feature_views import feature_views_rematerialize_for_source
 
@@ -92,7 +92,7 @@ def data_source_upload_request(*, project: Project, actor, name: str, upload, fi
     nulls = tabular_null_values(null_values)
     path = _spool(upload, settings.UPLOAD_MAX_BYTES)
     try:
-        if not _is_large(path):
+        if not upload_is_large(path):
             version = data_source_ingest(project=project, actor=actor, name=name, path=path, filename=filename,
                                          description=description, column_types=column_types, null_values=nulls)
             return version, None
@@ -111,25 +111,6 @@ def data_source_upload_request(*, project: Project, actor, name: str, upload, fi
         audit_record(actor=actor, verb="feature.source.upload_request", project=project, target=job,
                      details={"source": name, "size": stored.size, "job": str(job.pk)})
     return None, job
-
-
-def _is_large(path: Path) -> bool:
-    if path.stat().st_size > settings.FEATURES_UPLOAD_SYNC_MAX_BYTES:
-        return True
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head == b"PAR1":
-        import pyarrow.parquet as pq
-
-        try:
-            return len(pq.read_schema(path).names) > settings.FEATURES_UPLOAD_SYNC_MAX_COLUMNS
-        except Exception:  # noqa: BLE001 - the parser names the problem synchronously
-            return False
-    try:
-        header = tabular_common.csv_header(path)
-    except tabular.TableError:
-        return False
-    return len(header) > settings.FEATURES_UPLOAD_SYNC_MAX_COLUMNS
 
 
 def data_source_ingest_run(*, job) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import polars as pl
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +22,17 @@ from ..models import (
     TrainingSet,
     TrainingSetStatus,
 )
-from .common import _clean_name, _read_upload, _require, _store_parquet, data_source_frame, table_error
+from .common import (
+    _clean_name,
+    _read_path,
+    _require,
+    _spool,
+    _store_parquet,
+    data_source_frame,
+    table_error,
+    tabular_null_values,
+    upload_is_large,
+)
 from .feature_views import view_spec
 from .sets import _lookup_plan
 
@@ -142,30 +153,68 @@ def training_set_request(*, project: Project, actor, name: str, feature_set: Fea
     timestamp_column = (timestamp_column or "").strip()
     if not timestamp_column:
         raise InvalidInput("Name the label file's event timestamp column", field="timestamp_column")
-    labels, _fmt = _read_upload(labels_upload, labels_filename, field="labels", null_values=null_values,
-                                types=label_types(feature_set=feature_set, timestamp_column=timestamp_column))
-    labels, label_columns = labels_validate(feature_set=feature_set, labels=labels, timestamp_column=timestamp_column,
-                                            label_columns=label_columns)
-    stored = _store_parquet(labels)
+    if labels_upload is None:
+        raise InvalidInput("Choose a file to upload", field="labels")
+    nulls = tabular_null_values(null_values)
+    path = _spool(labels_upload, settings.UPLOAD_MAX_BYTES)
+    try:
+        if upload_is_large(path):  # a large or wide label file is read and checked by the build job itself
+            labels, raw = None, artifact_store().put_file(path, suffix=".upload")
+        else:
+            labels, _fmt = _read_path(path, labels_filename, field="labels", null_values=nulls,
+                                      types=label_types(feature_set=feature_set, timestamp_column=timestamp_column))
+            raw = None
+    finally:
+        path.unlink(missing_ok=True)
+    stored = None
+    if labels is not None:
+        labels, label_columns = labels_validate(feature_set=feature_set, labels=labels,
+                                                timestamp_column=timestamp_column, label_columns=label_columns)
+        stored = _store_parquet(labels)
     with transaction.atomic():
         try:
             with transaction.atomic():
                 ts = TrainingSet.objects.create(
                     project=project, name=name, description=(description or "")[:5000], feature_set=feature_set,
-                    label_artifact_key=stored.key, label_sha256=stored.sha256, label_filename=(labels_filename or "")[:255],
-                    label_row_count=labels.height, timestamp_column=timestamp_column, label_columns=label_columns,
-                    created_by=actor)
+                    label_artifact_key=stored.key if stored else "", label_sha256=stored.sha256 if stored else "",
+                    label_filename=(labels_filename or "")[:255], label_row_count=labels.height if stored else 0,
+                    timestamp_column=timestamp_column, label_columns=label_columns or [], created_by=actor)
         except IntegrityError as exc:
             raise Conflict(f"A training set named {name!r} already exists", field="name") from exc
+        params = {"training_set_id": ts.pk}
+        if raw is not None:
+            params.update(raw_label_key=raw.key, null_values=nulls, label_columns=label_columns)
         job = job_create(kind="features.training_set", actor=actor, project=project, title=f"Build training set {name}",
-                         params={"training_set_id": ts.pk}, task="workers.features.training_set_build_run",
+                         params=params, task="workers.features.training_set_build_run",
                          target_url=reverse("features:trainingset-detail", args=[project.slug, name]))
         ts.job = job
         ts.save(update_fields=["job"])
         audit_record(actor=actor, verb="feature.trainingset.request", project=project, target=ts,
-                     details={"feature_set": feature_set.name, "label_rows": labels.height,
-                              "label_sha256": stored.sha256, "job": str(job.pk)})
+                     details={"feature_set": feature_set.name, "label_rows": labels.height if stored else None,
+                              "label_sha256": stored.sha256 if stored else None, "job": str(job.pk),
+                              "read_in_background": raw is not None})
     return ts
+
+
+def _training_set_labels_from_raw(*, ts: TrainingSet, job: Job) -> None:
+    """A large label file, spooled at request time: read it with the one parser, check it like the request
+    would have, store it as the set's label Parquet and drop the spooled file."""
+    raw = job.params["raw_label_key"]
+    if not artifact_store().exists(raw):
+        raise NotFound("The uploaded label file of this training set is gone; upload it again")
+    try:
+        labels, _fmt = _read_path(artifact_store().path(raw), ts.label_filename, field="labels",
+                                  null_values=job.params.get("null_values"),
+                                  types=label_types(feature_set=ts.feature_set, timestamp_column=ts.timestamp_column))
+        labels, label_columns = labels_validate(feature_set=ts.feature_set, labels=labels,
+                                                timestamp_column=ts.timestamp_column,
+                                                label_columns=job.params.get("label_columns"))
+        stored = _store_parquet(labels)
+    finally:
+        artifact_store().delete(raw)
+    TrainingSet.objects.filter(pk=ts.pk).update(label_artifact_key=stored.key, label_sha256=stored.sha256,
+                                                label_row_count=labels.height, label_columns=label_columns)
+    ts.refresh_from_db()
 
 
 def training_set_build_run(*, job: Job) -> dict:
@@ -176,6 +225,8 @@ def training_set_build_run(*, job: Job) -> dict:
     TrainingSet.objects.filter(pk=ts.pk).update(status=TrainingSetStatus.BUILDING, error="")
     try:
         job_progress(job=job, progress=5, message="Reading the label file")
+        if job.params.get("raw_label_key") and not ts.label_artifact_key:
+            _training_set_labels_from_raw(ts=ts, job=job)
         if not artifact_store().exists(ts.label_artifact_key):
             raise NotFound("The stored label file of this training set is missing; upload it again")
         labels = pl.read_parquet(artifact_store().path(ts.label_artifact_key))
