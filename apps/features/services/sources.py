@@ -54,6 +54,8 @@ def entity_create(*, project: Project, actor, name: str, join_key: str, value_ty
     return entity
 
 
+# --- data sources --------------------------------------------------------------------------------
+
 
 def data_source_upload(*, project: Project, actor, name: str, upload, filename: str = "", description: str = "",
                        column_types=None, null_values=None) -> DataSourceVersion:
