@@ -199,7 +199,13 @@ LOGGING = {
 SERVING_MAX_BODY_BYTES = env.int("SERVING_MAX_BODY_BYTES", default=1024 * 1024)  # refused before reading
 SERVING_MAX_BATCH = env.int("SERVING_MAX_BATCH", default=1000)  # upper bound of any deployment's batch limit
 SERVING_STATE_TTL = env.float("SERVING_STATE_TTL", default=1.0)  # s between serving-state checks per process
-SERVING_MODEL_CACHE_SIZE = env.int("SERVING_MODEL_CACHE_SIZE", default=8)  # model versions kept per process
+# Models kept per process, least recently used evicted first, by measured size (not by count).
+SERVING_MODEL_CACHE_BYTES = env.int("SERVING_MODEL_CACHE_BYTES", default=256 * 1024 * 1024)
+# The last serving state this host saw (deployments, contracts, key hashes, model locations): a worker that
+# starts while the database is down serves from it.
+SERVING_STATE_SNAPSHOT = Path(env("SERVING_STATE_SNAPSHOT", default=str(DATA_DIR / "serving-state.json")))
+# Shell-style slug patterns this pool serves (comma-separated); empty: every deployment.
+SERVING_DEPLOYMENTS = env.list("SERVING_DEPLOYMENTS", default=[])
 SERVING_ACCESS_LOG = env.bool("SERVING_ACCESS_LOG", default=True)  # one JSON log line per prediction request
 SERVING_SPOOL_DIR = Path(env("SERVING_SPOOL_DIR", default=str(DATA_DIR / "prediction-spool")))
 SERVING_SPOOL_FSYNC = env("SERVING_SPOOL_FSYNC", default="interval")  # "interval" (200 ms group fsync) | "always"

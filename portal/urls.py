@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from apps.common.views import api_not_found
-from apps.deployments.views import metrics_view, predict_view
+from apps.deployments.views import healthz_view, metrics_view, predict_view
 from apps.projects.access import public_view
 
 from .api import api
@@ -17,6 +17,8 @@ urlpatterns = [
     # even earlier by apps.deployments.serving.ServingDispatcher in portal/wsgi.py); documented in OpenAPI.
     path("api/v1/deployments/<slug:slug>/predict", predict_view, name="deployment-predict"),
     path("metrics", metrics_view, name="metrics"),
+    # readiness (a probe prediction through the serving path); ahead of projects' plain "ok" page
+    path("healthz", healthz_view, name="healthz-serving"),
     path("api/v1/", api.urls),
     path("api/docs", public_view(RedirectView.as_view(url="/api/v1/docs")), name="api-docs"),
     path("api/openapi.json", public_view(RedirectView.as_view(url="/api/v1/openapi.json")), name="api-openapi"),

@@ -57,6 +57,11 @@ def record_prediction(*, deployment_id: int, version_id: int, batch_id: str, ts:
                                   "l": round(latency_ms, 3), "r": rows}) + b"\n")
 
 
+def record_health(*, ts: float) -> None:
+    """The readiness probe's append (same write path as a prediction; the drainer skips it)."""
+    writer().append(orjson.dumps({"k": "h", "t": ts}) + b"\n")
+
+
 def record_error(*, deployment_id: int, version_id: int, ts: float, status: int) -> None:
     writer().append(orjson.dumps({"k": "e", "t": ts, "d": deployment_id, "v": version_id, "s": status}) + b"\n")
 
@@ -86,6 +91,8 @@ def sink(lines: list[bytes]) -> None:
             rec = orjson.loads(raw)
         except orjson.JSONDecodeError:
             logger.error("Skipping a corrupt prediction-spool line", extra={"line": raw[:200].decode("utf-8", "replace")})
+            continue
+        if rec.get("k") == "h":
             continue
         key = (rec["d"], rec["v"], _minute(rec["t"]))
         if rec.get("k") == "e":

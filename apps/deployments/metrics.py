@@ -1,15 +1,22 @@
 """Prometheus instrumentation of serving (the standard ``prometheus_client``).
 
-Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` (an empty folder, wiped at
-start) and run gunicorn with ``-c python:apps.deployments.gunicorn_conf``; ``/metrics`` then
-aggregates all workers. Without it, each process exposes its own numbers.
+Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` (a folder; ``gunicorn_conf``
+creates and empties it at start, and start-up fails loudly when it cannot) and run gunicorn with
+``-c python:apps.deployments.gunicorn_conf``; ``/metrics`` then aggregates all workers. Without it,
+each process exposes its own numbers.
+
+Observability never breaks serving: the request path updates metrics through ``safely`` (and the
+success path's ``observe_ok`` is wrapped the same way), so a failure is logged and counted
+(``slipway_observability_failures_total``, or this process's ``FAILURES`` when even that fails),
+never turned into a dropped request.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from apps.common.metrics import EXTRA_COLLECTORS, DatabaseCollector  # noqa: F401 - re-exported
@@ -23,6 +30,79 @@ ERRORS = Counter("slipway_predict_errors", "Prediction requests answered with an
 ROWS = Counter("slipway_predictions", "Predicted rows (instances)", ["deployment", "version"])
 LATENCY = Histogram("slipway_predict_latency_seconds", "Server-side latency of prediction requests",
                     ["deployment", "version"], buckets=LATENCY_BUCKETS)
+MODEL_LOADS = Counter("slipway_serving_model_loads", "Model versions loaded into a serving process "
+                      "(reason: preload at start, or miss = a request found it not cached)", ["reason"])
+MODEL_EVICTIONS = Counter("slipway_serving_model_evictions", "Model versions evicted from a serving process's "
+                          "cache (least recently used first, to stay within SERVING_MODEL_CACHE_BYTES)")
+MODEL_CACHE_BYTES = Gauge("slipway_serving_model_cache_bytes", "Measured size of the models cached by the live "
+                          "serving processes", multiprocess_mode="livesum")
+MODELS_CACHED = Gauge("slipway_serving_models_cached", "Model versions cached by the live serving processes",
+                      multiprocess_mode="livesum")
+STATE_OUTAGE = Gauge("slipway_serving_state_outage", "Serving processes answering from their last known state "
+                     "because the database is unreachable", multiprocess_mode="livesum")
+OBSERVABILITY_FAILURES = Counter("slipway_observability_failures", "Metric or access-log updates that failed "
+                                 "(the request was answered anyway)", ["what"])
+
+log = logging.getLogger("slipway.serving.metrics")
+FAILURES = {"metrics": 0, "access_log": 0}  # this process, for when the metrics themselves are broken
+
+
+def failed(what: str) -> None:
+    """Log and count an observability failure; never raises."""
+    FAILURES[what] = FAILURES.get(what, 0) + 1
+    try:
+        if FAILURES[what] in (1, 10, 100) or FAILURES[what] % 1000 == 0:
+            log.error("Observability failure (%s, %d so far in this process); serving continues", what,
+                      FAILURES[what], exc_info=True)
+        OBSERVABILITY_FAILURES.labels(what).inc()
+    except Exception:  # noqa: BLE001, S110 - the counter may be what is broken
+        pass
+
+
+def safely(fn, *args) -> None:
+    """Run a metrics update; a failure is logged and counted, never raised into the request."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001
+        failed("metrics")
+
+
+def model_loaded(reason: str, evicted: int, cache_bytes: int, cached: int) -> None:
+    MODEL_LOADS.labels(reason).inc()
+    if evicted:
+        MODEL_EVICTIONS.inc(evicted)
+    MODEL_CACHE_BYTES.set(cache_bytes)
+    MODELS_CACHED.set(cached)
+
+
+def set_model_cache(cache_bytes: int, cached: int) -> None:
+    MODEL_CACHE_BYTES.set(cache_bytes)
+    MODELS_CACHED.set(cached)
+
+
+def set_outage(on: bool) -> None:
+    STATE_OUTAGE.set(1 if on else 0)
+
+
+def ensure_multiproc_dir(*, wipe: bool = False) -> str | None:
+    """Create ``PROMETHEUS_MULTIPROC_DIR`` (optionally emptied); raise ``RuntimeError`` naming the folder
+    when it cannot be created or written, so start-up fails loudly instead of every request failing."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+    if not path:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+        if wipe:
+            for name in os.listdir(path):
+                if name.endswith(".db"):
+                    os.unlink(os.path.join(path, name))
+        probe = os.path.join(path, f".probe-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise RuntimeError(f"PROMETHEUS_MULTIPROC_DIR={path!r} cannot be created or written: {exc}") from exc
+    return path
 
 
 class SpoolBacklogCollector:
@@ -69,12 +149,22 @@ _ok_children: dict = {}
 
 
 def observe_ok(deployment: str, version: str, rows: int, seconds: float) -> None:
-    """The success path's three updates, with the labelled children looked up once per process."""
-    children = _ok_children.get((deployment, version))
-    if children is None:
-        children = _ok_children[(deployment, version)] = (
-            REQUESTS.labels(deployment, version, "200"), ROWS.labels(deployment, version),
-            LATENCY.labels(deployment, version))
-    children[0].inc()
-    children[1].inc(rows)
-    children[2].observe(seconds)
+    """The success path's three updates, with the labelled children looked up once per process.
+    Never raises (see ``safely``)."""
+    try:
+        children = _ok_children.get((deployment, version))
+        if children is None:
+            children = _ok_children[(deployment, version)] = (
+                REQUESTS.labels(deployment, version, "200"), ROWS.labels(deployment, version),
+                LATENCY.labels(deployment, version))
+        children[0].inc()
+        children[1].inc(rows)
+        children[2].observe(seconds)
+    except Exception:  # noqa: BLE001
+        failed("metrics")
+
+
+def observe_error(deployment: str, version: str, status: int, reason: str, seconds: float) -> None:
+    REQUESTS.labels(deployment, version, str(status)).inc()
+    ERRORS.labels(deployment, version, reason).inc()
+    LATENCY.labels(deployment, version).observe(seconds)

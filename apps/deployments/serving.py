@@ -15,12 +15,15 @@ no online features.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import pickle
 import threading
 import time
 import uuid
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +35,7 @@ from sklearn import config_context as sklearn_config
 from apps.common.secrets import secret_hash
 
 from . import contract as C
-from . import logpipe, metrics
+from . import logpipe, metrics, serving_state
 
 logger = logging.getLogger("slipway.serving")
 
@@ -95,96 +98,198 @@ class _RowIds:
 
 
 class ServingCache:
+    """This process's view of every deployment (``_state``, one immutable bundle swapped whole) and its
+    model cache (least recently used first, bounded by ``SERVING_MODEL_CACHE_BYTES`` of measured size)."""
+
     def __init__(self):
         self._lock = threading.RLock()
-        self._generation = None
+        self._state: ServingState | None = None
         self._checked = 0.0
-        self._deployments: dict[str, DeploymentState] = {}
-        self._keys: dict[str, tuple[int | None, int]] = {}  # hash → (deployment id or None, generation)
-        self._predictors: dict[int, object] = {}
+        self._models: OrderedDict[int, tuple[object, int]] = OrderedDict()  # version id → (predictor, bytes)
+        self.model_bytes = 0
 
     def clear(self) -> None:
         with self._lock:
-            self._generation, self._checked = None, 0.0
-            self._deployments.clear()
-            self._keys.clear()
+            self._state, self._checked = None, 0.0
 
-    # -- generation --------------------------------------------------------------------------
-    def _current_generation(self) -> int:
-        now = time.monotonic()
-        if self._generation is not None and now - self._checked < settings.SERVING_STATE_TTL:
-            return self._generation
-        self._checked = now
-        from .models import ServingGeneration
+    @property
+    def _predictors(self) -> dict:
+        """version id → predictor (read-only view, for tests and warm-up)."""
+        return {vid: entry[0] for vid, entry in self._models.items()}
 
+    def clear_models(self) -> None:
+        with self._lock:
+            self._models.clear()
+            self.model_bytes = 0
+            metrics.safely(metrics.set_model_cache, 0, 0)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state(self) -> ServingState:
+        """The current state: re-checked against the database at most every ``SERVING_STATE_TTL``; while
+        the database is unreachable, the last state this process knew, else the host's snapshot file."""
+        st = self._state
+        if st is not None and time.monotonic() - self._checked < settings.SERVING_STATE_TTL:
+            return st
+        with self._lock:
+            st = self._state
+            now = time.monotonic()
+            if st is not None and now - self._checked < settings.SERVING_STATE_TTL:
+                return st
+            self._checked = now
+            try:
+                if st is None or st.source != "database" or serving_state.generation_from_db() != st.generation:
+                    st = self._install(serving_state.snapshot_from_db(), source="database")
+                    self._write_snapshot(st.raw)
+                elif st.outage_since is not None:
+                    st.outage_since = None
+                    metrics.safely(metrics.set_outage, False)
+                    logger.warning("Serving state: database reachable again")
+                return st
+            except DatabaseError:
+                _reset_db()
+                return self._fallback(st)
+
+    def _fallback(self, st: ServingState | None) -> ServingState:
+        if st is None:
+            snap = serving_state.snapshot_read(settings.SERVING_STATE_SNAPSHOT)
+            if snap is None:
+                raise ServingError(503, "The serving state cannot be read right now (database unavailable and "
+                                        "no local snapshot); retry shortly", reason="db_unavailable")
+            st = self._install(snap, source="snapshot")
+            logger.warning("Serving from the local state snapshot (database unreachable)",
+                           extra={"generation": st.generation, "snapshot_age_s": round(time.time() - st.written_at, 1)})
+        if st.outage_since is None:
+            st.outage_since = time.time()
+            metrics.safely(metrics.set_outage, True)
+            logger.warning("Serving state check failed (database unreachable); using the last known state",
+                           extra={"generation": st.generation, "source": st.source})
+        return st
+
+    def _install(self, snap: dict, *, source: str) -> ServingState:
+        st = ServingState.build(snap, source=source, allow=settings.SERVING_DEPLOYMENTS)
+        self._state = st
+        return st
+
+    @staticmethod
+    def _write_snapshot(snap: dict) -> None:
         try:
-            value = ServingGeneration.objects.filter(pk=1).values_list("value", flat=True).first() or 0
-        except DatabaseError:
-            _reset_db()
-            logger.warning("Serving state check failed (database unreachable); using the cached state")
-            return self._generation if self._generation is not None else -1
-        self._generation = value
-        return value
+            serving_state.snapshot_write(settings.SERVING_STATE_SNAPSHOT, snap)
+        except OSError:
+            logger.exception("Could not write the serving state snapshot",
+                             extra={"path": str(settings.SERVING_STATE_SNAPSHOT)})
 
-    # -- deployments ---------------------------------------------------------------------------
+    # -- deployments and keys ------------------------------------------------------------------
     def deployment(self, slug: str) -> DeploymentState:
-        gen = self._current_generation()
-        state = self._deployments.get(slug)
-        if state is not None and (state.generation == gen or gen == -1):
-            return state
-        try:
-            fresh = _load_deployment(slug, gen)
-        except DatabaseError as exc:
-            _reset_db()
-            if state is not None:
-                return state
-            raise ServingError(503, "The deployment's state cannot be read right now (database unavailable); "
-                                    "retry shortly", reason="db_unavailable") from exc
-        if fresh is None:
-            self._deployments.pop(slug, None)
+        st = self.state()
+        dep = st.deployments.get(slug)
+        if dep is None:
+            if slug in st.elsewhere:
+                raise ServingError(404, f"Deployment {slug!r} is not served by this pool (SERVING_DEPLOYMENTS)",
+                                   reason="not_served_here")
             raise ServingError(404, f"No deployment named {slug!r}", reason="not_found")
-        self._deployments[slug] = fresh
-        return fresh
+        return dep
 
     def key_deployment(self, plaintext: str) -> int | None:
         """The deployment id a key belongs to (None: unknown or revoked)."""
-        gen = self._generation if self._generation is not None else -1
+        st = self._state
         h = key_hash(plaintext)
-        hit = self._keys.get(h)
-        if hit is not None and (hit[1] == gen or gen == -1):
-            return hit[0]
-        from .models import DeploymentApiKey
-
-        try:
-            row = (DeploymentApiKey.objects.filter(key_hash=h, revoked_at__isnull=True)
-                   .values_list("deployment_id", flat=True).first())
-        except DatabaseError as exc:
-            _reset_db()
-            if hit is not None:
-                return hit[0]
-            raise ServingError(503, "API keys cannot be checked right now (database unavailable); retry shortly",
-                               reason="db_unavailable") from exc
-        if len(self._keys) > 50_000:
-            self._keys.clear()
-        self._keys[h] = (row, gen)
-        return row
+        owner = st.keys.get(h) if st is not None else None
+        return owner if owner is not None else PROBE.keys.get(h)
 
     # -- models --------------------------------------------------------------------------------
     def predictor(self, state: DeploymentState, version_id: int | None = None):
         version_id = state.version_id if version_id is None else version_id
-        pred = self._predictors.get(version_id)
-        if pred is not None:
-            return pred, version_id
+        entry = self._models.get(version_id)
+        if entry is not None:
+            try:
+                self._models.move_to_end(version_id)
+            except KeyError:  # evicted by another thread just now: it stays usable for this request
+                pass
+            return entry[0], version_id
+        return self.load(version_id, reason="miss"), version_id
+
+    def load(self, version_id: int, *, reason: str):
+        if version_id == PROBE.version_id:
+            return PROBE.predictor
         with self._lock:
-            pred = self._predictors.get(version_id)
-            if pred is None:
-                pred = _load_predictor(version_id)
-                self._predictors[version_id] = pred
-                if len(self._predictors) > settings.SERVING_MODEL_CACHE_SIZE:
-                    oldest = next(iter(self._predictors))
-                    if oldest != version_id:
-                        self._predictors.pop(oldest, None)
-        return pred, version_id
+            entry = self._models.get(version_id)
+            if entry is not None:
+                return entry[0]
+            st = self._state
+            spec = st.versions.get(version_id) if st is not None else None
+            predictor, size = _load_predictor(version_id, spec)
+            self._models[version_id] = (predictor, size)
+            self.model_bytes += size
+            evicted = 0
+            budget = settings.SERVING_MODEL_CACHE_BYTES
+            while self.model_bytes > budget and len(self._models) > 1:
+                old_id, (_, old_size) = next(iter(self._models.items()))
+                if old_id == version_id:
+                    break
+                del self._models[old_id]
+                self.model_bytes -= old_size
+                evicted += 1
+                logger.info("Evicted a model version from the serving cache",
+                            extra={"version_id": old_id, "bytes": old_size, "cache_bytes": self.model_bytes})
+            metrics.safely(metrics.model_loaded, reason, evicted, self.model_bytes, len(self._models))
+            return predictor
+
+
+class ServingState:
+    """One generation of the serving state, built from a snapshot (database or file)."""
+
+    def __init__(self, *, generation: int, source: str, written_at: float, deployments: dict, keys: dict,
+                 versions: dict, elsewhere: set, raw: dict):
+        self.generation = generation
+        self.source = source  # "database" | "snapshot"
+        self.written_at = written_at
+        self.deployments = deployments
+        self.keys = keys
+        self.versions = versions
+        self.elsewhere = elsewhere  # slugs that exist but another pool serves
+        self.raw = raw
+        self.outage_since: float | None = None
+
+    @classmethod
+    def build(cls, snap: dict, *, source: str, allow: list[str]) -> ServingState:
+        gen = snap["generation"]
+        deployments, elsewhere, ids = {}, set(), set()
+        for d in snap["deployments"]:
+            if not serving_state.allowed(d["slug"], allow):
+                elsewhere.add(d["slug"])
+                continue
+            try:
+                contract = C.Contract.from_spec(d["contract"])
+                contract_error = "" if contract.width else "The model has no input contract"
+            except (ValueError, KeyError, TypeError) as exc:
+                contract, contract_error = None, str(exc)
+            canary = d.get("canary") or {}
+            if canary and (canary["candidate_id"] == d["version_id"] or canary["percent"] <= 0):
+                canary = {}
+            deployments[d["slug"]] = DeploymentState(
+                id=d["id"], slug=d["slug"], live=d["live"], status_message=d["status_message"],
+                version_id=d["version_id"], version_label=d["version_label"], model_name=d["model_name"],
+                input_mode=d["input_mode"], max_batch=min(d["max_batch"], settings.SERVING_MAX_BATCH),
+                contract=contract, contract_error=contract_error, feature_set_id=d["feature_set_id"], task=d["task"],
+                generation=gen,
+                canary_version_id=canary.get("candidate_id"), canary_version_label=canary.get("label", ""),
+                canary_percent=canary.get("percent", 0.0), canary_sticky=canary.get("sticky_by", "request"))
+            ids.add(d["id"])
+        keys = {h: dep_id for h, dep_id in snap["keys"].items() if dep_id in ids}
+        versions = {int(k): v for k, v in snap["versions"].items()}
+        return cls(generation=gen, source=source, written_at=snap.get("written_at", 0.0), deployments=deployments,
+                   keys=keys, versions=versions, elsewhere=elsewhere, raw=snap)
+
+    def serving_version_ids(self) -> list[int]:
+        """Versions that live deployments answer with (production first, then canaries)."""
+        out: list[int] = []
+        for dep in self.deployments.values():
+            if dep.live and dep.version_id not in out:
+                out.append(dep.version_id)
+        for dep in self.deployments.values():
+            if dep.live and dep.canary_version_id is not None and dep.canary_version_id not in out:
+                out.append(dep.canary_version_id)
+        return out
 
 
 def _reset_db() -> None:
@@ -192,40 +297,6 @@ def _reset_db() -> None:
         connection.close()
     except Exception:  # noqa: BLE001 - the connection is already broken
         pass
-
-
-def _load_deployment(slug: str, gen: int) -> DeploymentState | None:
-    from .models import Deployment
-
-    dep = (Deployment.objects.select_related("production_version", "registered_model")
-           .filter(slug=slug).first())
-    if dep is None:
-        return None
-    model = dep.registered_model
-    try:
-        contract = C.Contract.from_spec(model.input_contract or [])
-        contract_error = "" if contract.width else "The model has no input contract"
-    except (ValueError, KeyError, TypeError) as exc:
-        contract, contract_error = None, str(exc)
-    version = dep.production_version
-    canary = _load_canary(dep.pk, version.pk)
-    return DeploymentState(
-        id=dep.pk, slug=dep.slug, live=dep.is_live, status_message=dep.status_message,
-        version_id=version.pk, version_label=f"v{version.version}", model_name=model.name,
-        input_mode=dep.input_mode, max_batch=min(dep.max_batch, settings.SERVING_MAX_BATCH), contract=contract,
-        contract_error=contract_error, feature_set_id=getattr(model, "feature_set_id", None), task=model.task,
-        generation=gen, **canary,
-    )
-
-
-def _load_canary(deployment_id: int, production_id: int) -> dict:
-    from .models import Canary
-
-    c = Canary.objects.select_related("candidate").filter(deployment_id=deployment_id).first()
-    if c is None or c.candidate_id == production_id or c.percent <= 0:
-        return {}
-    return {"canary_version_id": c.candidate_id, "canary_version_label": f"v{c.candidate.version}",
-            "canary_percent": float(c.percent), "canary_sticky": c.sticky_by}
 
 
 def _canary_pick(state: DeploymentState, rid: str, keys) -> bool:
@@ -275,13 +346,45 @@ def _final_step(estimator):
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 
-def _load_predictor(version_id: int):
-    """The registry decides the form (verified ONNX, else skops); for the scikit-learn form of a plain
-    argmax classifier serving uses a leaner call path with identical answers."""
+def _version_from_spec(spec: dict):
+    """An unsaved in-memory ModelVersion (with its RegisteredModel) built from a state snapshot: enough
+    for the registry's loader, with no database read."""
+    from apps.registry.models import ModelVersion, RegisteredModel
+
+    model = RegisteredModel(id=spec["model_id"], name=spec["model_name"], task=spec["task"],
+                            input_contract=spec["contract"])
+    return ModelVersion(id=spec["id"], model=model, version=spec["version"], status=spec["status"],
+                        serving_format=spec["serving_format"], onnx_verified=spec["onnx_verified"],
+                        onnx_artifact_key=spec["onnx_artifact_key"], safe_artifact_key=spec["safe_artifact_key"],
+                        classes=spec["classes"])
+
+
+def _measured_bytes(predictor, version) -> int:
+    """A model's size in memory: the scikit-learn estimator's pickled length (computed in memory, nothing
+    is ever unpickled), or the ONNX file's size for onnxruntime (its weights are held once)."""
+    estimator = getattr(predictor, "estimator", None)
+    if estimator is not None:
+        return len(pickle.dumps(estimator, protocol=5))
+    from apps.common.storage import artifact_store
+
+    key = version.onnx_artifact_key if predictor.format == "onnx" else version.safe_artifact_key
+    try:
+        return max(1, artifact_store().path(key).stat().st_size)
+    except (OSError, ValueError):  # pragma: no cover - a store without local paths
+        return len(artifact_store().read_bytes(key))
+
+
+def _load_predictor(version_id: int, spec: dict | None = None):
+    """(predictor, measured bytes). The registry decides the form (verified ONNX, else skops); for the
+    scikit-learn form of a plain argmax classifier serving uses a leaner call path with identical answers.
+    With ``spec`` (from the state snapshot) nothing is read from the database."""
     from apps.registry.loading import load_estimator, load_predictor
     from apps.registry.models import ModelVersion
 
-    version = ModelVersion.objects.select_related("model").get(pk=version_id)
+    if spec is not None:
+        version = _version_from_spec(spec)
+    else:
+        version = ModelVersion.objects.select_related("model").get(pk=version_id)
     started = time.perf_counter()
     predictor = load_predictor(version)
     if predictor.format == "skops" and predictor.classes is not None:
@@ -290,13 +393,72 @@ def _load_predictor(version_id: int):
         if type(final).__name__ in ARGMAX_CLASSIFIERS and list(getattr(final, "classes_", [])) == list(
                 predictor.classes):
             predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names)
-    logger.info("Loaded model version for serving", extra={"version_id": version_id, "format": predictor.format,
-                                                           "load_ms": round((time.perf_counter() - started) * 1000, 1)})
-    return predictor
+    size = _measured_bytes(predictor, version)
+    logger.info("Loaded model version for serving", extra={
+        "version_id": version_id, "format": predictor.format, "bytes": size,
+        "load_ms": round((time.perf_counter() - started) * 1000, 1)})
+    return predictor, size
+
+
+class _Probe:
+    """The built-in probe deployment of the readiness check (``/healthz``): a fixed two-feature logistic
+    regression served through the real path — state, API-key check, contract, model call, spool append.
+    Its key is random per process and never leaves it."""
+
+    version_id = -1
+
+    def __init__(self):
+        self._key = None
+        self.keys: dict[str, int] = {}
+        self._predictor = None
+        self.state = DeploymentState(
+            id=-1, slug="(readiness probe)", live=True, status_message="", version_id=-1, version_label="probe",
+            model_name="probe", input_mode="inline", max_batch=1,
+            contract=C.Contract(("x0", "x1"), ("f", "f"), (False, False)), contract_error="", feature_set_id=None,
+            task="binary_classification", generation=0)
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            self._key = KEY_PREFIX + uuid.uuid4().hex
+            self.keys = {key_hash(self._key): -1}
+        return self._key
+
+    @property
+    def predictor(self):
+        if self._predictor is None:
+            from sklearn.linear_model import LogisticRegression
+
+            lr = LogisticRegression()
+            lr.coef_, lr.intercept_ = np.array([[1.0, -1.0]]), np.array([0.0])
+            lr.classes_, lr.n_features_in_ = np.array([0, 1]), 2
+            self._predictor = SklearnPredictor(lr, [0, 1], -1, ["x0", "x1"])
+        return self._predictor
 
 
 CACHE = ServingCache()
 ROW_IDS = _RowIds()
+PROBE = _Probe()
+PROBE_BODY = b'{"instances": [{"x0": 1.0, "x1": 0.5}]}'
+
+
+def readiness() -> tuple[int, dict]:
+    """(status, body) of ``/healthz``: 200 only when a prediction goes through the real path."""
+    rid = new_request_id()
+    resp = predict(Request(slug=PROBE.state.slug, content_type="application/json", content_length=len(PROBE_BODY),
+                           authorization=f"Bearer {PROBE.key}", api_key="", read=io.BytesIO(PROBE_BODY).read,
+                           request_id=rid), probe=PROBE.state)
+    if resp.status != 200:
+        try:
+            detail = orjson.loads(resp.body).get("detail", "")
+        except orjson.JSONDecodeError:  # pragma: no cover
+            detail = ""
+        return 503, {"status": "unavailable", "detail": f"The probe prediction failed ({resp.status}): {detail}"}
+    st = CACHE._state
+    live = [d for d in st.deployments.values() if d.live] if st is not None else []
+    return 200, {"status": "ok", "state": {
+        "source": st.source, "generation": st.generation, "deployments": len(st.deployments), "live": len(live),
+        "outage_since": st.outage_since}, "models": {"cached": len(CACHE._models), "bytes": CACHE.model_bytes}}
 
 
 # --- the request ---------------------------------------------------------------------------------
@@ -428,7 +590,9 @@ def _non_finite_output(matrix, what: str):
     raise ServingError(500, f"The model returned a non-finite {what}", reason="model_output")
 
 
-def predict(req: Request) -> Response:
+def predict(req: Request, *, probe: DeploymentState | None = None) -> Response:
+    """Answer one request. ``probe`` (the readiness check) replaces the deployment looked up by slug
+    with the built-in probe deployment; everything else runs the same path."""
     started = time.perf_counter()
     rid = req.request_id
     state = None
@@ -438,7 +602,11 @@ def predict(req: Request) -> Response:
             # Refuse before reading a byte (and before anything else): the body is never read.
             raise ServingError(413, f"The body of {req.content_length:,} bytes is larger than the limit of "
                                     f"{settings.SERVING_MAX_BODY_BYTES:,} bytes", reason="too_large")
-        state = CACHE.deployment(req.slug)
+        if probe is None:
+            state = CACHE.deployment(req.slug)
+        else:
+            CACHE.state()  # the serving state must be available (database or snapshot)
+            state = probe
         version_id = state.version_id
         _authenticate(req, state)
         if not state.live:
@@ -491,13 +659,16 @@ def predict(req: Request) -> Response:
                          "predictions": out_rows})
         latency = time.perf_counter() - started
         # The log record is durable in the spool BEFORE the response leaves (see logpipe / spool).
+        if probe is not None:
+            logpipe.record_health(ts=ts)  # the same durable append; the drainer skips it
+            return Response(200, payload, rid)
         logpipe.record_prediction(deployment_id=state.id, version_id=version_id, batch_id=rid, ts=ts,
                                   latency_ms=latency * 1000, rows=log_rows)
-        metrics.observe_ok(state.slug, str(version_id), len(labels), latency)
+        metrics.observe_ok(state.slug, str(version_id), len(labels), latency)  # never raises
         if settings.SERVING_ACCESS_LOG:
-            logger.info("predict", extra={"request_id": rid, "deployment": state.slug, "version_id": version_id,
-                                          "rows": len(labels), "status": 200,
-                                          "latency_ms": round(latency * 1000, 3)})
+            _access_log(logging.INFO, "predict", {"request_id": rid, "deployment": state.slug,
+                                                  "version_id": version_id, "rows": len(labels), "status": 200,
+                                                  "latency_ms": round(latency * 1000, 3)})
         return Response(200, payload, rid)
     except ServingError as exc:
         return _fail(exc, rid, state, version_id, started)
@@ -511,19 +682,25 @@ def predict(req: Request) -> Response:
 def _fail(exc: ServingError, rid: str, state, version_id, started: float) -> Response:
     dep_label = state.slug if state is not None else "-"
     ver_label = str(version_id) if version_id is not None else "-"
-    metrics.REQUESTS.labels(dep_label, ver_label, str(exc.status)).inc()
-    metrics.ERRORS.labels(dep_label, ver_label, exc.reason).inc()
-    metrics.LATENCY.labels(dep_label, ver_label).observe(time.perf_counter() - started)
-    if state is not None and version_id is not None and exc.status not in (401, 403):
+    metrics.safely(metrics.observe_error, dep_label, ver_label, exc.status, exc.reason, time.perf_counter() - started)
+    if state is not None and version_id is not None and exc.status not in (401, 403) and state.id > 0:
         try:
             logpipe.record_error(deployment_id=state.id, version_id=version_id, ts=time.time(), status=exc.status)
         except OSError:  # pragma: no cover - a full disk must not turn a 4xx into a 500
             logger.exception("Could not spool an error event")
     level = logging.ERROR if exc.status >= 500 else logging.INFO
-    logger.log(level, exc.detail, extra={"request_id": rid, "deployment": dep_label, "status": exc.status,
-                                         "reason": exc.reason})
+    _access_log(level, exc.detail, {"request_id": rid, "deployment": dep_label, "status": exc.status,
+                                    "reason": exc.reason})
     close = exc.status == 413
     return Response(exc.status, _error_body(exc, rid), rid, close=close)
+
+
+def _access_log(level: int, msg: str, extra: dict) -> None:
+    """One log line; a failing handler or formatter is counted, never a failed request."""
+    try:
+        logger.log(level, msg, extra=extra)
+    except Exception:  # noqa: BLE001
+        metrics.failed("access_log")
 
 
 def new_request_id() -> str:
@@ -563,13 +740,19 @@ def _wsgi_request(environ, slug: str) -> Request:
 
 
 class ServingDispatcher:
-    """WSGI middleware: answers POST /api/v1/deployments/<slug>/predict and GET /metrics itself."""
+    """WSGI middleware: answers POST /api/v1/deployments/<slug>/predict and GET /healthz itself."""
 
     def __init__(self, app):
         self.app = app
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            status, payload = readiness()
+            body = _json(payload)
+            start_response(_STATUS[status], [*JSON_HEADERS, ("Content-Length", str(len(body))),
+                                             ("Cache-Control", "no-store")])
+            return [body]
         if path.startswith(PREFIX) and path.endswith(SUFFIX):
             slug = path[len(PREFIX):-len(SUFFIX)]
             if slug and "/" not in slug:
@@ -608,15 +791,21 @@ def warm_up_imports() -> None:
 
 
 def warm_up_models() -> None:
-    """Load the production versions of live deployments into this process (a gunicorn worker, before
-    it accepts requests), so the first request does not pay for it."""
-    from .models import Deployment
-
+    """Before a gunicorn worker accepts requests: read the whole serving state (from the database, else
+    the host's snapshot file) and load the models of every live deployment this pool serves, within
+    ``SERVING_MODEL_CACHE_BYTES`` — so the worker can answer every deployment even if the database is down."""
     try:
-        version_ids = set(Deployment.objects.filter(status="live").values_list("production_version_id", flat=True))
-        for vid in version_ids:
-            if vid not in CACHE._predictors and len(CACHE._predictors) < settings.SERVING_MODEL_CACHE_SIZE:
-                CACHE._predictors[vid] = _load_predictor(vid)
-    except Exception:  # noqa: BLE001 - the first request will load it instead
-        logger.warning("Serving warm-up of models failed", exc_info=True)
-        _reset_db()
+        st = CACHE.state()
+    except ServingError:
+        logger.warning("No serving state at start (database unreachable and no snapshot); loading on demand")
+        return
+    for vid in st.serving_version_ids():
+        if CACHE.model_bytes >= settings.SERVING_MODEL_CACHE_BYTES:
+            logger.warning("Serving model cache budget reached during preload; the rest load on first use",
+                           extra={"budget_bytes": settings.SERVING_MODEL_CACHE_BYTES})
+            break
+        try:
+            CACHE.load(vid, reason="preload")
+        except Exception:  # noqa: BLE001 - the first request will try again (and answer a clean error)
+            logger.warning("Serving preload of a model version failed", extra={"version_id": vid}, exc_info=True)
+            _reset_db()

@@ -236,6 +236,18 @@ def predict_view(request, slug):
 
 
 @public_view
+def healthz_view(request):
+    """Readiness: 200 only when the built-in probe deployment answers through the real prediction path
+    (the same check as the WSGI dispatcher's /healthz under gunicorn)."""
+    from django.http import JsonResponse
+
+    status, body = serving.readiness()
+    resp = JsonResponse(body, status=status)
+    resp["Cache-Control"] = "no-store"
+    return resp
+
+
+@public_view
 def metrics_view(request):
     from django.conf import settings
     from django.http import HttpResponse
