@@ -1,11 +1,24 @@
 """gunicorn settings for serving: ``gunicorn -c python:apps.deployments.gunicorn_conf portal.wsgi``.
 
 Sync workers, one thread each (tree models must run single-threaded per process), the app and the
-model libraries loaded once in the master before forking, each worker loading the live models before
-it accepts requests, and the Prometheus multi-process clean-up when a worker exits.
+model libraries loaded once in the master before forking, each worker reading the whole serving state
+and loading the live models before it accepts requests, and the Prometheus multi-process clean-up when
+a worker exits.
+
+Start-up fails loudly when ``PROMETHEUS_MULTIPROC_DIR`` cannot be created (it is created and emptied
+here, before the app is loaded). A graceful stop (SIGTERM) takes well under ``graceful_timeout``
+(``GUNICORN_GRACEFUL_TIMEOUT``, 5 s): each worker finishes its request, closes its spool segment and
+leaves with ``os._exit`` — the C++ static destructors of onnxruntime, inherited from the master through
+fork, otherwise hang (``pthread_cond_destroy``) or abort (``std::system_error``) at exit — and the
+drainer makes one last pass over the spool.
 """
 
 import os
+import sys
+
+from apps.deployments.metrics import ensure_multiproc_dir
+
+ensure_multiproc_dir(wipe=True)  # raises (gunicorn does not start) when the folder cannot be made
 
 # The prediction log is drained by one separate process per host (started in when_ready below), not by a
 # thread in each worker: a drain holds the worker's GIL while it parses and copies thousands of records.
@@ -19,6 +32,7 @@ _stopping = __import__("threading").Event()
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = 1
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "5"))
 preload_app = True
 
 
@@ -54,14 +68,40 @@ def _supervise_drainer(server):
         _stopping.wait(1.0)
 
 
-def on_exit(server):  # master, at shutdown: the drainer finishes its round and stops
+def on_exit(server):  # master, at shutdown: the drainer makes a last pass over the spool and stops
     _stopping.set()
     if _drainer is not None and _drainer.poll() is None:
         _drainer.terminate()
         try:
-            _drainer.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - it will notice the master is gone
+            _drainer.wait(timeout=3)
+        except Exception:  # noqa: BLE001 - database slow or down: the spool stays on disk for the next drainer
+            _drainer.kill()
+
+
+def worker_exit(server, worker):
+    """In the worker (also called in the master for a worker that vanished): close this process's spool
+    segment and its database connection, flush the logs, then leave without running C-level exit
+    handlers (see the module docstring)."""
+    if os.getpid() != worker.pid:
+        return
+    exc = sys.exc_info()[1]
+    code = exc.code if isinstance(exc, SystemExit) else (0 if exc is None else 1)
+    code = code if isinstance(code, int) else (0 if code is None else 1)
+    try:
+        from django.db import connections
+
+        from apps.deployments.logpipe import flush_own_segment
+
+        flush_own_segment()
+        connections.close_all()
+    except Exception:  # noqa: BLE001 - leaving anyway; the spool is durable without the close
+        server.log.exception("Worker clean-up at exit failed")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110
             pass
+    os._exit(code)
 
 
 def post_worker_init(worker):

@@ -267,10 +267,21 @@ def ensure_background() -> None:
 def drain_forever(*, parent: int | None = None) -> None:
     """The drainer process (``python -m portal.entrypoint drain``; gunicorn starts one next to its workers):
     drain every ``SERVING_DRAIN_INTERVAL`` seconds. In its own process it never holds a serving worker's
-    GIL — as a thread inside the workers it cost a third of their throughput. Exits when ``parent`` (the
-    gunicorn master) is gone; the Celery beat drain covers any gap."""
+    GIL — as a thread inside the workers it cost a third of their throughput. Each round it also keeps the
+    host's serving-state snapshot current (one tiny query; a full read only when the generation changed),
+    so a worker that starts during a database outage knows every deployment even on an idle host.
+    Exits when ``parent`` (the gunicorn master) is gone, or on SIGTERM/SIGINT after one last drain (the
+    Celery beat drain covers any gap)."""
     import os
+    import signal
 
+    stop = threading.Event()
+
+    def _stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     interval = settings.SERVING_DRAIN_INTERVAL
     if settings.SERVING_DRAINER_NICE:
         # Serving first: under full CPU the drainer (and the inserts it drives) yields to the workers and
@@ -278,10 +289,28 @@ def drain_forever(*, parent: int | None = None) -> None:
         os.nice(settings.SERVING_DRAINER_NICE)
     logger.info("Prediction log drainer started", extra={"spool": str(spool_dir()), "interval_s": interval,
                                                          "nice": settings.SERVING_DRAINER_NICE})
-    while parent is None or os.getppid() == parent:
+    generation = None
+    while not stop.is_set() and (parent is None or os.getppid() == parent):
         started = time.monotonic()
         _drain_safely()
-        time.sleep(max(0.05, interval - (time.monotonic() - started)))
+        generation = _refresh_snapshot(generation)
+        stop.wait(max(0.05, interval - (time.monotonic() - started)))
+    if stop.is_set():
+        _drain_safely()  # the workers have closed their segments by now: flush what they left
+        logger.info("Prediction log drainer stopped after a final drain")
+
+
+def _refresh_snapshot(known: int | None) -> int | None:
+    from .serving_state import snapshot_refresh
+
+    try:
+        return snapshot_refresh(settings.SERVING_STATE_SNAPSHOT, known_generation=known)
+    except Exception:  # noqa: BLE001 - database down or disk full: keep the file we have, retry next round
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return known
 
 
 def flush_own_segment() -> None:
