@@ -45,8 +45,17 @@ project = project_create(actor=owner, name="Serving", slug="serving")
 versions = [make_ready_version(project=project, actor=owner, kind=k, n_features=n, seed=i, onnx=onnx)
             for i, k in enumerate(kinds)]
 dep, key = deploy(project=project, actor=owner, version=versions[0], slug="load-api", max_batch=1000)
+extra = []
+for i in range(int(os.environ.get("STACK_DEPLOYMENTS", "0"))):  # more deployments, one model each
+    from apps.deployments.services import deployment_api_key_create
+    v = make_ready_version(project=project, actor=owner, name=f"model-{i:02d}", kind=kinds[0], n_features=n,
+                           seed=100 + i, onnx=onnx)
+    d, k = deploy(project=project, actor=owner, version=v, slug=f"dep-{i:02d}", max_batch=1000)
+    spare, spare_key = deployment_api_key_create(deployment=d, actor=owner, name="spare")
+    extra.append({"slug": d.slug, "key": k, "deployment": d.pk, "version": v.pk, "spare_key": spare_key,
+                  "spare_key_id": spare.pk})
 print("STACK" + json.dumps({"key": key, "slug": dep.slug, "versions": [v.pk for v in versions],
-                            "deployment": dep.pk}))
+                            "deployment": dep.pk, "extra": extra}))
 """
 
 
@@ -69,9 +78,10 @@ def base_env(db_url: str, data_dir: Path, **extra) -> dict:
 
 
 def prepare_database(db_url: str, data_dir: Path, *, n_features: int = 4, kinds=("logreg", "logreg"),
-                     onnx: bool = False) -> dict:
+                     onnx: bool = False, deployments: int = 0) -> dict:
+    """``deployments`` more deployments ``dep-00``… (one model each, a key and a spare key) in ``extra``."""
     env = base_env(db_url, data_dir, STACK_FEATURES=n_features, STACK_KINDS=",".join(kinds),
-                   STACK_ONNX="1" if onnx else "0")
+                   STACK_ONNX="1" if onnx else "0", STACK_DEPLOYMENTS=deployments)
     out = subprocess.run([PY, "-c", SETUP], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         raise RuntimeError(f"stack set-up failed:\n{out.stderr[-4000:]}")
@@ -79,17 +89,55 @@ def prepare_database(db_url: str, data_dir: Path, *, n_features: int = 4, kinds=
     return json.loads(line[5:])
 
 
-def wait_http(port: int, timeout: float = 60) -> None:
+def wait_http(port: int, timeout: float = 90) -> None:
+    """Until /healthz answers 200 (the readiness probe: a prediction through the real path)."""
     deadline = time.monotonic() + timeout
+    last = ""
     while time.monotonic() < deadline:
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/healthz")
-            conn.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on port {port} did not come up")
+            resp = conn.getresponse()
+            last = f"{resp.status} {resp.read()[:300]!r}"
+            if resp.status == 200:
+                return
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not become ready: {last}")
+
+
+def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def metric_values(port: int, name: str) -> dict[str, float]:
+    """Samples of one metric from /metrics: {label text: value} (label text "" when unlabelled)."""
+    status, body = http_get(port, "/metrics")
+    if status != 200:
+        raise RuntimeError(f"/metrics answered {status}: {body[:300]!r}")
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, _, value = line.rpartition(" ")
+            labels = head[len(name):].strip("{}")
+            out[labels] = out.get(labels, 0.0) + float(value)
+    return out
+
+
+def run_django(db_url: str, data_dir: Path, code: str) -> str:
+    """Run Python code against the stack's database in a subprocess (django set up); returns stdout."""
+    out = subprocess.run([PY, "-c", "import django; django.setup()\n" + code], cwd=ROOT,
+                         env=base_env(db_url, data_dir), capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return out.stdout
 
 
 class Gunicorn:
@@ -108,6 +156,19 @@ class Gunicorn:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         wait_http(self.port)
+
+    def restart_workers(self, timeout: float = 90) -> list[int]:
+        """SIGTERM every serving worker; return once as many new workers run (the master forks them)."""
+        old = self.worker_pids()
+        for pid in old:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self.worker_pids()
+            if len(now) >= len(old) and not set(now) & set(old):
+                return now
+            time.sleep(0.2)
+        raise RuntimeError("the workers were not replaced")
 
     def worker_pids(self) -> list[int]:
         """The serving workers (the master's children other than its prediction-log drainer)."""
@@ -257,11 +318,14 @@ class ThrowawayPostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def count_logged(db_url: str, data_dir: Path, deployment_id: int) -> set[str]:
-    """Request ids in the prediction log, read in a subprocess (the stack's own database)."""
+def count_logged(db_url: str, data_dir: Path, deployment_id: int | list[int]) -> set[str]:
+    """Request ids in the prediction log of one or more deployments, read in a subprocess (the stack's
+    own database). Raises when a request id appears twice."""
+    ids = deployment_id if isinstance(deployment_id, list) else [deployment_id]
     code = ("import django, json; django.setup(); from apps.deployments.models import PredictionLog; "
-            f"print('IDS' + json.dumps([str(x) for x in PredictionLog.objects.filter(deployment_id={deployment_id})"
-            ".values_list('request_id', flat=True)]))")
+            f"ids = [str(x) for x in PredictionLog.objects.filter(deployment_id__in={ids!r})"
+            ".values_list('request_id', flat=True)]; assert len(ids) == len(set(ids)), 'duplicate rows'; "
+            "print('IDS' + json.dumps(ids))")
     out = subprocess.run([PY, "-c", code], cwd=ROOT, env=base_env(db_url, data_dir), capture_output=True, text=True,
                          timeout=120)
     if out.returncode != 0:
