@@ -29,12 +29,15 @@ def main(argv: list[str]) -> None:
                "--schedule", os.path.join(os.environ.get("SLIPWAY_DATA_DIR", "/tmp"), "celerybeat-schedule"), *rest]
     elif role == "drain":
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+        from apps.deployments.logpipe import drainer_stop_on_signals
+
+        stop = drainer_stop_on_signals()  # a SIGTERM while Django starts still gets the final drain
         import django
 
         django.setup()
         from apps.deployments.logpipe import drain_forever
 
-        drain_forever(parent=int(rest[0]) if rest else None)
+        drain_forever(parent=int(rest[0]) if rest else None, stop=stop)
         return
     elif role == "migrate":
         cmd = ["python", "manage.py", "migrate", "--noinput", *rest]

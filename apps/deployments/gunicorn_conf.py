@@ -73,7 +73,7 @@ def on_exit(server):  # master, at shutdown: the drainer makes a last pass over 
     if _drainer is not None and _drainer.poll() is None:
         _drainer.terminate()
         try:
-            _drainer.wait(timeout=3)
+            _drainer.wait(timeout=3.5)
         except Exception:  # noqa: BLE001 - database slow or down: the spool stays on disk for the next drainer
             _drainer.kill()
 

@@ -264,7 +264,7 @@ def ensure_background() -> None:
     _thread.start()
 
 
-def drain_forever(*, parent: int | None = None) -> None:
+def drain_forever(*, parent: int | None = None, stop: threading.Event | None = None) -> None:
     """The drainer process (``python -m portal.entrypoint drain``; gunicorn starts one next to its workers):
     drain every ``SERVING_DRAIN_INTERVAL`` seconds. In its own process it never holds a serving worker's
     GIL — as a thread inside the workers it cost a third of their throughput. Each round it also keeps the
@@ -273,15 +273,9 @@ def drain_forever(*, parent: int | None = None) -> None:
     Exits when ``parent`` (the gunicorn master) is gone, or on SIGTERM/SIGINT after one last drain (the
     Celery beat drain covers any gap)."""
     import os
-    import signal
 
-    stop = threading.Event()
-
-    def _stop(signum, frame):  # noqa: ARG001 - signal handler signature
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    if stop is None:  # the entry point installs its handlers before Django starts; else do it here
+        stop = drainer_stop_on_signals()
     interval = settings.SERVING_DRAIN_INTERVAL
     if settings.SERVING_DRAINER_NICE:
         # Serving first: under full CPU the drainer (and the inserts it drives) yields to the workers and
@@ -298,6 +292,20 @@ def drain_forever(*, parent: int | None = None) -> None:
     if stop.is_set():
         _drain_safely()  # the workers have closed their segments by now: flush what they left
         logger.info("Prediction log drainer stopped after a final drain")
+
+
+def drainer_stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM/SIGINT: the drainer finishes its round, drains once more and exits."""
+    import signal
+
+    stop = threading.Event()
+
+    def _stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
 
 
 def _refresh_snapshot(known: int | None) -> int | None:

@@ -157,6 +157,15 @@ class Gunicorn:
                                      start_new_session=True)
         wait_http(self.port)
 
+    def wait_drainer(self, timeout: float = 60) -> None:
+        """Until the drainer process has started (its own log line)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if '"msg":"Prediction log drainer started"' in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the prediction-log drainer did not start")
+
     def restart_workers(self, timeout: float = 90) -> list[int]:
         """SIGTERM every serving worker; return once as many new workers run (the master forks them)."""
         old = self.worker_pids()
