@@ -33,6 +33,10 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = 1
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "5"))
+# gthread keeps connections alive: with one shared listening socket a few busy keep-alive connections can all
+# land on one worker while the others idle. SO_REUSEPORT gives each worker its own socket and the kernel
+# spreads new connections over them (a worker that dies drops the connections queued on its socket).
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() in ("1", "true", "yes", "on")
 preload_app = True
 
 

@@ -146,7 +146,8 @@ class Gunicorn:
         self.port = free_port()
         self.env = env
         self.log = log or Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
-        multiproc = Path(env["SLIPWAY_DATA_DIR"]) / "prom"
+        # One metrics folder per server: two servers on one data folder (the bench) must not share or wipe it.
+        multiproc = Path(env["SLIPWAY_DATA_DIR"]) / f"prom-{self.port}"
         shutil.rmtree(multiproc, ignore_errors=True)
         multiproc.mkdir(parents=True)
         env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(multiproc))
