@@ -299,10 +299,31 @@ def _reset_db() -> None:
         pass
 
 
-def _canary_pick(state: DeploymentState, rid: str, keys) -> bool:
+def _canary_hit(state: DeploymentState, key: str) -> bool:
     """Sticky split: the same entity key (or request id) always lands on the same side."""
-    key = keys[0] if (state.canary_sticky == "entity" and keys) else rid
     return zlib.crc32(f"{state.id}:{key}".encode()) % 10_000 < state.canary_percent * 100
+
+
+def _score(predictor, matrix):
+    """(labels as JSON list, probabilities as lists or None, class names as strings or None)."""
+    try:
+        # scikit-learn re-checks every input for NaN/inf; the contract has already decided which values
+        # may be missing, so that check is skipped here (~15% of a linear model's call). A model that
+        # cannot take a missing value it was sent answers NaN: _non_finite_output gives the same 422.
+        with sklearn_config(assume_finite=True):
+            labels, probs = predictor.predict(matrix)
+    except ValueError as exc:  # e.g. a missing value the model cannot take
+        raise ServingError(422, f"The model could not score this input: {str(exc).splitlines()[0][:300]}",
+                           reason="model_input") from exc
+    if probs is not None:
+        probs = np.asarray(probs)
+        if not np.isfinite(probs).all():
+            _non_finite_output(matrix, "probability")
+    elif isinstance(labels, np.ndarray) and labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        _non_finite_output(matrix, "prediction")
+    ckeys = [str(c.item() if hasattr(c, "item") else c) for c in (predictor.classes or [])] \
+        if probs is not None else None
+    return _to_json_list(labels), (probs.tolist() if probs is not None else None), ckeys
 
 
 # Classifiers whose ``predict`` is exactly ``classes_[argmax(predict_proba)]``: for these one
@@ -621,53 +642,55 @@ def predict(req: Request, *, probe: DeploymentState | None = None) -> Response:
         except C.ContractError as exc:
             raise ServingError(exc.status, exc.message, exc.errors, reason="invalid_input") from exc
         matrix, inputs, keys = _features(state, body)
-        version_label = state.version_label
-        if state.canary_version_id is not None and _canary_pick(state, rid, keys):
-            predictor, version_id = CACHE.predictor(state, state.canary_version_id)
-            version_label = state.canary_version_label
+        # Canary: each entity key of a batch is answered by the side its own key maps to (the batch is split);
+        # by request id, the whole request goes to one side.
+        if state.canary_version_id is None:
+            sides = [(None, list(range(len(inputs))))]
+        elif state.canary_sticky == "entity" and keys:
+            hits = [_canary_hit(state, k) for k in keys]
+            sides = [(None, [i for i, h in enumerate(hits) if not h]),
+                     (state.canary_version_id, [i for i, h in enumerate(hits) if h])]
+            sides = [s for s in sides if s[1]]
         else:
-            predictor, version_id = CACHE.predictor(state)
-        try:
-            # scikit-learn re-checks every input for NaN/inf; the contract has already decided which values
-            # may be missing, so that check is skipped here (~15% of a linear model's call). A model that
-            # cannot take a missing value it was sent answers NaN: _non_finite_output gives the same 422.
-            with sklearn_config(assume_finite=True):
-                labels, probs = predictor.predict(matrix)
-        except ValueError as exc:  # e.g. a missing value the model cannot take
-            raise ServingError(422, f"The model could not score this input: {str(exc).splitlines()[0][:300]}",
-                               reason="model_input") from exc
-        if probs is not None:
-            probs = np.asarray(probs)
-            if not np.isfinite(probs).all():
-                _non_finite_output(matrix, "probability")
-        elif isinstance(labels, np.ndarray) and labels.dtype.kind == "f" and not np.isfinite(labels).all():
-            _non_finite_output(matrix, "prediction")
-        labels = _to_json_list(labels)
-        classes = [c.item() if hasattr(c, "item") else c for c in (predictor.classes or [])] if probs is not None else None
-        probs_list = probs.tolist() if probs is not None else None
-        ids = ROW_IDS.take(len(labels))
+            sides = [(state.canary_version_id if _canary_hit(state, rid) else None, list(range(len(inputs))))]
+        split = len(sides) > 1
+        n = len(inputs)
+        ids = ROW_IDS.take(n)
+        out_rows: list = [None] * n
+        records = []  # (version id, log rows)
+        for side_version, idx in sides:
+            predictor, version_id = CACHE.predictor(state, side_version)
+            sub = matrix if len(idx) == n else matrix[idx]
+            labels, probs_list, ckeys = _score(predictor, sub)
+            label = state.canary_version_label if side_version is not None else state.version_label
+            log_rows = []
+            for j, i in enumerate(idx):
+                p = dict(zip(ckeys, probs_list[j], strict=True)) if probs_list is not None else None
+                row = {"request_id": ids[i], "prediction": labels[j], "probabilities": p}
+                if split:
+                    row["model_version"] = {"id": version_id, "version": label}
+                out_rows[i] = row
+                log_rows.append([ids[i], inputs[i], labels[j], p, keys[i] if keys else None])
+            records.append((version_id, label, log_rows))
+        # The top level names the version that answered (with a split batch: production; each row names its own).
+        version_id, version_label = (records[0][0], records[0][1]) if not split else (state.version_id,
+                                                                                     state.version_label)
         ts = time.time()
-        out_rows, log_rows = [], []
-        ckeys = [str(c) for c in classes] if classes is not None else None
-        for i, label in enumerate(labels):
-            p = dict(zip(ckeys, probs_list[i], strict=True)) if probs_list is not None else None
-            out_rows.append({"request_id": ids[i], "prediction": label, "probabilities": p})
-            log_rows.append([ids[i], inputs[i], label, p, keys[i] if keys else None])
         payload = _json({"request_id": rid, "deployment": state.slug,
-                         "model_version": {"id": version_id, "model": state.model_name,
-                                           "version": version_label},
+                         "model_version": {"id": version_id, "model": state.model_name, "version": version_label},
                          "predictions": out_rows})
         latency = time.perf_counter() - started
         # The log record is durable in the spool BEFORE the response leaves (see logpipe / spool).
         if probe is not None:
             logpipe.record_health(ts=ts)  # the same durable append; the drainer skips it
             return Response(200, payload, rid)
-        logpipe.record_prediction(deployment_id=state.id, version_id=version_id, batch_id=rid, ts=ts,
-                                  latency_ms=latency * 1000, rows=log_rows)
-        metrics.observe_ok(state.slug, str(version_id), len(labels), latency)  # never raises
+        for vid, _, log_rows in records:  # one record per version: the logged version is per row
+            logpipe.record_prediction(deployment_id=state.id, version_id=vid, batch_id=rid, ts=ts,
+                                      latency_ms=latency * 1000, rows=log_rows)
+            metrics.observe_ok(state.slug, str(vid), len(log_rows), latency)  # never raises
         if settings.SERVING_ACCESS_LOG:
             _access_log(logging.INFO, "predict", {"request_id": rid, "deployment": state.slug,
-                                                  "version_id": version_id, "rows": len(labels), "status": 200,
+                                                  "version_id": version_id, "rows": n, "status": 200,
                                                   "latency_ms": round(latency * 1000, 3)})
         return Response(200, payload, rid)
     except ServingError as exc:
