@@ -103,6 +103,8 @@ class PolicyIn(Schema):
     min_labelled: int | None = None
     alpha: float | None = None
     first_version_owner_override: bool | None = None
+    primary_metrics: str | None = None  # comma-separated: accuracy, roc_auc, log_loss, rmse, mae ("" = task default)
+    metric_margin: float | None = None
 
 
 class CanaryIn(Schema):

@@ -74,3 +74,15 @@ class PolicyForm(forms.Form):
     alpha = forms.FloatField(min_value=LIMITS["alpha"][0], max_value=LIMITS["alpha"][1], label="Significance level")
     first_version_owner_override = forms.BooleanField(
         required=False, label="Owners may put a first version live without a request (audited)")
+    primary_metrics = forms.CharField(
+        required=False, max_length=200, label="Primary metrics",
+        help_text="Comma-separated: accuracy, roc_auc, log_loss, rmse, mae. Empty: accuracy and ROC AUC (binary), "
+                  "accuracy (multiclass), RMSE (regression). Each is tested on the shadow outcomes (paired "
+                  "bootstrap); a significantly worse one fails the gate.")
+    metric_margin = forms.FloatField(
+        required=False, min_value=0, max_value=1, label="Non-inferiority margin",
+        help_text="How much worse a primary metric may be before a significant difference fails the gate (0: any).")
+
+    def clean_metric_margin(self):
+        value = self.cleaned_data.get("metric_margin")
+        return 0.0 if value is None else value

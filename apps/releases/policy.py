@@ -18,6 +18,17 @@ class PromotionPolicy:
     min_labelled: int = 200  # requests with known outcomes before a shadow verdict is shown
     alpha: float = 0.05  # significance level of the paired tests
     first_version_owner_override: bool = True  # an owner may put a first version live without a request
+    # Declared primary metrics, comma-separated (shadow_stats.PRIMARY_METRICS); "" = the task's default
+    # (binary: accuracy,roc_auc; multiclass: accuracy; regression: rmse). Each is tested on the shadow
+    # outcomes; a significantly worse one fails the "not worse" gate.
+    primary_metrics: str = ""
+    metric_margin: float = 0.0  # non-inferiority margin: significantly worse by more than this fails
+
+    def metrics_for(self, task: str) -> tuple[str, ...]:
+        declared = tuple(m.strip() for m in self.primary_metrics.split(",") if m.strip())
+        if declared:
+            return declared
+        return {"binary_classification": ("accuracy", "roc_auc"), "regression": ("rmse",)}.get(task, ("accuracy",))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -29,6 +40,7 @@ LIMITS = {
     "tolerance": (0.0, 1.0),
     "min_labelled": (10, 10_000_000),
     "alpha": (0.0001, 0.5),
+    "metric_margin": (0.0, 1.0),
 }
 
 

@@ -15,7 +15,9 @@ dataclasses with a ``to_dict()`` for storing as JSON.
 - ``paired_bootstrap``: percentile confidence interval of metric(candidate) − metric(production) with the
   SAME resampled rows for both models; metrics "auc" (higher is better) and "rmse" (lower is better).
   The seed is explicit, so a result is reproducible.
-- ``compare``: everything above plus a verdict, shown only when the minimum-sample rule is met.
+- ``compare``: everything above plus a verdict, shown only when the minimum-sample rule is met, and a
+  paired-bootstrap test of every declared primary metric (accuracy, ROC AUC, log loss, RMSE, MAE) with a
+  non-inferiority margin: a significantly worse primary metric makes the verdict "worse".
 """
 
 from __future__ import annotations
@@ -278,15 +280,30 @@ def rmse(y_true, pred) -> float:
     return float(np.sqrt(np.mean((y - p) ** 2))) if y.size else float("nan")
 
 
+BOOTSTRAP_METRICS = ("auc", "rmse", "accuracy", "log_loss", "mae")
+
+
+def _row_values(metric: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-row hits (accuracy: ``pred`` are 0/1 "is this row right" flags — or labels equal to ``y``), or
+    per-row losses: log loss of the positive-class score (clipped at 1e-15), absolute error."""
+    if metric == "accuracy":
+        return (pred == y).astype("float64")
+    if metric == "log_loss":
+        p = np.clip(pred, 1e-15, 1 - 1e-15)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return np.abs(y - pred)  # mae
+
+
 def paired_bootstrap(y_true, production, candidate, *, metric: str, n_boot: int = 2000, seed: int = 0,
                      confidence: float = 0.95, chunk: int = 100) -> BootstrapCI:
     """Percentile CI of metric(candidate) − metric(production), resampling requests (pairs kept).
 
-    ``metric`` "auc": ``y_true`` is 0/1 (positive class = 1) and the model arrays are positive-class
-    scores. ``metric`` "rmse": ``y_true`` and the model arrays are numbers.
+    ``metric`` "auc" / "log_loss": ``y_true`` is 0/1 (positive class = 1) and the model arrays are
+    positive-class scores. "rmse" / "mae": numbers. "accuracy": ``y_true`` and the model arrays are label
+    codes (equal numbers = the same label).
     """
-    if metric not in ("auc", "rmse"):
-        raise ValueError("metric must be 'auc' or 'rmse'")
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(BOOTSTRAP_METRICS)}")
     if not 0 < confidence < 1:
         raise ValueError("confidence must be between 0 and 1")
     y = np.asarray(y_true, dtype="float64")
@@ -295,11 +312,14 @@ def paired_bootstrap(y_true, production, candidate, *, metric: str, n_boot: int 
     if not (y.shape == a.shape == b.shape) or y.ndim != 1:
         raise ValueError("y_true, production and candidate must be 1-D and of the same length")
     n = int(y.size)
-    higher = metric == "auc"
+    higher = metric in ("auc", "accuracy")
     if metric == "auc":
         full_a, full_b = auc(y, a), auc(y, b)
-    else:
+    elif metric == "rmse":
         full_a, full_b = rmse(y, a), rmse(y, b)
+    else:  # per-row losses (or hits, for accuracy) whose mean is the metric
+        row_a, row_b = _row_values(metric, y, a), _row_values(metric, y, b)
+        full_a, full_b = (float(row_a.mean()), float(row_b.mean())) if n else (float("nan"), float("nan"))
     nan = float("nan")
     if n < 2:
         return BootstrapCI(metric, n, full_a, full_b, full_b - full_a, nan, nan, confidence, 0, seed, higher)
@@ -307,7 +327,7 @@ def paired_bootstrap(y_true, production, candidate, *, metric: str, n_boot: int 
     if metric == "auc":
         yb = y.astype(bool)
         auc_a, auc_b = _ResampledAuc(yb, a), _ResampledAuc(yb, b)
-    else:
+    elif metric == "rmse":
         err_a, err_b = (y - a) ** 2, (y - b) ** 2
     diffs = []
     for start in range(0, n_boot, chunk):
@@ -315,8 +335,10 @@ def paired_bootstrap(y_true, production, candidate, *, metric: str, n_boot: int 
         idx = rng.integers(0, n, size=(size, n))  # the same resampled requests for both models: paired
         if metric == "auc":
             d = auc_b(idx) - auc_a(idx)
-        else:
+        elif metric == "rmse":
             d = np.sqrt(err_b[idx].mean(axis=1)) - np.sqrt(err_a[idx].mean(axis=1))
+        else:
+            d = row_b[idx].mean(axis=1) - row_a[idx].mean(axis=1)
         diffs.append(d)
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
@@ -343,6 +365,63 @@ class Verdict:
         return _to_dict(self)
 
 
+# Declared primary metrics (the project's promotion policy) → (bootstrap metric, higher is better, label).
+PRIMARY_METRICS = {
+    "accuracy": ("accuracy", True, "Accuracy"),
+    "roc_auc": ("auc", True, "ROC AUC"),
+    "log_loss": ("log_loss", False, "Log loss"),
+    "rmse": ("rmse", False, "RMSE"),
+    "mae": ("mae", False, "MAE"),
+}
+CLASSIFIER_METRICS = ("accuracy", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae")
+
+
+@dataclass(frozen=True)
+class MetricTest:
+    """One declared metric, candidate vs production on the same labelled requests (paired bootstrap).
+
+    ``significantly_worse``: the CI lies entirely on the worse side of ``-margin`` (the non-inferiority
+    margin: how much worse the candidate may be before a significant difference fails the gate)."""
+
+    metric: str
+    label: str
+    n: int
+    production: float
+    candidate: float
+    difference: float  # candidate − production
+    low: float
+    high: float
+    confidence: float
+    higher_is_better: bool
+    margin: float
+    significantly_worse: bool
+    significantly_better: bool
+    available: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return _to_dict(self)
+
+
+def metric_test(name: str, ci: BootstrapCI | None, *, margin: float, reason: str = "") -> MetricTest:
+    _, higher, label = PRIMARY_METRICS[name]
+    nan = float("nan")
+    if ci is None or not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+        return MetricTest(name, label, ci.n if ci else 0, ci.production if ci else nan, ci.candidate if ci else nan,
+                          ci.difference if ci else nan, nan, nan, ci.confidence if ci else 0.95, higher, margin,
+                          False, False, False, f"{label}: not computed ({reason or 'no paired sample'})")
+    worse = ci.high < -margin if higher else ci.low > margin
+    better = ci.low > 0 if higher else ci.high < 0
+    word = ("significantly worse" + (f" by more than the margin {margin:g}" if margin else "")) if worse else (
+        "significantly better" if better else "no significant difference")
+    detail = (f"{label}: candidate {ci.candidate:.4f} vs production {ci.production:.4f}, difference "
+              f"{ci.difference:+.4f}, {ci.confidence:.0%} CI [{ci.low:+.4f}, {ci.high:+.4f}] on {ci.n} requests "
+              f"with outcomes — {word}")
+    return MetricTest(name, label, ci.n, ci.production, ci.candidate, ci.difference, ci.low, ci.high, ci.confidence,
+                      higher, margin, worse, better, True, detail)
+
+
 @dataclass(frozen=True)
 class Comparison:
     task: str
@@ -353,10 +432,12 @@ class Comparison:
     mcnemar: McNemar | None
     bootstrap: BootstrapCI | None
     verdict: Verdict
+    metrics: tuple[MetricTest, ...] = ()
 
     def to_dict(self) -> dict:
         return {
             "task": self.task, "n": self.n, "labelled": self.labelled,
+            "metrics": [m.to_dict() for m in self.metrics],
             "agreement": self.agreement.to_dict() if self.agreement else None,
             "difference": self.difference.to_dict() if self.difference else None,
             "mcnemar": self.mcnemar.to_dict() if self.mcnemar else None,
@@ -366,15 +447,20 @@ class Comparison:
 
 
 def verdict_for(*, labelled: int, min_labelled: int, mcnemar_result: McNemar | None,
-                bootstrap_result: BootstrapCI | None, alpha: float = 0.05) -> Verdict:
+                bootstrap_result: BootstrapCI | None, alpha: float = 0.05,
+                metric_tests: tuple[MetricTest, ...] = ()) -> Verdict:
     """The minimum-sample rule, then the significance decision.
 
-    Classifiers decide on McNemar (p < alpha, direction from c vs b); regressors on the bootstrap CI of
-    the RMSE difference. Below ``min_labelled`` labelled pairs no verdict is given, whatever the p-value.
+    A declared primary metric that is significantly worse makes the verdict "worse", whatever accuracy
+    says. Otherwise classifiers decide on McNemar (p < alpha, direction from c vs b); regressors on the
+    bootstrap CI of the RMSE difference. Below ``min_labelled`` labelled pairs no verdict is given.
     """
     if labelled < min_labelled:
         return Verdict("insufficient", f"{labelled} of the {min_labelled} requests with known outcomes needed "
                                        "for a verdict", labelled, min_labelled)
+    worse = [m for m in metric_tests if m.significantly_worse]
+    if worse:
+        return Verdict("worse", "; ".join(m.detail for m in worse), labelled, min_labelled)
     if mcnemar_result is not None:
         m = mcnemar_result
         if m.p_value < alpha and m.c != m.b:
@@ -397,12 +483,15 @@ def verdict_for(*, labelled: int, min_labelled: int, mcnemar_result: McNemar | N
 def compare(*, task: str, production_output, candidate_output, production_score=None, candidate_score=None,
             y_true=None, labelled_mask=None, classes=None, positive=None, min_labelled: int = 200,
             alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
-            mcnemar_method: str = "mid-p") -> Comparison:
+            mcnemar_method: str = "mid-p", metrics: tuple[str, ...] = (), margin: float = 0.0) -> Comparison:
     """Compare two models on the same requests.
 
     ``task``: "binary_classification", "multiclass_classification" or "regression". Scores are the
     positive-class probabilities (binary only). ``y_true`` holds outcomes where ``labelled_mask`` is True
     (other entries are ignored). ``positive``: the positive class (binary AUC), compared as a string.
+    ``metrics``: the declared primary metrics (``PRIMARY_METRICS``), each tested by a paired bootstrap at
+    confidence 1 − alpha with the non-inferiority ``margin``; every one is reported, and a significantly
+    worse one makes the verdict "worse".
     """
     po, co = list(production_output), list(candidate_output)
     if len(po) != len(co):
@@ -434,7 +523,43 @@ def compare(*, task: str, production_output, candidate_output, production_score=
                 bs = paired_bootstrap(yb, np.asarray(production_score, dtype="float64")[mask],
                                       np.asarray(candidate_score, dtype="float64")[mask], metric="auc",
                                       n_boot=n_boot, seed=seed)
+    tests = tuple(_metric_tests(metrics, task=task, mask=mask, y_true=y_true, po=po, co=co,
+                                production_score=production_score, candidate_score=candidate_score,
+                                positive=positive, margin=margin, alpha=alpha, n_boot=n_boot, seed=seed))
     verdict = verdict_for(labelled=labelled, min_labelled=min_labelled, mcnemar_result=mc, bootstrap_result=bs,
-                          alpha=alpha)
+                          alpha=alpha, metric_tests=tests)
     return Comparison(task=task, n=n, labelled=labelled, agreement=agree, difference=diff, mcnemar=mc,
-                      bootstrap=bs, verdict=verdict)
+                      bootstrap=bs, verdict=verdict, metrics=tests)
+
+
+def _metric_tests(metrics, *, task, mask, y_true, po, co, production_score, candidate_score, positive, margin,
+                  alpha, n_boot, seed):
+    labelled = int(mask.sum())
+    for name in metrics:
+        if name not in PRIMARY_METRICS:
+            raise ValueError(f"Unknown primary metric {name!r} (known: {', '.join(PRIMARY_METRICS)})")
+        kind = PRIMARY_METRICS[name][0]
+        if not labelled:
+            yield metric_test(name, None, margin=margin, reason="no requests with known outcomes yet")
+            continue
+        y = np.asarray(list(y_true), dtype=object)[mask]
+        if (task == "regression") != (name in REGRESSION_METRICS):
+            yield metric_test(name, None, margin=margin, reason=f"not a metric of a {task.replace('_', ' ')} model")
+            continue
+        if kind == "accuracy":
+            codes = {v: i for i, v in enumerate(sorted(set(_labels(y)) | set(_labels(po)) | set(_labels(co))))}
+            yc, pc, cc = (np.array([codes[v] for v in _labels(arr)], dtype="float64")
+                          for arr in (y, np.asarray(po, dtype=object)[mask], np.asarray(co, dtype=object)[mask]))
+        elif kind in ("auc", "log_loss"):
+            if production_score is None or candidate_score is None or positive is None:
+                yield metric_test(name, None, margin=margin, reason="needs positive-class scores (binary models)")
+                continue
+            yc = (_labels(y) == str(positive)).astype("float64")
+            pc = np.asarray(production_score, dtype="float64")[mask]
+            cc = np.asarray(candidate_score, dtype="float64")[mask]
+        else:
+            yc = np.asarray(y, dtype="float64")
+            pc = np.asarray(po, dtype="float64")[mask]
+            cc = np.asarray(co, dtype="float64")[mask]
+        ci = paired_bootstrap(yc, pc, cc, metric=kind, n_boot=n_boot, seed=seed, confidence=1 - alpha)
+        yield metric_test(name, ci, margin=margin)

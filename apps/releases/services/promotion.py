@@ -69,6 +69,9 @@ def promotion_policy_update(*, project: Project, actor, values: dict) -> Promoti
         if isinstance(current[key], bool):
             clean[key] = bool(value)
             continue
+        if key == "primary_metrics":
+            clean[key] = _clean_metrics(value)
+            continue
         try:
             number = type(current[key])(value)
         except (TypeError, ValueError) as exc:
@@ -79,6 +82,17 @@ def promotion_policy_update(*, project: Project, actor, values: dict) -> Promoti
         clean[key] = number
     project = project_settings_update(project=project, actor=actor, values={"promotion": {**current, **clean}})
     return promotion_policy(project)
+
+
+def _clean_metrics(value) -> str:
+    from apps.releases.shadow_stats import PRIMARY_METRICS
+
+    names = [m.strip() for m in (value.split(",") if isinstance(value, str) else list(value or [])) if str(m).strip()]
+    unknown = [m for m in names if m not in PRIMARY_METRICS]
+    if unknown:
+        raise InvalidInput(f"Unknown primary metric {unknown[0]!r}: choose from {', '.join(PRIMARY_METRICS)}",
+                           field="primary_metrics")
+    return ",".join(dict.fromkeys(names))
 
 
 # --- first versions ------------------------------------------------------------------------------
@@ -172,8 +186,22 @@ def _gate(key: str, name: str, passed: bool, detail: str) -> dict:
 def _not_worse_gate(task: str, comparison: dict, offline: list[dict], policy: PromotionPolicy) -> dict:
     tol = policy.tolerance
     verdict = (comparison or {}).get("verdict") or {}
+    tests = (comparison or {}).get("metrics") or []
+    labelled = (comparison or {}).get("labelled", 0)
+    worse = [m for m in tests if m.get("significantly_worse")]
+    if worse and labelled >= policy.min_labelled:
+        return _gate("not_worse", "Not worse than production", False,
+                     "Significantly worse on a primary metric: " + "; ".join(m["detail"] for m in worse))
     if verdict.get("status") == "worse":
         return _gate("not_worse", "Not worse than production", False, f"Shadow verdict: {verdict.get('message')}")
+    gate = _not_worse_point_gate(task, comparison, offline, policy, tol)
+    if tests and labelled >= policy.min_labelled:
+        gate["detail"] += ". Primary metrics: " + "; ".join(m["detail"] for m in tests)
+    return gate
+
+
+def _not_worse_point_gate(task: str, comparison: dict, offline: list[dict], policy: PromotionPolicy,
+                          tol: float) -> dict:
     mc = (comparison or {}).get("mcnemar")
     labelled = (comparison or {}).get("labelled", 0)
     if task != "regression" and mc and labelled >= policy.min_labelled:

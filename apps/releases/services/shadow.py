@@ -273,7 +273,7 @@ def shadow_run_compare(*, run: ShadowRun, outcomes: dict | None = None, force: b
         candidate_score=[p[4] for p in preds] if has_scores else None,
         y_true=y_true, labelled_mask=mask, classes=candidate.classes, positive=_positive_class(candidate),
         min_labelled=policy.min_labelled, alpha=policy.alpha, n_boot=settings.SHADOW_BOOTSTRAP_RESAMPLES,
-        seed=run.pk or 0)
+        seed=run.pk or 0, metrics=policy.metrics_for(task), margin=policy.metric_margin)
     data = result.to_dict()
     data["seed"] = run.pk or 0
     data["capped"] = len(preds) >= limit
