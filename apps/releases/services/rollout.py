@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.common.errors import Conflict, InvalidInput, PermissionDenied
 from apps.deployments.models import Canary, CanarySticky, Deployment, DeploymentEvent
@@ -21,17 +22,44 @@ def _require(user, project, action: str) -> None:
         raise PermissionDenied(f"Your role in {project.name} does not allow {action}")
 
 
+def release_history(*, deployment: Deployment) -> list:
+    """The versions production went through, oldest first, with rolled-back ones removed: each deploy /
+    switch / promotion pushes its version, each rollback drops the version it rolled back from."""
+    stack: list = []
+    events = (deployment.events.filter(kind__in=DeploymentEvent.VERSION_KINDS).order_by("created_at", "id")
+              .select_related("version__model"))
+    for event in events:
+        if event.version is None:
+            continue
+        if event.kind == DeploymentEvent.Kind.ROLLBACK:
+            if stack:
+                stack.pop()
+            if not stack or stack[-1].pk != event.version_id:  # an irregular history: trust the event
+                stack.append(event.version)
+        else:
+            stack.append(event.version)
+    if not stack or stack[-1].pk != deployment.production_version_id:
+        stack.append(deployment.production_version)
+    return stack
+
+
 def rollback_target(*, deployment: Deployment):
-    """The version production had before the current one (None when there is none)."""
-    event = (deployment.events.filter(kind__in=DeploymentEvent.VERSION_KINDS,
-                                      version_id=deployment.production_version_id,
-                                      previous_version__isnull=False)
-             .order_by("-created_at", "-id").select_related("previous_version__model").first())
-    return event.previous_version if event else None
+    """The version production had before the current one on the release history (v3 → v2 → v1; a second
+    rollback goes further back, never to the version just rolled back from). None when there is none."""
+    history = release_history(deployment=deployment)
+    current = deployment.production_version_id
+    for version in reversed(history[:-1]):
+        if version.pk != current:
+            return version
+    return None
 
 
 def deployment_rollback(*, deployment: Deployment, actor, reason: str = "") -> Deployment:
-    """One action for the deployment's owner: production goes back to the previous version at once."""
+    """The emergency stop, in one action for the deployment's owner: production goes back along the release
+    history at once, and the canary and every active shadow run on the deployment are stopped (each recorded
+    on the timeline), so no other candidate keeps answering or collecting evidence."""
+    from apps.releases.models import ShadowRun, ShadowStatus
+
     project = deployment.project
     is_owner = deployment.owner_id == actor.pk and can(actor, project, "deployment.manage")
     if not (is_owner or can(actor, project, "deployment.rollback")):
@@ -40,11 +68,34 @@ def deployment_rollback(*, deployment: Deployment, actor, reason: str = "") -> D
     if target is None:
         raise Conflict(f"{deployment.slug} has no previous production version to roll back to")
     reason = (reason or "").strip()[:400]
-    return deployment_version_set(
-        deployment=deployment, actor=actor, version=target, kind=DeploymentEvent.Kind.ROLLBACK,
-        action="deployment.manage" if is_owner else "deployment.rollback",
-        reason=f"Rolled back from {deployment.production_version}" + (f": {reason}" if reason else ""),
-        details={"rollback": True})
+    from_version = deployment.production_version
+    with transaction.atomic():
+        dep = deployment_version_set(
+            deployment=deployment, actor=actor, version=target, kind=DeploymentEvent.Kind.ROLLBACK,
+            action="deployment.manage" if is_owner else "deployment.rollback",
+            reason=f"Rolled back from {from_version}" + (f": {reason}" if reason else ""),
+            details={"rollback": True})
+        canary = Canary.objects.select_for_update().filter(deployment=dep).select_related("candidate").first()
+        stopped = []
+        if canary is not None:
+            DeploymentEvent.objects.create(
+                deployment=dep, kind="canary", version=target, previous_version=canary.candidate, actor=actor,
+                reason=f"Canary of {canary.candidate} ({canary.percent:g}%) stopped by the emergency rollback")
+            stopped.append(f"canary {canary.candidate}")
+            canary.delete()
+        for run in ShadowRun.objects.select_for_update().filter(deployment=dep, status=ShadowStatus.ACTIVE) \
+                .select_related("candidate"):
+            run.status, run.stopped_by, run.stopped_at = ShadowStatus.STOPPED, actor, timezone.now()
+            run.save(update_fields=["status", "stopped_by", "stopped_at"])
+            DeploymentEvent.objects.create(deployment=dep, kind="shadow", version=run.candidate, actor=actor,
+                                           reason=f"Shadow run #{run.pk} of {run.candidate} stopped by the "
+                                                  "emergency rollback")
+            stopped.append(f"shadow run #{run.pk}")
+        if stopped:
+            audit_record(actor=actor, verb="deployment.rollback_stop_candidates", project=project, target=dep,
+                         details={"stopped": stopped, "from": str(from_version), "to": str(target)})
+            serving_generation_bump()
+    return dep
 
 
 # --- canary --------------------------------------------------------------------------------------
