@@ -104,3 +104,36 @@ def test_gate_fails_on_a_significantly_worse_roc_auc_and_the_reviewer_page_says_
     html = page.content.decode()
     assert 'id="cmp-primary-metrics"' in html and "ROC AUC" in html and "Accuracy" in html
     assert "Significantly worse on a primary metric" in html
+
+
+@pytest.mark.django_db
+def test_shadow_evidence_counts_only_requests_after_the_candidate_was_registered(project, users,
+                                                                                 logged_in_client):
+    """A backfill over traffic older than the candidate (e.g. the retraining window that trained it) is not
+    evidence: with only such rows the verdict waits, and the page states the window and the row counts."""
+    from datetime import timedelta
+
+    from apps.releases.models import ShadowPrediction, ShadowRun
+    from apps.releases.services import shadow
+
+    from .factories import deploy, versions
+
+    weak, strong = versions(project, users["data_scientist"])
+    dep, _ = deploy(project, users["owner"], weak)
+    y, pl, cl, ps, cs = accurate_but_badly_ranked(n=600)
+    before, after = strong.created_at - timedelta(hours=2), strong.created_at + timedelta(seconds=5)
+    run = ShadowRun.objects.create(deployment=dep, candidate=strong, since=before, scored=len(y),
+                                   started_by=users["data_scientist"])
+    ids = [uuid.uuid4() for _ in y]
+    ShadowPrediction.objects.bulk_create([
+        ShadowPrediction(run=run, request_id=rid, log_id=i, created_at=before if i < 500 else after,
+                         production_version_id=weak.pk, production_output=int(pl[i]), production_score=float(ps[i]),
+                         candidate_output=int(cl[i]), candidate_score=float(cs[i])) for i, rid in enumerate(ids)])
+    outcomes = {str(rid): int(y[i]) for i, rid in enumerate(ids)}
+    data = shadow.shadow_run_compare(run=run, outcomes=outcomes)
+    assert data["n"] == 100 and data["labelled"] == 100  # only the 100 rows after registration
+    assert data["window"]["rows"] == 100 and data["window"]["excluded_in_sample"] == 500
+    assert data["verdict"]["status"] == "insufficient" and "out-of-sample only" in data["verdict"]["message"]
+    page = logged_in_client(users["data_scientist"]).get(f"/projects/fraud/deployments/{dep.slug}/shadow/{run.pk}/")
+    html = page.content.decode()
+    assert 'id="cmp-window"' in html and "500 earlier requests not counted" in html and "100 requests" in html

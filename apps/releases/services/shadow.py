@@ -248,13 +248,19 @@ def shadow_run_compare(*, run: ShadowRun, outcomes: dict | None = None, force: b
     known outcomes changed since the stored comparison.
     """
     limit = settings.SHADOW_COMPARE_MAX_ROWS
-    preds = list(ShadowPrediction.objects.filter(run=run).order_by("-log_id")
+    candidate = run.candidate
+    # Out-of-sample evidence only: requests answered after the candidate was registered. Whatever data
+    # trained it (an upload, a training set, a retraining window of outcomes) existed before that, so
+    # a backfill over the traffic whose outcomes trained it cannot flatter it.
+    cutoff = candidate.created_at
+    scored = ShadowPrediction.objects.filter(run=run)
+    out_of_sample = scored.filter(created_at__gt=cutoff)
+    preds = list(out_of_sample.order_by("-log_id")
                  .values_list("request_id", "production_output", "candidate_output", "production_score",
-                              "candidate_score")[:limit])
+                              "candidate_score", "created_at")[:limit])
     preds.reverse()
     deployment = run.deployment
     policy = promotion_policy(deployment.project)
-    candidate = run.candidate
     task = candidate.model.task
     if outcomes is None:
         outcomes = outcome_labels_for_requests(deployment=deployment, request_ids=[p[0] for p in preds]) if preds else {}
@@ -277,6 +283,15 @@ def shadow_run_compare(*, run: ShadowRun, outcomes: dict | None = None, force: b
     data = result.to_dict()
     data["seed"] = run.pk or 0
     data["capped"] = len(preds) >= limit
+    data["window"] = {
+        "cutoff": cutoff.isoformat(), "rule": f"requests answered after {candidate} was registered",
+        "rows": len(preds), "labelled": int(mask.sum()),
+        "excluded_in_sample": scored.filter(created_at__lte=cutoff).count(),
+        "first": preds[0][5].isoformat() if preds else None, "last": preds[-1][5].isoformat() if preds else None}
+    if data["verdict"]["status"] == "insufficient":
+        data["verdict"]["message"] += (f" (out-of-sample only: {data['window']['rows']} requests after "
+                                       f"{candidate} was registered; {data['window']['excluded_in_sample']} "
+                                       "earlier ones not counted)")
     ShadowRun.objects.filter(pk=run.pk).update(comparison=data, compared_at=timezone.now())
     run.comparison = data
     return data
