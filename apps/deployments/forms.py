@@ -17,8 +17,9 @@ class DeploymentForm(forms.Form):
     go_live = forms.BooleanField(required=False, initial=True, label="Go live now")
     override_reason = forms.CharField(
         max_length=400, required=False, label="Owner override reason",
-        help_text="Only in projects that promote through approved requests: a project owner may put a first "
-                  "version live without one (recorded in the audit log), where the project's policy allows it.")
+        help_text="A first version goes live only through an approved promotion request (leave 'Go live now' "
+                  "off and open one). A project owner may instead put it live with a reason, recorded in the audit "
+                  "log, where the project's promotion policy allows owner overrides.")
 
     def __init__(self, *args, versions, members, **kwargs):
         super().__init__(*args, **kwargs)

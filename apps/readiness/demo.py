@@ -424,7 +424,8 @@ def demo_churn(ctx: Ctx) -> Project:
     if dep is None:
         dep = deployment_create(project=project, actor=users["olivia"], version=v1, slug="churn-api",
                                 name="Churn score", owner=users["dana"], input_mode="entity",
-                                reason="First production version")
+                                reason="First production version",
+                                override_reason="Demo: the first churn model goes live at once (owner override)")
     feature_view_materialize(view=view)
     from apps.deployments import serving
 

@@ -53,7 +53,8 @@ def deploy(*, project, actor, version, slug: str = "fraud-api", input_mode: str 
     from apps.deployments.services import deployment_api_key_create, deployment_create
 
     dep = deployment_create(project=project, actor=actor, version=version, slug=slug, owner=actor,
-                            input_mode=input_mode, max_batch=max_batch)
+                            input_mode=input_mode, max_batch=max_batch,
+                            override_reason="first version live without review (test fixture)")  # no unreviewed first release: an owner's audited override
     _, key = deployment_api_key_create(deployment=dep, actor=actor, name="svc")
     return dep, key
 

@@ -9,7 +9,11 @@ from .factories import deploy, make_ready_version
 def test_api_deploy_list_pause_keys_and_log(api_client, project, users):
     v = make_ready_version(project=project, actor=users["owner"])
     c = api_client(users["data_scientist"])
-    resp = c.post("/api/v1/projects/fraud/deployments", {"version_id": v.pk, "slug": "svc", "owner": "data_scientist"},
+    body = {"version_id": v.pk, "slug": "svc", "owner": "data_scientist"}
+    first = c.post("/api/v1/projects/fraud/deployments", body, content_type="application/json")
+    assert first.status_code == 409 and "approved promotion request" in first.json()["detail"]  # no unreviewed release
+    c = api_client(users["owner"])  # a project owner may override, with a reason (audited)
+    resp = c.post("/api/v1/projects/fraud/deployments", {**body, "override_reason": "hotfix while the reviewer is out"},
                   content_type="application/json")
     assert resp.status_code == 201, resp.content
     assert resp.json()["status"] == "live" and resp.json()["predict_url"] == "/api/v1/deployments/svc/predict"

@@ -22,9 +22,11 @@ def test_deployment_without_owner_cannot_go_live_but_can_be_created_paused(proje
                                      go_live=False)
     assert dep.status == "paused"
     with pytest.raises(InvalidInput, match="owner"):
-        services.deployment_resume(deployment=dep, actor=users["owner"])
+        services.deployment_resume(deployment=dep, actor=users["owner"],
+                                   override_reason="first version live without review (test fixture)")
     services.deployment_owner_set(deployment=dep, actor=users["owner"], owner=users["data_scientist"])
-    assert services.deployment_resume(deployment=dep, actor=users["owner"]).status == "live"
+    assert services.deployment_resume(deployment=dep, actor=users["owner"],
+                                      override_reason="first version live without review (test fixture)").status == "live"
     with pytest.raises(InvalidInput, match="must keep an owner"):
         services.deployment_owner_set(deployment=dep, actor=users["owner"], owner=None)
 
@@ -40,7 +42,8 @@ def test_only_ready_versions_and_unique_slugs_and_members_as_owners(project, use
     v.save()
     with pytest.raises(InvalidInput, match="not a member"):
         services.deployment_create(project=project, actor=users["owner"], version=v, slug="a", owner=users["outsider"])
-    services.deployment_create(project=project, actor=users["owner"], version=v, slug="a", owner=users["owner"])
+    services.deployment_create(project=project, actor=users["owner"], version=v, slug="a", owner=users["owner"],
+                               override_reason="first version live without review (test fixture)")
     from apps.projects.services import project_create
 
     other = project_create(actor=users["owner"], name="Other", slug="other")

@@ -49,6 +49,9 @@ def test_deploy_call_with_shown_curl_and_see_prediction(page, live_server, login
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#id_owner_errors")).to_contain_text("without an owner cannot go live")
     page.select_option("#id_owner", label=owner.username)
+    page.get_by_role("button", name="Deploy").click()  # no unreviewed first release: refused without a request
+    expect(page.locator("#id_go_live_errors")).to_contain_text("approved promotion request")
+    page.fill("#id_override_reason", "Pilot service; the first review is booked for Monday")  # the owner's override
     shot(page, "deployments-create-form")
     page.get_by_role("button", name="Deploy").click()
     expect(page).to_have_url(re.compile(r"/deployments/churn-api/$"))

@@ -34,7 +34,8 @@ def make_deployment(project, owner, *, slug="fraud-scorer", seed=0):
     version = ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="test",
                                           artifact_sha256="0" * 64, artifact_format="skops", classes=[0, 1],
                                           reference_profile=profile, created_by=owner)
-    return deployment_create(project=project, actor=owner, version=version, slug=slug, owner=owner)
+    return deployment_create(project=project, actor=owner, version=version, slug=slug, owner=owner,
+                             override_reason="first version live without review (test fixture)")
 
 
 def log_predictions(deployment, *, n, start, seconds=600, shift=0.0, seed=1):

@@ -396,3 +396,49 @@ def test_shadow_scorer_cache_never_serves_another_versions_model_when_a_pk_is_re
     loaded = shadow._predictor(strong)
     assert loaded is not stale
     assert loaded.feature_names == right.feature_names
+
+
+@pytest.mark.django_db
+def test_first_deployment_of_a_new_project_is_not_live_until_a_reviewer_approves(project, users, client):
+    """No unreviewed first release by default: the project has never promoted anything, yet its very first
+    deployment cannot go live without an approved request; an owner's override needs a reason and is audited."""
+    import json
+
+    from apps.deployments.services import deployment_api_key_create, deployment_create, deployment_resume
+    from apps.releases.models import PromotionRequest
+
+    assert not PromotionRequest.objects.filter(project=project).exists()
+    ds, owner = users["data_scientist"], users["owner"]
+    weak, _ = versions(project, ds)
+    with pytest.raises(Conflict, match="approved promotion request"):
+        deployment_create(project=project, actor=ds, version=weak, slug="first-api", owner=ds)
+    with pytest.raises(Conflict, match="approved promotion request"):  # an empty reason is no override
+        deployment_create(project=project, actor=owner, version=weak, slug="first-api", owner=owner,
+                          override_reason="   ")
+    dep = deployment_create(project=project, actor=ds, version=weak, slug="first-api", owner=ds, go_live=False)
+    _, key = deployment_api_key_create(deployment=dep, actor=ds, name="svc")
+    with pytest.raises(Conflict, match="approved promotion request"):
+        deployment_resume(deployment=dep, actor=ds)
+    body = json.dumps({"instances": [{"f0": 0.1, "f1": 0.2, "f2": 0.3, "f3": 0.4}]})
+
+    def call():
+        return client.generic("POST", "/api/v1/deployments/first-api/predict", body,
+                              content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+
+    assert call().status_code == 503  # paused: not live
+    req = promotion.promotion_request_open(deployment=dep, actor=ds, candidate=weak, justification="first release")
+    dep.refresh_from_db()
+    assert not dep.is_live and call().status_code == 503  # a request alone changes nothing
+    _approve(req, users["reviewer"])
+    dep.refresh_from_db()
+    assert dep.is_live and call().status_code == 200
+    # The owner's explicit, audited exception; switched off entirely by the project's policy.
+    other = deployment_create(project=project, actor=owner, version=weak, slug="urgent-api", owner=owner,
+                              override_reason="regulator deadline; review scheduled")
+    assert other.is_live
+    audit = AuditEvent.objects.get(verb="deployment.first_version_override")
+    assert audit.details["reason"] == "regulator deadline; review scheduled" and audit.actor == owner
+    set_policy(project, owner, first_version_owner_override=False)
+    with pytest.raises(Conflict, match="does not allow owner overrides"):
+        deployment_create(project=project, actor=owner, version=weak, slug="later-api", owner=owner,
+                          override_reason="please")

@@ -71,7 +71,7 @@ def degrading_world(*, project, owner, slug: str = "fraud-live", now: datetime |
     assert parent.status == "ready", parent.status_reason
     fsvc.feature_view_materialize(view=view, as_of=end)
     dep = deployment_create(project=project, actor=owner, version=parent, slug=slug, owner=owner,
-                            input_mode="entity")
+                            input_mode="entity", override_reason="first version live without review (test fixture)")
     return World(deployment=dep, parent=parent, feature_set=fset, view=view, start=start, end=end)
 
 

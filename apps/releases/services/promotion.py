@@ -106,11 +106,11 @@ def promotion_required_for_first_version(project: Project) -> bool:
 def first_version_go_live_check(*, project: Project, actor, override_reason: str = "") -> str:
     """Called by the serving services before a never-live deployment goes live (created live / first resume).
 
-    Returns the owner's override reason to record ("" when no rule applies). Raises Conflict (a refusal the
-    pages show on the form) when a promotion request is needed and no valid owner override is given.
+    No unreviewed first release: from a project's very first deployment on, a first version goes live only
+    through an approved promotion request — or an owner's explicit override with a reason (recorded in the
+    audit log), which the project's policy can switch off (``first_version_owner_override``). Returns the
+    override reason to record. Raises Conflict (a refusal the pages show on the form) otherwise.
     """
-    if not promotion_required_for_first_version(project):
-        return ""
     override_reason = (override_reason or "").strip()
     policy = promotion_policy(project)
     if override_reason and policy.first_version_owner_override and can(actor, project, "project.edit"):
@@ -118,8 +118,8 @@ def first_version_go_live_check(*, project: Project, actor, override_reason: str
     if override_reason and not policy.first_version_owner_override:
         raise Conflict(f"{project.name}'s policy does not allow owner overrides: open a promotion request for "
                        "the first version", field="go_live")
-    raise Conflict("This project promotes through approved requests: create the deployment paused, then open a "
-                   "promotion request for its first version"
+    raise Conflict("A first version goes live only through an approved promotion request: create the deployment "
+                   "paused, then open a promotion request for its first version"
                    + (" (or, as a project owner, give an override reason)" if policy.first_version_owner_override
                       else ""), field="go_live")
 
