@@ -116,6 +116,8 @@ class FiringStatus(models.TextChoices):
     VALIDATING = "validating", "Validating new version"
     SHADOW = "shadow", "Shadow running"
     AWAITING_REVIEW = "awaiting_review", "Promotion request awaiting review"
+    PROMOTED = "promoted", "Approved and promoted"
+    REJECTED = "rejected", "Rejected in review"
     STOPPED = "stopped", "Stopped"
     FAILED = "failed", "Failed"
 

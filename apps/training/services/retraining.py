@@ -397,8 +397,34 @@ def retraining_advance(*, firing: PolicyFiring) -> PolicyFiring:
             _advance_validating(firing)
         elif firing.status == FiringStatus.SHADOW:
             _advance_shadow(firing)
+        elif firing.status == FiringStatus.AWAITING_REVIEW:
+            _advance_review(firing)
         firing.save()
     return firing
+
+
+def _advance_review(firing: PolicyFiring) -> None:
+    """A firing ends in the terminal state that matches its promotion request's decision."""
+    from apps.releases.models import PromotionRequest, PromotionStatus
+
+    req = PromotionRequest.objects.filter(pk=firing.promotion_request_id).first()
+    if req is None:
+        firing.status, firing.outcome = FiringStatus.FAILED, "The promotion request was deleted"
+        _step(firing, "fail", firing.outcome)
+        return
+    if req.status == PromotionStatus.OPEN:
+        return
+    comment = f": {req.decision_comment}" if req.decision_comment else ""
+    if req.status == PromotionStatus.PROMOTED:
+        firing.status = FiringStatus.PROMOTED
+        firing.outcome = f"Promotion request #{req.pk} was approved: {firing.version} went to production{comment}"
+    elif req.status == PromotionStatus.REJECTED:
+        firing.status = FiringStatus.REJECTED
+        firing.outcome = f"Promotion request #{req.pk} was rejected{comment}"
+    else:
+        firing.status = FiringStatus.STOPPED
+        firing.outcome = f"Promotion request #{req.pk} was {req.get_status_display().lower()}{comment}"
+    _step(firing, "decided", firing.outcome, details={"promotion_request": req.pk, "decision": req.status})
 
 
 def _advance_training(firing: PolicyFiring) -> None:
@@ -510,7 +536,7 @@ def retraining_tick(*, now: datetime | None = None) -> dict:
             evaluated += 1
         except Exception:  # noqa: BLE001 - one broken policy must not stop the others
             log.exception("retraining evaluation failed for policy %s", policy.pk)
-    for firing in PolicyFiring.objects.filter(status__in=PolicyFiring.IN_FLIGHT):
+    for firing in PolicyFiring.objects.filter(status__in=(*PolicyFiring.IN_FLIGHT, FiringStatus.AWAITING_REVIEW)):
         try:
             retraining_advance(firing=firing)
             advanced += 1
