@@ -130,24 +130,30 @@ class ServingCache:
         st = self._state
         if st is not None and time.monotonic() - self._checked < settings.SERVING_STATE_TTL:
             return st
-        with self._lock:
+        # One thread checks; with a state in hand the others keep serving it meanwhile (gthread workers).
+        if not self._lock.acquire(blocking=st is None):
+            return st
+        try:
             st = self._state
             now = time.monotonic()
             if st is not None and now - self._checked < settings.SERVING_STATE_TTL:
                 return st
             self._checked = now
             try:
+                previous = st
                 if st is None or st.source != "database" or serving_state.generation_from_db() != st.generation:
                     st = self._install(serving_state.snapshot_from_db(), source="database")
                     self._write_snapshot(st.raw)
-                elif st.outage_since is not None:
-                    st.outage_since = None
+                if previous is not None and previous.outage_since is not None:
+                    previous.outage_since = None
                     metrics.safely(metrics.set_outage, False)
                     logger.warning("Serving state: database reachable again")
                 return st
             except DatabaseError:
                 _reset_db()
                 return self._fallback(st)
+        finally:
+            self._lock.release()
 
     def _fallback(self, st: ServingState | None) -> ServingState:
         if st is None:

@@ -105,8 +105,14 @@ def test_cold_workers_answer_every_deployment_during_a_database_outage(tmp_path)
             ".aggregate(e=Sum('errors'))['e'])\n"))
         assert out.split("ERR")[-1].strip() == "1", out
         # Back on the database: the state source switches back within a second or two.
-        time.sleep(2)
-        assert json.loads(http_get(port, "/healthz")[1])["state"]["source"] == "database"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # each worker re-reads the state on its next request
+            states = {json.loads(http_get(port, "/healthz")[1])["state"]["source"] for _ in range(6)}
+            if states == {"database"} and sum(metric_values(port, "slipway_serving_state_outage").values()) == 0:
+                break
+            time.sleep(0.5)
+        assert states == {"database"}
+        assert sum(metric_values(port, "slipway_serving_state_outage").values()) == 0
     finally:
         if server is not None:
             server.stop()
