@@ -454,7 +454,7 @@ def demo_churn(ctx: Ctx) -> Project:
             out = _predict("churn-api", plaintext, {"entities": keys})
             request_ids += [(p["request_id"], k) for p, k in zip(out["predictions"], keys, strict=True)]
     _flush_predictions(dep, len(request_ids))
-    monitoring.monitoring_tick()
+    _monitoring_tick_settled()
     ms.refresh_from_db()
     _snapshot(ctx, project, "Live with monitoring")
 
@@ -477,7 +477,7 @@ def demo_churn(ctx: Ctx) -> Project:
             out = _predict("churn-api", plaintext, {"entities": keys})
             request_ids += [(p["request_id"], k) for p, k in zip(out["predictions"], keys, strict=True)]
     _flush_predictions(dep, len(request_ids))
-    monitoring.monitoring_tick()
+    _monitoring_tick_settled()
     ctx.say("churn: answers and notes from the manager")
     for key, answer, note in [
         ("handoff.oncall", "yes", "Data-science on-call rota in PagerDuty, weekly hand-over on Mondays."),
@@ -492,6 +492,16 @@ def demo_churn(ctx: Ctx) -> Project:
     _snapshot(ctx, project, "Drift episode")
     _mark_done(ctx, project)
     return project
+
+
+def _monitoring_tick_settled() -> None:
+    """The demo has flushed its prediction log: every row is in, so monitoring may close the windows at
+    once instead of waiting ``MONITORING_LOG_SETTLE_SECONDS`` for drainers of other processes."""
+    from django.conf import settings
+
+    from apps.monitoring import services as monitoring
+
+    monitoring.monitoring_tick(now=timezone.now() + timedelta(seconds=settings.MONITORING_LOG_SETTLE_SECONDS + 1))
 
 
 def _retraining_or_manual(ctx: Ctx, project, dep, rule, *, est_names) -> None:
