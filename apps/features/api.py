@@ -3,9 +3,10 @@
 from django.contrib.auth import get_user_model
 from django.http import FileResponse
 from django.urls import reverse
-from ninja import File, Form, Router, UploadedFile
+from ninja import File, Form, Query, Router, UploadedFile
 
 from apps.common.errors import NotFound
+from apps.common.schemas import Page, paginate
 from apps.common.storage import artifact_store
 from apps.projects.access import api_permission
 from apps.projects.auth import BrowserSessionAuth, TokenAuth
@@ -32,11 +33,6 @@ from .schemas import (
 
 router = Router(tags=["features"])
 P = "/projects/{project}"
-
-
-def _page(qs, limit: int, offset: int):
-    limit, offset = max(1, min(limit, 500)), max(0, offset)
-    return qs[offset : offset + limit]
 
 
 def _project(request, project: str, action: str):
@@ -107,8 +103,8 @@ def _ts_out(ts) -> dict:
 
 @router.get(P + "/entities", response=list[EntityOut])
 @api_permission("feature.view")
-def list_entities(request, project: str, limit: int = 100, offset: int = 0):
-    return list(_page(selectors.entity_list(project=_project(request, project, "feature.view")), limit, offset))
+def list_entities(request, project: str, page: Query[Page]):
+    return list(paginate(request, selectors.entity_list(project=_project(request, project, "feature.view")), page))
 
 
 @router.post(P + "/entities", response={201: EntityOut})
@@ -123,9 +119,9 @@ def create_entity(request, project: str, payload: EntityIn):
 
 @router.get(P + "/sources", response=list[SourceOut])
 @api_permission("feature.view")
-def list_sources(request, project: str, limit: int = 100, offset: int = 0):
+def list_sources(request, project: str, page: Query[Page]):
     out = []
-    for s in _page(selectors.data_source_list(project=_project(request, project, "feature.view")), limit, offset):
+    for s in paginate(request, selectors.data_source_list(project=_project(request, project, "feature.view")), page):
         v = s.latest_version
         out.append({"name": s.name, "description": s.description, "latest_version": v.version if v else None,
                     "row_count": v.row_count if v else None, "columns": v.schema if v else [], "created_at": s.created_at})
@@ -153,9 +149,9 @@ def upload_source(request, project: str, name: str, file: File[UploadedFile], de
 
 @router.get(P + "/sources/{name}/versions", response=list[SourceVersionOut])
 @api_permission("feature.view")
-def list_source_versions(request, project: str, name: str, limit: int = 100, offset: int = 0):
+def list_source_versions(request, project: str, name: str, page: Query[Page]):
     source = selectors.data_source_get(project=_project(request, project, "feature.view"), name=name)
-    return [_version_out(v) for v in _page(source.versions.all(), limit, offset)]
+    return [_version_out(v) for v in paginate(request, source.versions.all(), page)]
 
 
 # --- feature views --------------------------------------------------------------------------------
@@ -176,12 +172,12 @@ def _view_args(obj, payload) -> dict:
 
 @router.get(P + "/feature-views", response=list[FeatureViewOut])
 @api_permission("feature.view")
-def list_feature_views(request, project: str, search: str = "", entity: str = "", owner: str = "", mode: str = "",
-                       tag: str = "", limit: int = 100, offset: int = 0):
+def list_feature_views(request, project: str, page: Query[Page], search: str = "", entity: str = "",
+                       owner: str = "", mode: str = "", tag: str = ""):
     """The catalog: current views, filtered by search text, entity, owner, mode (online/batch) and tag."""
     obj = _project(request, project, "feature.view")
     qs = selectors.feature_view_list(project=obj, search=search, entity=entity, owner=owner, mode=mode, tag=tag)
-    return [_view_out(v) for v in _page(qs, limit, offset)]
+    return [_view_out(v) for v in paginate(request, qs, page)]
 
 
 @router.post(P + "/feature-views", response={201: FeatureViewOut})
@@ -235,9 +231,9 @@ def feature_view_freshness(request, project: str, name: str):
 
 @router.get(P + "/feature-sets", response=list[FeatureSetOut])
 @api_permission("feature.view")
-def list_feature_sets(request, project: str, limit: int = 100, offset: int = 0):
+def list_feature_sets(request, project: str, page: Query[Page]):
     qs = selectors.feature_set_list(project=_project(request, project, "feature.view"))
-    return [_set_out(fs) for fs in _page(qs, limit, offset)]
+    return [_set_out(fs) for fs in paginate(request, qs, page)]
 
 
 @router.post(P + "/feature-sets", response={201: FeatureSetOut})
@@ -282,9 +278,9 @@ def online_lookup(request, project: str, name: str, payload: OnlineIn):
 
 @router.get(P + "/training-sets", response=list[TrainingSetOut])
 @api_permission("feature.view")
-def list_training_sets(request, project: str, limit: int = 100, offset: int = 0):
+def list_training_sets(request, project: str, page: Query[Page]):
     qs = selectors.training_set_list(project=_project(request, project, "feature.view"))
-    return [_ts_out(ts) for ts in _page(qs, limit, offset)]
+    return [_ts_out(ts) for ts in paginate(request, qs, page)]
 
 
 @router.post(P + "/training-sets", response={202: TrainingSetOut})

@@ -1,8 +1,9 @@
 """Monitoring API: outcomes (flat, by deployment slug), windows, on-demand checks, alert rules, alerts."""
 
 from django.conf import settings
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
+from apps.common.schemas import Page, paginate
 from apps.deployments.selectors import deployment_get_by_slug
 from apps.projects.access import api_permission
 
@@ -41,9 +42,9 @@ def outcomes_post(request, deployment: str, payload: OutcomesIn):
 
 @router.get("/deployments/{deployment}/monitoring/windows", response=list[WindowOut])
 @api_permission("monitoring.view")
-def windows_list(request, deployment: str, limit: int = 50, offset: int = 0):
+def windows_list(request, deployment: str, page: Query[Page]):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.view")
-    return selectors.window_list(deployment=dep)[offset:offset + min(limit, 500)]
+    return paginate(request, selectors.window_list(deployment=dep), page)
 
 
 @router.post("/deployments/{deployment}/monitoring/checks", response={202: JobOut})
@@ -63,9 +64,9 @@ def alert_rule_create(request, deployment: str, payload: AlertRuleIn):
 
 @router.get("/deployments/{deployment}/alerts", response=list[AlertOut])
 @api_permission("monitoring.view")
-def alerts_list(request, deployment: str, status: str = "", limit: int = 50, offset: int = 0):
+def alerts_list(request, deployment: str, page: Query[Page], status: str = ""):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.view")
-    return [selectors.alert_out(a) for a in selectors.alert_list(deployment=dep, status=status)[offset:offset + limit]]
+    return [selectors.alert_out(a) for a in paginate(request, selectors.alert_list(deployment=dep, status=status), page)]
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response=AlertOut)

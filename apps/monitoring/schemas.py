@@ -4,8 +4,10 @@ from uuid import UUID
 
 from ninja import Field, Schema
 
+from apps.common.schemas import InSchema
 
-class OutcomesIn(Schema):
+
+class OutcomesIn(InSchema):
     outcomes: list[Any] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool}")
 
 
@@ -36,7 +38,7 @@ class OutcomesOut(Schema):
     job_id: str | None = None
 
 
-class DriftCheckIn(Schema):
+class DriftCheckIn(InSchema):
     minutes: int = 60
 
 
@@ -84,11 +86,11 @@ class AlertOut(Schema):
     snoozed_until: datetime | None
 
 
-class SnoozeIn(Schema):
+class SnoozeIn(InSchema):
     minutes: int
 
 
-class AlertRuleIn(Schema):
+class AlertRuleIn(InSchema):
     name: str
     metric: str
     comparator: str
@@ -114,7 +116,7 @@ class AlertRuleOut(Schema):
     cooldown_minutes: int
 
 
-class SettingsIn(Schema):
+class SettingsIn(InSchema):
     window_kind: str | None = None
     window_minutes: int | None = None
     window_count: int | None = None
@@ -142,7 +144,7 @@ class SettingsOut(Schema):
     overrides: list[OverrideOut]
 
 
-class OverrideIn(Schema):
+class OverrideIn(InSchema):
     feature: str
     values: dict[str, float]
     reason: str

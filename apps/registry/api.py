@@ -1,9 +1,10 @@
 """Registry API: /api/v1/projects/{project}/models[/{model}/versions[/{version}[/metrics|/lineage|/profile]]]."""
 
 from django.urls import reverse
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Status
 
 from apps.common.errors import InvalidInput, NotFound
+from apps.common.schemas import Page, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 
@@ -14,16 +15,6 @@ from .schemas import ArchiveIn, MetricsOut, ModelIn, ModelOut, ProfileOut, Versi
 
 router = Router(tags=["registry"])
 P = "/projects/{project}/models"
-
-
-class Page(Schema):
-    limit: int = 50
-    offset: int = 0
-
-
-def _page(qs, page: Page):
-    limit, offset = max(1, min(page.limit, 500)), max(0, page.offset)
-    return qs[offset: offset + limit]
 
 
 def _model_out(m) -> dict:
@@ -61,7 +52,7 @@ def list_models(request, project: str, page: Query[Page], search: str = "", task
                 include_archived: bool = False):
     p = project_get_for_user(user=request.auth, slug=project, action="model.view")
     qs = selectors.registered_model_list(project=p, search=search, task=task, include_archived=include_archived)
-    return [_model_out(m) for m in _page(qs, page)]
+    return [_model_out(m) for m in paginate(request, qs, page)]
 
 
 @router.post(P, response={201: ModelOut})
@@ -91,7 +82,7 @@ def get_model(request, project: str, model: str):
 @api_permission("model.view")
 def list_versions(request, project: str, model: str, page: Query[Page], status: str = ""):
     m = _model(request, project, model, "model.view")
-    return [_version_out(v) for v in _page(selectors.model_version_list(model=m, status=status), page)]
+    return [_version_out(v) for v in paginate(request, selectors.model_version_list(model=m, status=status), page)]
 
 
 _UPLOAD_DOC = {

@@ -2,13 +2,15 @@ from datetime import datetime
 
 from ninja import Schema
 
+from apps.common.schemas import InSchema
 
-class ContractItem(Schema):
+
+class ContractItem(InSchema):
     name: str
     type: str = "float"
 
 
-class ModelIn(Schema):
+class ModelIn(InSchema):
     name: str
     task: str
     input_contract: list[ContractItem] = []
@@ -59,12 +61,12 @@ class VersionOut(Schema):
     url: str
 
 
-class VersionPatch(Schema):
+class VersionPatch(InSchema):
     tags: list[str] | None = None
     model_card: str | None = None
 
 
-class ArchiveIn(Schema):
+class ArchiveIn(InSchema):
     archived: bool = True
 
 
