@@ -83,7 +83,8 @@ class SlipwayAPI(NinjaAPI):
 
 
 def _document_operation(method: str, op: dict) -> None:
-    responses = op.setdefault("responses", {})
+    responses = {str(code): value for code, value in op.get("responses", {}).items()}
+    op["responses"] = responses
     codes = [400, 403, 404, 422, 500]
     if op.get("security", True):
         codes.append(401)

@@ -53,6 +53,14 @@ def job_location(request, job_id) -> None:
     located(request, f"/api/v1/jobs/{job_id}")
 
 
+IDEMPOTENT = {"parameters": [{
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "schema": {"type": "string", "maxLength": 100},
+    "description": "Makes a retry safe: the same key with the same body answers with the first result; the same "
+                   "key with a different body is a 409.",
+}]}
+
+
 class ErrorItemOut(Schema):
     field: str | None = Field(None, description="the input field at fault, e.g. `instances[2].amount`")
     message: str

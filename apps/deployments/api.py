@@ -3,7 +3,7 @@ from ninja import Query, Router
 from ninja.security import HttpBearer
 
 from apps.common.errors import NotFound
-from apps.common.schemas import Page, paginate
+from apps.common.schemas import Page, located, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user, user_get_by_username
 
@@ -65,6 +65,7 @@ def create_deployment(request, project: str, payload: DeploymentIn):
                                      slug=payload.slug, name=payload.name, owner=owner, input_mode=payload.input_mode,
                                      max_batch=payload.max_batch, go_live=payload.go_live,
                                      override_reason=payload.override_reason)
+    located(request, f"/api/v1/projects/{proj.slug}/deployments/{dep.slug}")
     return 201, _out(dep)
 
 

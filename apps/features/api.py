@@ -6,11 +6,12 @@ from django.urls import reverse
 from ninja import File, Form, Query, Router, UploadedFile
 
 from apps.common.errors import NotFound
-from apps.common.schemas import Page, paginate
+from apps.common.idempotency import idempotency_key
+from apps.common.schemas import IDEMPOTENT, Page, job_location, located, paginate
 from apps.common.storage import artifact_store
 from apps.projects.access import api_permission
 from apps.projects.auth import BrowserSessionAuth, TokenAuth
-from apps.projects.schemas import JobOut
+from apps.projects.schemas import JobAcceptedOut, JobOut, job_accepted
 from apps.projects.selectors import project_get_for_user
 
 from . import selectors, services
@@ -143,7 +144,8 @@ def upload_source(request, project: str, name: str, file: File[UploadedFile], de
                                                        filename=file.name, description=description,
                                                        column_types=column_types, null_values=null_values)
     if job is not None:
-        return 202, {"id": str(job.pk), **{f: getattr(job, f) for f in JobOut.model_fields if f != "id"}}
+        job_location(request, job.pk)
+        return 202, job
     return 201, _version_out(version)
 
 
@@ -187,6 +189,7 @@ def create_feature_view(request, project: str, payload: FeatureViewIn):
     args = _view_args(obj, payload)
     args.setdefault("owner", None)
     view = services.feature_view_create(project=obj, actor=request.auth, **{**payload.dict(), **args})
+    located(request, f"/api/v1/projects/{obj.slug}/feature-views/{view.name}")
     return 201, _view_out(view)
 
 
@@ -206,7 +209,7 @@ def update_feature_view(request, project: str, name: str, payload: FeatureViewPa
     return _view_out(services.feature_view_update(view=view, actor=request.auth, **_view_args(obj, payload)))
 
 
-@router.post(P + "/feature-views/{name}/materialize", response={202: dict})
+@router.post(P + "/feature-views/{name}/materialize", response={202: JobAcceptedOut}, openapi_extra=IDEMPOTENT)
 @api_permission("feature.edit")
 def materialize_feature_view(request, project: str, name: str, version: int | None = None):
     """Start a materialization job (202): of ``version`` when given, else of every version in use (the
@@ -215,8 +218,9 @@ def materialize_feature_view(request, project: str, name: str, version: int | No
     obj = _project(request, project, "feature.edit")
     job = services.feature_view_materialize_request(view=selectors.feature_view_get(project=obj, name=name),
                                                     actor=request.auth, version=version,
-                                                    idempotency_key=request.headers.get("Idempotency-Key"))
-    return 202, {"job_id": str(job.pk), "status": job.status}
+                                                    idempotency_key=idempotency_key(request))
+    job_location(request, job.pk)
+    return 202, job_accepted(job)
 
 
 @router.get(P + "/feature-views/{name}/freshness", response=FreshnessOut)
@@ -242,6 +246,7 @@ def create_feature_set(request, project: str, payload: FeatureSetIn):
     obj = _project(request, project, "feature.edit")
     fs = services.feature_set_create(project=obj, actor=request.auth, name=payload.name, references=payload.features,
                                      description=payload.description)
+    located(request, f"/api/v1/projects/{obj.slug}/feature-sets/{fs.name}")
     return 201, _set_out(fs)
 
 
@@ -297,6 +302,7 @@ def create_training_set(request, project: str, labels: File[UploadedFile], name:
                                        labels_upload=labels, labels_filename=labels.name,
                                        timestamp_column=timestamp_column, description=description,
                                        null_values=null_values)
+    located(request, f"/api/v1/projects/{obj.slug}/training-sets/{ts.name}")
     return 202, _ts_out(ts)
 
 

@@ -3,9 +3,10 @@
 from django.conf import settings
 from ninja import Query, Router, Status
 
-from apps.common.schemas import Page, paginate
+from apps.common.schemas import Page, job_location, paginate
 from apps.deployments.selectors import deployment_get_by_slug
 from apps.projects.access import api_permission
+from apps.projects.schemas import JobAcceptedOut, job_accepted
 
 from . import selectors, services
 from .schemas import (
@@ -13,7 +14,6 @@ from .schemas import (
     AlertRuleIn,
     AlertRuleOut,
     DriftCheckIn,
-    JobOut,
     OutcomesIn,
     OutcomesOut,
     OverrideIn,
@@ -47,12 +47,13 @@ def windows_list(request, deployment: str, page: Query[Page]):
     return paginate(request, selectors.window_list(deployment=dep), page)
 
 
-@router.post("/deployments/{deployment}/monitoring/checks", response={202: JobOut})
+@router.post("/deployments/{deployment}/monitoring/checks", response={202: JobAcceptedOut})
 @api_permission("monitoring.run")
 def drift_check_create(request, deployment: str, payload: DriftCheckIn):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.run")
     job = services.drift_check_request(deployment=dep, actor=request.auth, minutes=payload.minutes)
-    return 202, {"job_id": str(job.pk), "status": job.status}
+    job_location(request, job.pk)
+    return 202, job_accepted(job)
 
 
 @router.post("/deployments/{deployment}/monitoring/rules", response={201: AlertRuleOut})

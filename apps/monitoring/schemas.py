@@ -42,11 +42,6 @@ class DriftCheckIn(InSchema):
     minutes: int = 60
 
 
-class JobOut(Schema):
-    job_id: str
-    status: str
-
-
 class WindowOut(Schema):
     id: int
     start: datetime

@@ -3,7 +3,8 @@
 from django.urls import reverse
 from ninja import Query, Router
 
-from apps.common.schemas import Page, paginate
+from apps.common.idempotency import idempotency_key
+from apps.common.schemas import IDEMPOTENT, Page, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 
@@ -59,13 +60,13 @@ def readiness_snapshot_list(request, project: str, page: Query[Page]):
     return [_snapshot(s) for s in paginate(request, selectors.snapshot_list(project=p), page)]
 
 
-@router.post("/projects/{project}/readiness/snapshots", response={201: SnapshotOut})
+@router.post("/projects/{project}/readiness/snapshots", response={201: SnapshotOut}, openapi_extra=IDEMPOTENT)
 @api_permission("readiness.answer")
 def readiness_snapshot_create(request, project: str, payload: SnapshotIn):
     """Save a dated snapshot of the live assessment. Send ``Idempotency-Key`` to make a retry safe."""
     p = project_get_for_user(user=request.auth, slug=project, action="readiness.answer")
     snap = services.readiness_snapshot_save(project=p, actor=request.auth, note=payload.note,
-                                            idempotency_key=request.headers.get("Idempotency-Key") or None)
+                                            idempotency_key=idempotency_key(request))
     return 201, _snapshot(snap)
 
 

@@ -4,7 +4,8 @@ from django.urls import reverse
 from ninja import Query, Router, Status
 
 from apps.common.errors import InvalidInput, NotFound
-from apps.common.schemas import Page, paginate
+from apps.common.idempotency import idempotency_key
+from apps.common.schemas import IDEMPOTENT, Page, located, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 
@@ -69,6 +70,7 @@ def create_model(request, project: str, payload: ModelIn):
     model = services.registered_model_create(
         project=p, actor=request.auth, name=payload.name, task=payload.task, description=payload.description,
         input_contract=[c.dict() for c in payload.input_contract], feature_set=feature_set)
+    located(request, f"/api/v1/projects/{p.slug}/models/{model.name}")
     return Status(201, _model_out(model))
 
 
@@ -101,7 +103,7 @@ _UPLOAD_DOC = {
 }
 
 
-@router.post(P + "/{model}/versions", response={202: VersionOut}, openapi_extra=_UPLOAD_DOC)
+@router.post(P + "/{model}/versions", response={202: VersionOut}, openapi_extra={**_UPLOAD_DOC, **IDEMPOTENT})
 @api_permission("model.upload")
 def upload_version(request, project: str, model: str):
     """Upload a version (multipart). Answers 202: validation runs in a worker; poll the version."""
@@ -119,7 +121,8 @@ def upload_version(request, project: str, model: str):
         holdout_target=d.get("holdout_target") or "target", training_data=d.get("training_data"),
         uploader_metrics=d.get("uploader_metrics"), tags=d.get("tags"), model_card=d.get("model_card") or "",
         code_ref=d.get("code_ref") or "", parent_version=d.get("parent_version"),
-        idempotency_key=request.headers.get("Idempotency-Key"))
+        idempotency_key=idempotency_key(request))
+    located(request, f"/api/v1/projects/{m.project.slug}/models/{m.name}/versions/{version.version}")
     return Status(202, _version_out(version))
 
 
