@@ -54,6 +54,7 @@ ERROR_STATUSES = {
     404: "No such object, or one you cannot see",
     409: "Conflicts with the current state (or an Idempotency-Key reused with another body)",
     413: "Request body too large",
+    414: "URL too long (more than 8,192 characters of path and query)",
     415: "The body must be sent as application/json",
     422: "Invalid input; `errors` names each field",
     500: "Internal error; the answer carries only a request id",
@@ -85,7 +86,7 @@ class SlipwayAPI(NinjaAPI):
 def _document_operation(method: str, op: dict) -> None:
     responses = {str(code): value for code, value in op.get("responses", {}).items()}
     op["responses"] = responses
-    codes = [400, 403, 404, 422, 500]
+    codes = [400, 403, 404, 414, 422, 500]
     if op.get("security", True):
         codes.append(401)
     if method in ("post", "put", "patch", "delete"):

@@ -35,8 +35,9 @@ from .errors import ApplicationError, InvalidInput
 logger = logging.getLogger("slipway.api")
 
 API_PREFIX = "/api/"
+MAX_URL_BYTES = 8192  # path + query; gunicorn's own limit is off (apps/deployments/gunicorn_conf.py)
 REASONS = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Request body too large",
+           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Request body too large", 414: "URL too long",
            415: "Unsupported media type", 422: "Invalid input", 429: "Too many requests",
            503: "Service unavailable"}
 
@@ -174,6 +175,8 @@ class ApiEdgeMiddleware:
     def __call__(self, request):
         if not request.path_info.startswith(API_PREFIX):
             return self.get_response(request)
+        if len(request.META.get("QUERY_STRING", "")) + len(request.path_info) > MAX_URL_BYTES:
+            return json_error(414, f"The URL is longer than {MAX_URL_BYTES:,} characters")
         problem = _path_problem(request) or querydict_problem(request.GET)
         if problem is not None:
             return error_response(request, problem)

@@ -160,7 +160,7 @@ def list_source_versions(request, project: str, name: str, page: Query[Page]):
 
 
 def _view_args(obj, payload) -> dict:
-    data = payload.dict(exclude_unset=True)
+    data = {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}  # null: not given
     if "entity" in data:
         data["entity"] = selectors.entity_get(project=obj, name=data["entity"])
     if "source" in data:
