@@ -87,21 +87,6 @@ def portal(tmp_path_factory):
             server.wait(timeout=10)
 
 
-def test_owner_fuzzing_finds_no_server_error_and_no_schema_violation(portal):
-    seconds = os.environ.get("SLIPWAY_FUZZ_SECONDS", "45")
-    out = subprocess.run(
-        [str(BIN / "schemathesis"), "run", f"{portal['url']}/api/v1/openapi.json",
-         "-H", f"Authorization: Bearer {portal['owner']}",
-         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
-                     "response_schema_conformance,response_headers_conformance",
-         "--phases", "examples,coverage,fuzzing", "--max-examples", "6", "--seed", "13",
-         "--exclude-path", "/api/v1/tokens/{token_id}", "--max-time", seconds, "--workers", "1",
-         "--no-color", "--request-timeout", "30"],
-        cwd=portal["data"], capture_output=True, text=True, timeout=int(seconds) + 120)
-    assert out.returncode == 0, out.stdout[-12000:]
-    assert "Tested:" in out.stdout
-
-
 def _path_value(ids: dict, path: str, param: str):
     segment = path.split("{" + param + "}")[0].rstrip("/").rsplit("/", 1)[-1]
     return ids.get((param, segment)) or ids.get(param)
@@ -170,3 +155,47 @@ def test_every_get_the_demo_can_fill_answers_its_documented_schema(portal):
         case.validate_response(resp, checks=checks)
     assert not not_ok, not_ok
     assert len(called) >= 35, called
+
+
+def test_a_client_generated_from_the_schema_works(portal, tmp_path):
+    """The README's recipe: openapi-python-client generates a typed client from /api/openapi.json, and it
+    lists the demo's projects with an owner's token."""
+    out = subprocess.run([str(BIN / "openapi-python-client"), "generate", "--url",
+                          f"{portal['url']}/api/v1/openapi.json", "--output-path", str(tmp_path / "client"),
+                          "--overwrite"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (tmp_path / "client" / "slipway_api_client" / "client.py").exists(), out.stdout + out.stderr
+    sys.path.insert(0, str(tmp_path / "client"))
+    try:
+        from slipway_api_client import AuthenticatedClient
+        from slipway_api_client.api.projects import apps_projects_api_get_job, apps_projects_api_list_projects
+        from slipway_api_client.models import ErrorOut
+
+        client = AuthenticatedClient(base_url=portal["url"], token=portal["owner"])
+        projects = apps_projects_api_list_projects.sync(client=client, limit=10)
+        assert {p.slug for p in projects} >= {"churn", "fraud"}
+        assert projects[0].created_at.tzinfo is not None  # typed: datetimes parsed
+        ids = {tuple(k) if isinstance(k, list) else k: v for k, v in portal["ids"]}
+        job = apps_projects_api_get_job.sync(client=client, job_id=ids["job_id"])
+        assert str(job.id) == ids["job_id"]
+        missing = apps_projects_api_get_job.sync(client=client, job_id="00000000-0000-0000-0000-000000000000")
+        assert isinstance(missing, ErrorOut) and missing.detail == "Job not found"
+    finally:
+        sys.path.remove(str(tmp_path / "client"))
+        for name in [m for m in sys.modules if m.startswith("slipway_api_client")]:
+            del sys.modules[name]
+
+
+# Last: the fuzzer's writes (archiving, membership changes, pauses) may change the demo the tests above read.
+def test_owner_fuzzing_finds_no_server_error_and_no_schema_violation(portal):
+    seconds = os.environ.get("SLIPWAY_FUZZ_SECONDS", "45")
+    out = subprocess.run(
+        [str(BIN / "schemathesis"), "run", f"{portal['url']}/api/v1/openapi.json",
+         "-H", f"Authorization: Bearer {portal['owner']}",
+         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+                     "response_schema_conformance,response_headers_conformance",
+         "--phases", "examples,coverage,fuzzing", "--max-examples", "6", "--seed", "13",
+         "--exclude-path", "/api/v1/tokens/{token_id}", "--max-time", seconds, "--workers", "1",
+         "--no-color", "--request-timeout", "30"],
+        cwd=portal["data"], capture_output=True, text=True, timeout=int(seconds) + 120)
+    assert out.returncode == 0, out.stdout[-12000:]
+    assert "Tested:" in out.stdout
