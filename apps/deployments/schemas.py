@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
@@ -12,7 +12,7 @@ class DeploymentIn(InSchema):
     slug: str
     name: str = ""
     owner: str | None = Field(None, description="Username of the owner (a project member); required to go live")
-    input_mode: str = Field("inline", description='"inline" or "entity"')
+    input_mode: Literal["inline", "entity"] = "inline"
     max_batch: int | None = None
     go_live: bool = True
     override_reason: str = Field("", description="Project owners, where the project's promotion policy allows it: "

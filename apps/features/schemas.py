@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
@@ -9,7 +9,7 @@ from apps.common.schemas import InSchema
 class EntityIn(InSchema):
     name: str = Field(..., max_length=80)
     join_key: str = Field(..., max_length=120)
-    value_type: str = "string"
+    value_type: Literal["string", "int"] = "string"
     description: str = Field("", max_length=2000)
 
 

@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
@@ -87,12 +87,12 @@ class SnoozeIn(InSchema):
 
 class AlertRuleIn(InSchema):
     name: str
-    metric: str
-    comparator: str
+    metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>")
+    comparator: Literal["gt", "gte", "lt", "lte"]
     threshold: float
-    consecutive: int = 1
-    severity: str = "warning"
-    channels: list[str] = []
+    consecutive: int = Field(1, ge=1)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    channels: list[Literal["email", "webhook"]] = []
     emails: list[str] = []
     webhook_url: str = ""
     webhook_secret: str = ""
@@ -112,9 +112,9 @@ class AlertRuleOut(Schema):
 
 
 class SettingsIn(InSchema):
-    window_kind: str | None = None
-    window_minutes: int | None = None
-    window_count: int | None = None
+    window_kind: Literal["time", "count"] | None = None
+    window_minutes: int | None = Field(None, ge=15)
+    window_count: int | None = Field(None, ge=100)
     schedule_enabled: bool | None = None
     thresholds: dict[str, float] | None = None
     decision_threshold: float | None = None

@@ -1,6 +1,7 @@
 from datetime import datetime
+from typing import Literal
 
-from ninja import Schema
+from ninja import Field, Schema
 
 from apps.common.schemas import InSchema
 
@@ -11,8 +12,8 @@ class ContractItem(InSchema):
 
 
 class ModelIn(InSchema):
-    name: str
-    task: str
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
+    task: Literal["binary_classification", "multiclass_classification", "regression"]
     input_contract: list[ContractItem] = []
     description: str = ""
     feature_set: str | None = None
