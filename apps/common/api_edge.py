@@ -25,6 +25,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import DataError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.urls import Resolver404, resolve
@@ -105,6 +106,9 @@ def error_response(request, exc: BaseException) -> HttpResponse:
         return json_error(400, f"Malformed multipart body: {exc}")
     if isinstance(exc, (SuspiciousOperation, BadRequest)):
         return json_error(400, "Bad request")
+    if isinstance(exc, DataError):  # e.g. a number beyond the column's range: the input, not the server
+        logger.info("Refused input the database cannot store: %s", exc)
+        return json_error(422, "Invalid input: a value is out of the range the database can store")
     if isinstance(exc, PermissionDenied):
         return json_error(403, str(exc) or "You do not have permission to do this")
     if isinstance(exc, Http404):

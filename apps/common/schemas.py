@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 500
@@ -19,8 +19,20 @@ OFFSET_MAX = 1_000_000
 TOTAL_HEADER = "X-Total-Count"
 
 
+INT64_MAX = 2**63 - 1
+
+
 class InSchema(Schema):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _storable_integer(cls, value):
+        """No integer beyond 64 bits reaches a service (a narrower column's overflow is a 422 too:
+        apps.common.api_edge maps the database's DataError)."""
+        if isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX <= value <= INT64_MAX:
+            raise ValueError("must be an integer between -(2**63 - 1) and 2**63 - 1")
+        return value
 
 
 class Page(Schema):

@@ -90,13 +90,13 @@ class AlertRuleIn(InSchema):
     metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>")
     comparator: Literal["gt", "gte", "lt", "lte"]
     threshold: float
-    consecutive: int = Field(1, ge=1)
+    consecutive: int = Field(1, ge=1, le=1000)
     severity: Literal["info", "warning", "critical"] = "warning"
     channels: list[Literal["email", "webhook"]] = []
     emails: list[str] = []
     webhook_url: str = ""
     webhook_secret: str = ""
-    cooldown_minutes: int = 60
+    cooldown_minutes: int = Field(60, ge=0, le=525_600)
 
 
 class AlertRuleOut(Schema):

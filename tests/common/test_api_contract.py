@@ -270,3 +270,24 @@ def test_job_id_that_is_not_a_uuid_is_422(owner):
 def test_location_on_201(owner):
     resp = owner.post("/api/v1/projects", {"name": "Churn"}, content_type="application/json")
     assert resp.status_code == 201 and resp["Location"] == "/api/v1/projects/churn"
+
+
+def test_a_number_the_database_cannot_store_is_422_not_500(project, users, api_client, monkeypatch):
+    from django.db import DataError
+
+    from apps.projects import api as projects_api
+
+    def overflow(**kwargs):
+        raise DataError("integer out of range")
+
+    monkeypatch.setattr(projects_api, "project_create", overflow)
+    resp = api_client(users["owner"]).post("/api/v1/projects", {"name": "Churn"}, content_type="application/json")
+    assert_error(resp, 422)
+
+
+def test_an_integer_beyond_64_bits_in_a_body_is_422_naming_it(project, users, api_client):
+    # any body with an integer field will do
+
+    resp = api_client(users["owner"]).put("/api/v1/projects/fraud/promotion-policy",
+                                          json.dumps({"approvals_required": 10**30}), content_type="application/json")
+    assert_error(resp, 422, "approvals_required")
