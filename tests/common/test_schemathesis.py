@@ -38,6 +38,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _create_postgres_database(url: str) -> None:
+    """The fuzz database of SLIPWAY_FUZZ_DATABASE_URL, created if missing (it is wiped before each run)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        return
+    name = parts.path.lstrip("/")
+    with psycopg.connect(urlunsplit(parts._replace(scheme="postgresql", path="/postgres")), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
     data = tmp_path_factory.mktemp("fuzz")
@@ -55,6 +70,7 @@ def portal(tmp_path_factory):
         return out.stdout
 
     if "SLIPWAY_FUZZ_DATABASE_URL" in os.environ:
+        _create_postgres_database(os.environ["SLIPWAY_FUZZ_DATABASE_URL"])
         manage("flush", "--no-input")
     manage("migrate", "-v0")
     manage("seed_demo")
