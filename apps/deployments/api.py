@@ -3,7 +3,7 @@ from ninja import Query, Router
 from ninja.security import HttpBearer
 
 from apps.common.errors import NotFound
-from apps.common.schemas import Page, located, paginate
+from apps.common.schemas import ErrorOut, Page, located, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user, user_get_by_username
 
@@ -144,7 +144,7 @@ class DeploymentKeyAuth(HttpBearer):
         return None
 
 
-@router.post("/deployments/{deployment}/predict", response={200: PredictOut}, auth=DeploymentKeyAuth(),
+@router.post("/deployments/{deployment}/predict", response={200: PredictOut, 503: ErrorOut}, auth=DeploymentKeyAuth(),
              summary="Predict (hot path)")
 @api_permission("public")
 def predict(request, deployment: str, payload: PredictIn):  # pragma: no cover - documentation only
