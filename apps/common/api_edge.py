@@ -177,9 +177,12 @@ class ApiEdgeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        too_long = len(request.META.get("QUERY_STRING", "")) + len(request.path_info) > MAX_URL_BYTES
         if not request.path_info.startswith(API_PREFIX):
+            if too_long:  # pages too: gunicorn's own request-line limit is off
+                return HttpResponse("URL too long", status=414, content_type="text/plain")
             return self.get_response(request)
-        if len(request.META.get("QUERY_STRING", "")) + len(request.path_info) > MAX_URL_BYTES:
+        if too_long:
             return json_error(414, f"The URL is longer than {MAX_URL_BYTES:,} characters")
         problem = _path_problem(request) or querydict_problem(request.GET)
         if problem is not None:

@@ -291,3 +291,8 @@ def test_an_integer_beyond_64_bits_in_a_body_is_422_naming_it(project, users, ap
     resp = api_client(users["owner"]).put("/api/v1/projects/fraud/promotion-policy",
                                           json.dumps({"approvals_required": 10**30}), content_type="application/json")
     assert_error(resp, 422, "approvals_required")
+
+
+def test_a_url_over_8192_characters_is_414_json_for_the_api_and_414_for_pages(owner):
+    assert_error(owner.get("/api/v1/projects?search=" + "a" * 9000), 414)
+    assert owner.get("/projects/?q=" + "a" * 9000).status_code == 414
