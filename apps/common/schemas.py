@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import typing
+
 from ninja import Field, Schema
 from pydantic import ConfigDict, field_validator
 
@@ -24,6 +26,19 @@ INT64_MAX = 2**63 - 1
 
 class InSchema(Schema):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_number_coercion(cls, value, info):
+        """JSON true/false and numbers are not interchangeable (pydantic's lax mode would turn 0 into false
+        and false into 0.0): a boolean field takes a boolean, a number field not a boolean."""
+        ann = cls.model_fields[info.field_name].annotation
+        kinds = {a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)}
+        if kinds == {bool} and value is not None and not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        if isinstance(value, bool) and kinds and kinds <= {int, float}:
+            raise ValueError("must be a number, not true or false")
+        return value
 
     @field_validator("*")
     @classmethod

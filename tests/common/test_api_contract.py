@@ -296,3 +296,15 @@ def test_an_integer_beyond_64_bits_in_a_body_is_422_naming_it(project, users, ap
 def test_a_url_over_8192_characters_is_414_json_for_the_api_and_414_for_pages(owner):
     assert_error(owner.get("/api/v1/projects?search=" + "a" * 9000), 414)
     assert owner.get("/projects/?q=" + "a" * 9000).status_code == 414
+
+
+@pytest.mark.parametrize("body,field", [({"archived": 0}, "archived"), ({"archived": "yes"}, "archived")])
+def test_booleans_and_numbers_are_not_interchangeable(body, field, owner, project):
+    assert_error(owner.patch("/api/v1/projects/fraud", body, content_type="application/json"), 422, field)
+    project.refresh_from_db()
+    assert project.archived_at is None
+
+
+def test_a_boolean_for_a_number_is_422(owner):
+    resp = owner.put("/api/v1/projects/fraud/promotion-policy", {"tolerance": False}, content_type="application/json")
+    assert_error(resp, 422, "tolerance")
