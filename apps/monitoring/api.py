@@ -35,6 +35,7 @@ def outcomes_post(request, deployment: str, payload: OutcomesIn):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="outcome.post")
     if len(payload.outcomes) > settings.MONITORING_OUTCOMES_SYNC_MAX:
         job = services.outcomes_ingest_request(deployment=dep, actor=request.auth, items=payload.outcomes)
+        job_location(request, job.pk)
         return Status(202, {"status": "queued", "received": len(payload.outcomes), "job_id": str(job.pk)})
     result = services.outcomes_ingest(deployment=dep, actor=request.auth, items=payload.outcomes)
     return Status(202, {**result, "status": "pending"}) if result["pending"] else Status(200, result)
