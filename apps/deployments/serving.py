@@ -261,7 +261,7 @@ class ServingState:
     @classmethod
     def build(cls, snap: dict, *, source: str, allow: list[str]) -> ServingState:
         gen = snap["generation"]
-        deployments, elsewhere, ids = {}, set(), set()
+        deployments, elsewhere = {}, set()
         for d in snap["deployments"]:
             if not serving_state.allowed(d["slug"], allow):
                 elsewhere.add(d["slug"])
@@ -282,8 +282,10 @@ class ServingState:
                 generation=gen,
                 canary_version_id=canary.get("candidate_id"), canary_version_label=canary.get("label", ""),
                 canary_percent=canary.get("percent", 0.0), canary_sticky=canary.get("sticky_by", "request"))
-            ids.add(d["id"])
-        keys = {h: dep_id for h, dep_id in snap["keys"].items() if dep_id in ids}
+        # Every deployment's keys, also those another pool serves: credentials are checked before the
+        # deployment is resolved (401 whether or not it exists), so a valid key of a deployment served
+        # elsewhere gets the pool's 404, not a 401.
+        keys = dict(snap["keys"])
         versions = {int(k): v for k, v in snap["versions"].items()}
         return cls(generation=gen, source=source, written_at=snap.get("written_at", 0.0), deployments=deployments,
                    keys=keys, versions=versions, elsewhere=elsewhere, raw=snap)
