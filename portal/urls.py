@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
 from apps.common.views import api_not_found
@@ -22,7 +23,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("api/docs", public_view(RedirectView.as_view(url="/api/v1/docs")), name="api-docs"),
     path("api/openapi.json", public_view(RedirectView.as_view(url="/api/v1/openapi.json")), name="api-openapi"),
-    re_path(r"^api/", public_view(api_not_found)),
+    re_path(r"^api/", csrf_exempt(public_view(api_not_found))),
     path("", include("apps.projects.urls")),
     path("", include("apps.features.urls")),
     path("", include("apps.registry.urls")),

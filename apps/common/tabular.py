@@ -35,6 +35,8 @@ from pathlib import Path
 
 import polars as pl
 
+from .edge import text_problem
+
 TYPES = ("string", "int", "float", "bool", "datetime")
 TS = pl.Datetime("us", "UTC")
 MAX_ROWS_NAMED = 5
@@ -123,7 +125,23 @@ def read_table(path: str | Path, *, filename: str = "", types: Mapping[str, str]
         raise TableError(f"{label} has a header but no rows")
     if max_rows and df.height > max_rows:
         raise TableError(f"{label} has more than {max_rows:,} rows")
+    _refuse_unstorable_text(df, label)
     return conform(df, types, label=label, infer=True), fmt
+
+
+def _refuse_unstorable_text(df: pl.DataFrame, label: str) -> None:
+    """A NUL character in a column name or a text cell cannot be stored (``apps.common.edge``); polars
+    strings are valid UTF-8, so unpaired surrogates cannot occur here."""
+    for name in df.columns:
+        if text_problem(name):
+            raise TableError(f"{label}: a column name {text_problem(name)}", column=name)
+    for name, dtype in df.schema.items():
+        if dtype in (pl.String, pl.Utf8):
+            hits = df.get_column(name).str.contains("\x00", literal=True)
+            if hits.any():
+                rows = [int(i) + 1 for i in hits.arg_true()[:MAX_ROWS_NAMED]]
+                raise TableError(f"Column {name!r}, row {rows[0]}: a value must not contain a NUL character "
+                                 "(\\u0000)", column=name, rows=rows)
 
 
 def csv_header(path: Path, *, label: str = "") -> list[str]:

@@ -1,8 +1,9 @@
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema
+from ninja import Query, Router
 from ninja.security import HttpBearer
 
 from apps.common.errors import NotFound
+from apps.common.schemas import ErrorOut, Page, located, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user, user_get_by_username
 
@@ -23,11 +24,6 @@ from .schemas import (
 )
 
 router = Router(tags=["deployments"])
-
-
-class Page(Schema):
-    limit: int = 50
-    offset: int = 0
 
 
 def _out(dep) -> dict:
@@ -57,7 +53,7 @@ def _version(project, version_id: int):
 def list_deployments(request, project: str, page: Query[Page]):
     proj = project_get_for_user(user=request.auth, slug=project, action="deployment.view")
     qs = selectors.deployment_list_for_project(project=proj)
-    return [_out(d) for d in qs[max(0, page.offset): max(0, page.offset) + max(1, min(page.limit, 500))]]
+    return [_out(d) for d in paginate(request, qs, page)]
 
 
 @router.post("/projects/{project}/deployments", response={201: DeploymentOut})
@@ -69,6 +65,7 @@ def create_deployment(request, project: str, payload: DeploymentIn):
                                      slug=payload.slug, name=payload.name, owner=owner, input_mode=payload.input_mode,
                                      max_batch=payload.max_batch, go_live=payload.go_live,
                                      override_reason=payload.override_reason)
+    located(request, f"/api/v1/projects/{proj.slug}/deployments/{dep.slug}")
     return 201, _out(dep)
 
 
@@ -104,7 +101,7 @@ def set_version(request, project: str, deployment: str, payload: VersionIn):
 @api_permission("deployment.view")
 def list_events(request, project: str, deployment: str, page: Query[Page]):
     _, dep = _dep(request, project, deployment, "deployment.view")
-    qs = selectors.deployment_events(deployment=dep)[page.offset: page.offset + min(page.limit, 500)]
+    qs = paginate(request, selectors.deployment_events(deployment=dep), page)
     return [{"kind": e.kind, "version_id": e.version_id, "previous_version_id": e.previous_version_id,
              "reason": e.reason, "actor": e.actor.username if e.actor else None, "created_at": e.created_at}
             for e in qs]
@@ -114,15 +111,14 @@ def list_events(request, project: str, deployment: str, page: Query[Page]):
 @api_permission("deployment.view")
 def list_predictions(request, project: str, deployment: str, page: Query[Page]):
     _, dep = _dep(request, project, deployment, "deployment.view")
-    offset, limit = max(0, page.offset), max(1, min(page.limit, 500))
-    return list(selectors.prediction_log_for_deployment(deployment=dep)[offset: offset + limit])
+    return list(paginate(request, selectors.prediction_log_for_deployment(deployment=dep), page))
 
 
 @router.get("/projects/{project}/deployments/{deployment}/keys", response=list[KeyOut])
 @api_permission("deployment.keys")
-def list_keys(request, project: str, deployment: str):
+def list_keys(request, project: str, deployment: str, page: Query[Page]):
     _, dep = _dep(request, project, deployment, "deployment.keys")
-    return list(selectors.api_key_list(deployment=dep))
+    return list(paginate(request, selectors.api_key_list(deployment=dep), page))
 
 
 @router.post("/projects/{project}/deployments/{deployment}/keys", response={201: KeyCreatedOut})
@@ -148,7 +144,7 @@ class DeploymentKeyAuth(HttpBearer):
         return None
 
 
-@router.post("/deployments/{deployment}/predict", response={200: PredictOut}, auth=DeploymentKeyAuth(),
+@router.post("/deployments/{deployment}/predict", response={200: PredictOut, 503: ErrorOut}, auth=DeploymentKeyAuth(),
              summary="Predict (hot path)")
 @api_permission("public")
 def predict(request, deployment: str, payload: PredictIn):  # pragma: no cover - documentation only

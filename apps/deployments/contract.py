@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from apps.common.edge import find_bad_text, json_text_may_be_bad
+
 FLOAT_TYPES = frozenset({"float", "double", "number", "numeric", "float32", "float64", "real"})
 INT_TYPES = frozenset({"int", "integer", "int32", "int64", "long"})
 BOOL_TYPES = frozenset({"bool", "boolean"})
@@ -95,6 +97,10 @@ def parse_body(raw: bytes) -> dict:
         raise ContractError(f"Malformed JSON: {exc}", status=400) from exc
     if not isinstance(body, dict):
         raise ContractError('The body must be a JSON object: {"instances": [...]} or {"entities": [...]}')
+    if json_text_may_be_bad(text):
+        found = find_bad_text(body)
+        if found:
+            raise ContractError(f"{found[0]} {found[1]}", field=found[0])
     return body
 
 

@@ -38,6 +38,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "5"))
 # spreads new connections over them (a worker that dies drops the connections queued on its socket).
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() in ("1", "true", "yes", "on")
 preload_app = True
+# gunicorn answers an over-long request line itself with an HTML 414; the portal bounds the URL instead
+# (apps.common.api_edge: JSON 414 for /api/ beyond API_MAX_URL_BYTES), so every API answer stays JSON.
+limit_request_line = 0
 
 
 def when_ready(server):  # master, after preloading the app, before the workers are forked

@@ -1,16 +1,18 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
 
+from apps.common.schemas import InSchema
 
-class DeploymentIn(Schema):
+
+class DeploymentIn(InSchema):
     version_id: int
     slug: str
     name: str = ""
     owner: str | None = Field(None, description="Username of the owner (a project member); required to go live")
-    input_mode: str = Field("inline", description='"inline" or "entity"')
+    input_mode: Literal["inline", "entity"] = "inline"
     max_batch: int | None = None
     go_live: bool = True
     override_reason: str = Field("", description="Project owners, where the project's promotion policy allows it: "
@@ -33,16 +35,16 @@ class DeploymentOut(Schema):
     created_at: datetime
 
 
-class PauseIn(Schema):
+class PauseIn(InSchema):
     reason: str = ""
 
 
-class VersionIn(Schema):
+class VersionIn(InSchema):
     version_id: int
     reason: str = ""
 
 
-class KeyIn(Schema):
+class KeyIn(InSchema):
     name: str
 
 
@@ -79,7 +81,7 @@ class PredictionLogOut(Schema):
     latency_ms: float
 
 
-class PredictIn(Schema):
+class PredictIn(InSchema):
     instances: list[dict[str, Any]] | None = Field(None, description="Feature values per row (inline deployments)")
     entities: list[str | int] | None = Field(None, description="Entity keys (entity-key deployments)")
 

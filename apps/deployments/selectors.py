@@ -37,7 +37,10 @@ def deployment_get_by_slug(*, user, slug: str, action: str = "deployment.view") 
     dep = Deployment.objects.select_related("project").filter(slug=slug).first()
     if dep is None:
         raise NotFound(f"No deployment named {slug!r}")
-    project = project_get_for_user(user=user, slug=dep.project.slug, action=action)
+    try:
+        project = project_get_for_user(user=user, slug=dep.project.slug, action=action)
+    except NotFound:  # in a project the user cannot see: the same answer as a missing one (no project name)
+        raise NotFound(f"No deployment named {slug!r}") from None
     return deployment_get_for_user(user=user, project=project, slug=slug, action=action)
 
 

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from sklearn import config_context as sklearn_config
 
+from apps.common.edge import text_problem
 from apps.common.secrets import secret_hash
 
 from . import contract as C
@@ -196,8 +197,9 @@ class ServingCache:
         return dep
 
     def key_deployment(self, plaintext: str) -> int | None:
-        """The deployment id a key belongs to (None: unknown or revoked)."""
-        st = self._state
+        """The deployment id a key belongs to (None: unknown or revoked). Checked before the deployment
+        is resolved (401 whether or not the slug exists), so it loads the serving state itself."""
+        st = self.state()
         h = key_hash(plaintext)
         owner = st.keys.get(h) if st is not None else None
         return owner if owner is not None else PROBE.keys.get(h)
@@ -259,7 +261,7 @@ class ServingState:
     @classmethod
     def build(cls, snap: dict, *, source: str, allow: list[str]) -> ServingState:
         gen = snap["generation"]
-        deployments, elsewhere, ids = {}, set(), set()
+        deployments, elsewhere = {}, set()
         for d in snap["deployments"]:
             if not serving_state.allowed(d["slug"], allow):
                 elsewhere.add(d["slug"])
@@ -280,8 +282,10 @@ class ServingState:
                 generation=gen,
                 canary_version_id=canary.get("candidate_id"), canary_version_label=canary.get("label", ""),
                 canary_percent=canary.get("percent", 0.0), canary_sticky=canary.get("sticky_by", "request"))
-            ids.add(d["id"])
-        keys = {h: dep_id for h, dep_id in snap["keys"].items() if dep_id in ids}
+        # Every deployment's keys, also those another pool serves: credentials are checked before the
+        # deployment is resolved (401 whether or not it exists), so a valid key of a deployment served
+        # elsewhere gets the pool's 404, not a 401.
+        keys = dict(snap["keys"])
         versions = {int(k): v for k, v in snap["versions"].items()}
         return cls(generation=gen, source=source, written_at=snap.get("written_at", 0.0), deployments=deployments,
                    keys=keys, versions=versions, elsewhere=elsewhere, raw=snap)
@@ -519,7 +523,8 @@ def _error_body(exc: ServingError, request_id: str) -> bytes:
     return _json({"detail": exc.detail, "errors": exc.errors, "request_id": request_id})
 
 
-def _authenticate(req: Request, state: DeploymentState) -> None:
+def _authenticate(req: Request) -> int:
+    """The id of the deployment the request's API key belongs to; 401 without a valid key."""
     key = req.api_key
     if not key and req.authorization:
         scheme, _, value = req.authorization.partition(" ")
@@ -533,8 +538,7 @@ def _authenticate(req: Request, state: DeploymentState) -> None:
     owner = CACHE.key_deployment(key)
     if owner is None:
         raise ServingError(401, "Invalid or revoked API key", reason="unauthenticated")
-    if owner != state.id:
-        raise ServingError(403, f"This API key belongs to another deployment, not {state.slug!r}", reason="forbidden")
+    return owner
 
 
 def _read_body(req: Request) -> bytes:
@@ -629,13 +633,21 @@ def predict(req: Request, *, probe: DeploymentState | None = None) -> Response:
             # Refuse before reading a byte (and before anything else): the body is never read.
             raise ServingError(413, f"The body of {req.content_length:,} bytes is larger than the limit of "
                                     f"{settings.SERVING_MAX_BODY_BYTES:,} bytes", reason="too_large")
+        # Credentials first: without a valid key the answer is 401 whether or not the slug exists.
+        key_owner = _authenticate(req)
         if probe is None:
+            if text_problem(req.slug):
+                raise ServingError(422, f"deployment {text_problem(req.slug)}",
+                                   [{"field": "deployment", "message": text_problem(req.slug)}],
+                                   reason="invalid_input")
             state = CACHE.deployment(req.slug)
         else:
             CACHE.state()  # the serving state must be available (database or snapshot)
             state = probe
         version_id = state.version_id
-        _authenticate(req, state)
+        if key_owner != state.id:
+            raise ServingError(403, f"This API key belongs to another deployment, not {state.slug!r}",
+                               reason="forbidden")
         if not state.live:
             raise ServingError(503, f"Deployment {state.slug!r} is paused"
                                + (f": {state.status_message}" if state.status_message else ""), reason="paused")

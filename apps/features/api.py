@@ -3,13 +3,15 @@
 from django.contrib.auth import get_user_model
 from django.http import FileResponse
 from django.urls import reverse
-from ninja import File, Form, Router, UploadedFile
+from ninja import File, Form, Query, Router, UploadedFile
 
 from apps.common.errors import NotFound
+from apps.common.idempotency import idempotency_key
+from apps.common.schemas import IDEMPOTENT, Page, job_location, located, paginate
 from apps.common.storage import artifact_store
 from apps.projects.access import api_permission
 from apps.projects.auth import BrowserSessionAuth, TokenAuth
-from apps.projects.schemas import JobOut
+from apps.projects.schemas import JobAcceptedOut, JobOut, job_accepted
 from apps.projects.selectors import project_get_for_user
 
 from . import selectors, services
@@ -32,11 +34,6 @@ from .schemas import (
 
 router = Router(tags=["features"])
 P = "/projects/{project}"
-
-
-def _page(qs, limit: int, offset: int):
-    limit, offset = max(1, min(limit, 500)), max(0, offset)
-    return qs[offset : offset + limit]
 
 
 def _project(request, project: str, action: str):
@@ -107,8 +104,8 @@ def _ts_out(ts) -> dict:
 
 @router.get(P + "/entities", response=list[EntityOut])
 @api_permission("feature.view")
-def list_entities(request, project: str, limit: int = 100, offset: int = 0):
-    return list(_page(selectors.entity_list(project=_project(request, project, "feature.view")), limit, offset))
+def list_entities(request, project: str, page: Query[Page]):
+    return list(paginate(request, selectors.entity_list(project=_project(request, project, "feature.view")), page))
 
 
 @router.post(P + "/entities", response={201: EntityOut})
@@ -123,9 +120,9 @@ def create_entity(request, project: str, payload: EntityIn):
 
 @router.get(P + "/sources", response=list[SourceOut])
 @api_permission("feature.view")
-def list_sources(request, project: str, limit: int = 100, offset: int = 0):
+def list_sources(request, project: str, page: Query[Page]):
     out = []
-    for s in _page(selectors.data_source_list(project=_project(request, project, "feature.view")), limit, offset):
+    for s in paginate(request, selectors.data_source_list(project=_project(request, project, "feature.view")), page):
         v = s.latest_version
         out.append({"name": s.name, "description": s.description, "latest_version": v.version if v else None,
                     "row_count": v.row_count if v else None, "columns": v.schema if v else [], "created_at": s.created_at})
@@ -147,22 +144,23 @@ def upload_source(request, project: str, name: str, file: File[UploadedFile], de
                                                        filename=file.name, description=description,
                                                        column_types=column_types, null_values=null_values)
     if job is not None:
-        return 202, {"id": str(job.pk), **{f: getattr(job, f) for f in JobOut.model_fields if f != "id"}}
+        job_location(request, job.pk)
+        return 202, job
     return 201, _version_out(version)
 
 
 @router.get(P + "/sources/{name}/versions", response=list[SourceVersionOut])
 @api_permission("feature.view")
-def list_source_versions(request, project: str, name: str, limit: int = 100, offset: int = 0):
+def list_source_versions(request, project: str, name: str, page: Query[Page]):
     source = selectors.data_source_get(project=_project(request, project, "feature.view"), name=name)
-    return [_version_out(v) for v in _page(source.versions.all(), limit, offset)]
+    return [_version_out(v) for v in paginate(request, source.versions.all(), page)]
 
 
 # --- feature views --------------------------------------------------------------------------------
 
 
 def _view_args(obj, payload) -> dict:
-    data = payload.dict(exclude_unset=True)
+    data = {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}  # null: not given
     if "entity" in data:
         data["entity"] = selectors.entity_get(project=obj, name=data["entity"])
     if "source" in data:
@@ -176,12 +174,12 @@ def _view_args(obj, payload) -> dict:
 
 @router.get(P + "/feature-views", response=list[FeatureViewOut])
 @api_permission("feature.view")
-def list_feature_views(request, project: str, search: str = "", entity: str = "", owner: str = "", mode: str = "",
-                       tag: str = "", limit: int = 100, offset: int = 0):
+def list_feature_views(request, project: str, page: Query[Page], search: str = "", entity: str = "",
+                       owner: str = "", mode: str = "", tag: str = ""):
     """The catalog: current views, filtered by search text, entity, owner, mode (online/batch) and tag."""
     obj = _project(request, project, "feature.view")
     qs = selectors.feature_view_list(project=obj, search=search, entity=entity, owner=owner, mode=mode, tag=tag)
-    return [_view_out(v) for v in _page(qs, limit, offset)]
+    return [_view_out(v) for v in paginate(request, qs, page)]
 
 
 @router.post(P + "/feature-views", response={201: FeatureViewOut})
@@ -191,6 +189,7 @@ def create_feature_view(request, project: str, payload: FeatureViewIn):
     args = _view_args(obj, payload)
     args.setdefault("owner", None)
     view = services.feature_view_create(project=obj, actor=request.auth, **{**payload.dict(), **args})
+    located(request, f"/api/v1/projects/{obj.slug}/feature-views/{view.name}")
     return 201, _view_out(view)
 
 
@@ -210,7 +209,7 @@ def update_feature_view(request, project: str, name: str, payload: FeatureViewPa
     return _view_out(services.feature_view_update(view=view, actor=request.auth, **_view_args(obj, payload)))
 
 
-@router.post(P + "/feature-views/{name}/materialize", response={202: dict})
+@router.post(P + "/feature-views/{name}/materialize", response={202: JobAcceptedOut}, openapi_extra=IDEMPOTENT)
 @api_permission("feature.edit")
 def materialize_feature_view(request, project: str, name: str, version: int | None = None):
     """Start a materialization job (202): of ``version`` when given, else of every version in use (the
@@ -219,8 +218,9 @@ def materialize_feature_view(request, project: str, name: str, version: int | No
     obj = _project(request, project, "feature.edit")
     job = services.feature_view_materialize_request(view=selectors.feature_view_get(project=obj, name=name),
                                                     actor=request.auth, version=version,
-                                                    idempotency_key=request.headers.get("Idempotency-Key"))
-    return 202, {"job_id": str(job.pk), "status": job.status}
+                                                    idempotency_key=idempotency_key(request))
+    job_location(request, job.pk)
+    return 202, job_accepted(job)
 
 
 @router.get(P + "/feature-views/{name}/freshness", response=FreshnessOut)
@@ -235,9 +235,9 @@ def feature_view_freshness(request, project: str, name: str):
 
 @router.get(P + "/feature-sets", response=list[FeatureSetOut])
 @api_permission("feature.view")
-def list_feature_sets(request, project: str, limit: int = 100, offset: int = 0):
+def list_feature_sets(request, project: str, page: Query[Page]):
     qs = selectors.feature_set_list(project=_project(request, project, "feature.view"))
-    return [_set_out(fs) for fs in _page(qs, limit, offset)]
+    return [_set_out(fs) for fs in paginate(request, qs, page)]
 
 
 @router.post(P + "/feature-sets", response={201: FeatureSetOut})
@@ -246,6 +246,7 @@ def create_feature_set(request, project: str, payload: FeatureSetIn):
     obj = _project(request, project, "feature.edit")
     fs = services.feature_set_create(project=obj, actor=request.auth, name=payload.name, references=payload.features,
                                      description=payload.description)
+    located(request, f"/api/v1/projects/{obj.slug}/feature-sets/{fs.name}")
     return 201, _set_out(fs)
 
 
@@ -282,9 +283,9 @@ def online_lookup(request, project: str, name: str, payload: OnlineIn):
 
 @router.get(P + "/training-sets", response=list[TrainingSetOut])
 @api_permission("feature.view")
-def list_training_sets(request, project: str, limit: int = 100, offset: int = 0):
+def list_training_sets(request, project: str, page: Query[Page]):
     qs = selectors.training_set_list(project=_project(request, project, "feature.view"))
-    return [_ts_out(ts) for ts in _page(qs, limit, offset)]
+    return [_ts_out(ts) for ts in paginate(request, qs, page)]
 
 
 @router.post(P + "/training-sets", response={202: TrainingSetOut})
@@ -301,6 +302,7 @@ def create_training_set(request, project: str, labels: File[UploadedFile], name:
                                        labels_upload=labels, labels_filename=labels.name,
                                        timestamp_column=timestamp_column, description=description,
                                        null_values=null_values)
+    located(request, f"/api/v1/projects/{obj.slug}/training-sets/{ts.name}")
     return 202, _ts_out(ts)
 
 

@@ -1,13 +1,15 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
+from apps.common.schemas import InSchema
 
-class EntityIn(Schema):
+
+class EntityIn(InSchema):
     name: str = Field(..., max_length=80)
     join_key: str = Field(..., max_length=120)
-    value_type: str = "string"
+    value_type: Literal["string", "int"] = "string"
     description: str = Field("", max_length=2000)
 
 
@@ -41,12 +43,12 @@ class SourceOut(Schema):
     created_at: datetime
 
 
-class FeatureIn(Schema):
+class FeatureIn(InSchema):
     name: str = Field(..., max_length=120)
     description: str = Field("", max_length=2000)
 
 
-class FeatureViewIn(Schema):
+class FeatureViewIn(InSchema):
     name: str = Field(..., max_length=80)
     entity: str
     source: str
@@ -64,7 +66,7 @@ class FeatureViewIn(Schema):
     description: str = Field("", max_length=5000)
 
 
-class FeatureViewPatch(Schema):
+class FeatureViewPatch(InSchema):
     timestamp_column: str | None = None
     features: list[FeatureIn | str] | None = None
     entity_column: str | None = None
@@ -116,13 +118,13 @@ class FeatureViewOut(Schema):
     created_at: datetime
 
 
-class FeatureSetIn(Schema):
+class FeatureSetIn(InSchema):
     name: str = Field(..., max_length=80)
     features: list[str] = Field(..., description="view:feature, view@2:feature or 'view:feature as name'")
     description: str = Field("", max_length=5000)
 
 
-class FeatureSetPatch(Schema):
+class FeatureSetPatch(InSchema):
     features: list[str] | None = None
     description: str | None = Field(None, max_length=5000)
 
@@ -145,7 +147,7 @@ class FeatureSetOut(Schema):
     created_at: datetime
 
 
-class OnlineIn(Schema):
+class OnlineIn(InSchema):
     entity_keys: list[Any] = Field(..., min_length=1, max_length=1000,
                                    description="scalars, or objects {join_key: value} for several entities")
     as_of: datetime | None = Field(

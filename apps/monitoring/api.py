@@ -1,10 +1,12 @@
 """Monitoring API: outcomes (flat, by deployment slug), windows, on-demand checks, alert rules, alerts."""
 
 from django.conf import settings
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
+from apps.common.schemas import Page, job_location, paginate
 from apps.deployments.selectors import deployment_get_by_slug
 from apps.projects.access import api_permission
+from apps.projects.schemas import JobAcceptedOut, job_accepted
 
 from . import selectors, services
 from .schemas import (
@@ -12,7 +14,6 @@ from .schemas import (
     AlertRuleIn,
     AlertRuleOut,
     DriftCheckIn,
-    JobOut,
     OutcomesIn,
     OutcomesOut,
     OverrideIn,
@@ -34,6 +35,7 @@ def outcomes_post(request, deployment: str, payload: OutcomesIn):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="outcome.post")
     if len(payload.outcomes) > settings.MONITORING_OUTCOMES_SYNC_MAX:
         job = services.outcomes_ingest_request(deployment=dep, actor=request.auth, items=payload.outcomes)
+        job_location(request, job.pk)
         return Status(202, {"status": "queued", "received": len(payload.outcomes), "job_id": str(job.pk)})
     result = services.outcomes_ingest(deployment=dep, actor=request.auth, items=payload.outcomes)
     return Status(202, {**result, "status": "pending"}) if result["pending"] else Status(200, result)
@@ -41,17 +43,18 @@ def outcomes_post(request, deployment: str, payload: OutcomesIn):
 
 @router.get("/deployments/{deployment}/monitoring/windows", response=list[WindowOut])
 @api_permission("monitoring.view")
-def windows_list(request, deployment: str, limit: int = 50, offset: int = 0):
+def windows_list(request, deployment: str, page: Query[Page]):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.view")
-    return selectors.window_list(deployment=dep)[offset:offset + min(limit, 500)]
+    return paginate(request, selectors.window_list(deployment=dep), page)
 
 
-@router.post("/deployments/{deployment}/monitoring/checks", response={202: JobOut})
+@router.post("/deployments/{deployment}/monitoring/checks", response={202: JobAcceptedOut})
 @api_permission("monitoring.run")
 def drift_check_create(request, deployment: str, payload: DriftCheckIn):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.run")
     job = services.drift_check_request(deployment=dep, actor=request.auth, minutes=payload.minutes)
-    return 202, {"job_id": str(job.pk), "status": job.status}
+    job_location(request, job.pk)
+    return 202, job_accepted(job)
 
 
 @router.post("/deployments/{deployment}/monitoring/rules", response={201: AlertRuleOut})
@@ -63,9 +66,9 @@ def alert_rule_create(request, deployment: str, payload: AlertRuleIn):
 
 @router.get("/deployments/{deployment}/alerts", response=list[AlertOut])
 @api_permission("monitoring.view")
-def alerts_list(request, deployment: str, status: str = "", limit: int = 50, offset: int = 0):
+def alerts_list(request, deployment: str, page: Query[Page], status: str = ""):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.view")
-    return [selectors.alert_out(a) for a in selectors.alert_list(deployment=dep, status=status)[offset:offset + limit]]
+    return [selectors.alert_out(a) for a in paginate(request, selectors.alert_list(deployment=dep, status=status), page)]
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response=AlertOut)

@@ -1,11 +1,13 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
 
+from apps.common.schemas import InSchema
 
-class OutcomesIn(Schema):
+
+class OutcomesIn(InSchema):
     outcomes: list[Any] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool}")
 
 
@@ -36,13 +38,8 @@ class OutcomesOut(Schema):
     job_id: str | None = None
 
 
-class DriftCheckIn(Schema):
+class DriftCheckIn(InSchema):
     minutes: int = 60
-
-
-class JobOut(Schema):
-    job_id: str
-    status: str
 
 
 class WindowOut(Schema):
@@ -84,22 +81,22 @@ class AlertOut(Schema):
     snoozed_until: datetime | None
 
 
-class SnoozeIn(Schema):
+class SnoozeIn(InSchema):
     minutes: int
 
 
-class AlertRuleIn(Schema):
+class AlertRuleIn(InSchema):
     name: str
-    metric: str
-    comparator: str
+    metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>")
+    comparator: Literal["gt", "gte", "lt", "lte"]
     threshold: float
-    consecutive: int = 1
-    severity: str = "warning"
-    channels: list[str] = []
+    consecutive: int = Field(1, ge=1, le=1000)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    channels: list[Literal["email", "webhook"]] = []
     emails: list[str] = []
     webhook_url: str = ""
     webhook_secret: str = ""
-    cooldown_minutes: int = 60
+    cooldown_minutes: int = Field(60, ge=0, le=525_600)
 
 
 class AlertRuleOut(Schema):
@@ -114,10 +111,10 @@ class AlertRuleOut(Schema):
     cooldown_minutes: int
 
 
-class SettingsIn(Schema):
-    window_kind: str | None = None
-    window_minutes: int | None = None
-    window_count: int | None = None
+class SettingsIn(InSchema):
+    window_kind: Literal["time", "count"] | None = None
+    window_minutes: int | None = Field(None, ge=15)
+    window_count: int | None = Field(None, ge=100)
     schedule_enabled: bool | None = None
     thresholds: dict[str, float] | None = None
     decision_threshold: float | None = None
@@ -142,7 +139,7 @@ class SettingsOut(Schema):
     overrides: list[OverrideOut]
 
 
-class OverrideIn(Schema):
+class OverrideIn(InSchema):
     feature: str
     values: dict[str, float]
     reason: str

@@ -1,5 +1,9 @@
+from uuid import UUID
+
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Status
+
+from apps.common.schemas import Page, located, paginate
 
 from .access import api_permission
 from .models import ApiToken, Membership
@@ -40,17 +44,6 @@ from .services import (
 router = Router(tags=["projects"])
 
 
-class Page(Schema):
-    limit: int = 50
-    offset: int = 0
-
-
-def _page(qs, page: Page):
-    limit = max(1, min(page.limit, 500))
-    offset = max(0, page.offset)
-    return qs[offset : offset + limit]
-
-
 def _project_out(project, user) -> dict:
     from .permissions import project_role
 
@@ -61,13 +54,14 @@ def _project_out(project, user) -> dict:
 @api_permission("authenticated")
 def list_projects(request, page: Query[Page], search: str = "", include_archived: bool = False):
     qs = project_list_for_user(user=request.auth, include_archived=include_archived, search=search)
-    return [_project_out(p, request.auth) for p in _page(qs, page)]
+    return [_project_out(p, request.auth) for p in paginate(request, qs, page)]
 
 
 @router.post("/projects", response={201: ProjectOut})
 @api_permission("authenticated")
 def create_project(request, payload: ProjectIn):
     project = project_create(actor=request.auth, name=payload.name, slug=payload.slug, description=payload.description)
+    located(request, f"/api/v1/projects/{project.slug}")
     return Status(201, _project_out(project, request.auth))
 
 
@@ -89,9 +83,10 @@ def update_project(request, project: str, payload: ProjectPatch):
 
 @router.get("/projects/{project}/members", response=list[MemberOut])
 @api_permission("member.view")
-def list_members(request, project: str):
+def list_members(request, project: str, page: Query[Page]):
     obj = project_get_for_user(user=request.auth, slug=project, action="member.view")
-    return [{"username": m.user.username, "role": m.role, "created_at": m.created_at} for m in membership_list(project=obj)]
+    return [{"username": m.user.username, "role": m.role, "created_at": m.created_at}
+            for m in paginate(request, membership_list(project=obj), page)]
 
 
 @router.post("/projects/{project}/members", response={201: MemberOut})
@@ -99,6 +94,7 @@ def list_members(request, project: str):
 def add_member(request, project: str, payload: MemberIn):
     obj = project_get_for_user(user=request.auth, slug=project, action="member.manage")
     m = membership_add(project=obj, actor=request.auth, user=user_get_by_username(username=payload.username), role=payload.role)
+    located(request, f"/api/v1/projects/{obj.slug}/members/{m.user.username}")
     return Status(201, {"username": m.user.username, "role": m.role, "created_at": m.created_at})
 
 
@@ -124,46 +120,36 @@ def remove_member(request, project: str, username: str):
 def list_audit(request, project: str, page: Query[Page], verb: str = "", actor: str = "", target_type: str = ""):
     obj = project_get_for_user(user=request.auth, slug=project, action="audit.view")
     qs = audit_event_list(project=obj, verb=verb, actor=actor, target_type=target_type)
-    return list(_page(qs, page))
-
-
-def _job_out(job) -> dict:
-    return {**JobOut.from_orm(job).dict(exclude={"id"}), "id": str(job.id)}
+    return list(paginate(request, qs, page))
 
 
 @router.get("/jobs/{job_id}", response=JobOut)
 @api_permission("job.view")
-def get_job(request, job_id: str):
-    return _job_out(job_get_for_user(user=request.auth, job_id=_uuid(job_id)))
+def get_job(request, job_id: UUID):
+    """A background job's state; every 202 answer's ``Location`` (and ``status_url``) points here."""
+    return job_get_for_user(user=request.auth, job_id=job_id)
 
 
-@router.post("/jobs/{job_id}/cancel", response=JobOut)
+@router.post("/jobs/{job_id}/cancel", response={200: JobOut, 202: JobOut})
 @api_permission("job.cancel")
-def cancel_job(request, job_id: str):
-    return _job_out(job_cancel(job=job_get_for_user(user=request.auth, job_id=_uuid(job_id)), actor=request.auth))
-
-
-def _uuid(value: str):
-    import uuid
-
-    from apps.common.errors import NotFound
-
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("Job not found") from exc
+def cancel_job(request, job_id: UUID):
+    """Cancel a job: 200 when it is cancelled at once (it was queued), 202 when a running job was asked to
+    stop (poll it), 409 when it has already ended."""
+    job = job_cancel(job=job_get_for_user(user=request.auth, job_id=job_id), actor=request.auth)
+    return Status(200 if job.is_final else 202, job)
 
 
 @router.get("/tokens", response=list[TokenOut])
 @api_permission("authenticated")
-def list_tokens(request):
-    return list(api_token_list_for_user(user=request.auth))
+def list_tokens(request, page: Query[Page]):
+    return list(paginate(request, api_token_list_for_user(user=request.auth), page))
 
 
 @router.post("/tokens", response={201: TokenCreatedOut})
 @api_permission("authenticated")
 def create_token(request, payload: TokenIn):
     token, plaintext = api_token_create(user=request.auth, name=payload.name)
+    located(request, f"/api/v1/tokens/{token.pk}")
     return Status(201, {**TokenOut.from_orm(token).dict(), "token": plaintext})
 
 

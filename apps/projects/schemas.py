@@ -1,17 +1,31 @@
 from datetime import datetime
+from typing import Literal
+from uuid import UUID
 
 from ninja import Field, Schema
 
+from apps.common.schemas import InSchema
 
-class ProjectIn(Schema):
-    name: str = Field(..., max_length=200)
-    slug: str = Field("", max_length=200)
-    description: str = Field("", max_length=10000)
+from .models import Role
+from .services import NAME_MAX, SLUG_MAX
+
+JobStatusLiteral = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-class ProjectPatch(Schema):
-    name: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=10000)
+RoleLiteral = Literal[tuple(Role.values)]
+DESCRIPTION_MAX = 5000
+
+
+class ProjectIn(InSchema):
+    name: str = Field(..., min_length=1, max_length=NAME_MAX, pattern=r"\S")
+    slug: str = Field("", max_length=SLUG_MAX, pattern=r"^([a-z0-9]+([_-][a-z0-9]+)*)?$",
+                      description="lowercase letters, digits and hyphens; default: derived from the name")
+    description: str = Field("", max_length=DESCRIPTION_MAX)
+
+
+class ProjectPatch(InSchema):
+    name: str | None = Field(None, min_length=1, max_length=NAME_MAX, pattern=r"\S")
+    description: str | None = Field(None, max_length=DESCRIPTION_MAX)
     archived: bool | None = None
 
 
@@ -21,21 +35,21 @@ class ProjectOut(Schema):
     description: str
     created_at: datetime
     archived_at: datetime | None
-    role: str | None = None
+    role: RoleLiteral | None = None
 
 
-class MemberIn(Schema):
+class MemberIn(InSchema):
     username: str = Field(..., min_length=1, max_length=150)
-    role: str
+    role: RoleLiteral
 
 
-class MemberPatch(Schema):
-    role: str
+class MemberPatch(InSchema):
+    role: RoleLiteral
 
 
 class MemberOut(Schema):
     username: str
-    role: str
+    role: RoleLiteral
     created_at: datetime
 
 
@@ -54,10 +68,10 @@ class AuditEventOut(Schema):
 
 
 class JobOut(Schema):
-    id: str
+    id: UUID
     kind: str
     title: str
-    status: str
+    status: JobStatusLiteral
     progress: int
     message: str
     result: dict
@@ -65,10 +79,11 @@ class JobOut(Schema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    cancel_requested: bool
 
 
-class TokenIn(Schema):
-    name: str = Field(..., max_length=200)
+class TokenIn(InSchema):
+    name: str = Field(..., min_length=1, max_length=80, pattern=r"\S")
 
 
 class TokenOut(Schema):
@@ -82,3 +97,15 @@ class TokenOut(Schema):
 
 class TokenCreatedOut(TokenOut):
     token: str
+
+
+class JobAcceptedOut(Schema):
+    """The answer of an operation that starts a background job (202): poll ``status_url``."""
+
+    job_id: UUID
+    status: JobStatusLiteral
+    status_url: str
+
+
+def job_accepted(job) -> dict:
+    return {"job_id": job.pk, "status": job.status, "status_url": f"/api/v1/jobs/{job.pk}"}

@@ -63,6 +63,8 @@ def api_token_list_for_user(*, user) -> QuerySet[ApiToken]:
 
 
 def job_get_for_user(*, user, job_id) -> Job:
+    """The job if ``user`` may see it. A job in a project they cannot see answers exactly like a missing
+    one (no project name: its existence is not revealed)."""
     job = Job.objects.select_related("project").filter(pk=job_id).first()
     if job is None:
         raise NotFound("Job not found")
@@ -70,7 +72,10 @@ def job_get_for_user(*, user, job_id) -> Job:
         if job.created_by_id != user.pk and not user.is_staff:
             raise NotFound("Job not found")
         return job
-    project_get_for_user(user=user, slug=job.project.slug, action="job.view")
+    try:
+        project_get_for_user(user=user, slug=job.project.slug, action="job.view")
+    except NotFound:
+        raise NotFound("Job not found") from None
     return job
 
 

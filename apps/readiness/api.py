@@ -1,8 +1,10 @@
 """Readiness API: a project's live assessment, answers, snapshots; the portfolio."""
 
 from django.urls import reverse
-from ninja import Router
+from ninja import Query, Router
 
+from apps.common.idempotency import idempotency_key
+from apps.common.schemas import IDEMPOTENT, Page, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 
@@ -53,31 +55,29 @@ def readiness_answer_put(request, project: str, item_key: str, payload: AnswerIn
 
 @router.get("/projects/{project}/readiness/snapshots", response=list[SnapshotOut])
 @api_permission("readiness.view")
-def readiness_snapshot_list(request, project: str, limit: int = 50, offset: int = 0):
+def readiness_snapshot_list(request, project: str, page: Query[Page]):
     p = project_get_for_user(user=request.auth, slug=project, action="readiness.view")
-    limit, offset = max(1, min(limit, 500)), max(0, offset)
-    return [_snapshot(s) for s in selectors.snapshot_list(project=p)[offset:offset + limit]]
+    return [_snapshot(s) for s in paginate(request, selectors.snapshot_list(project=p), page)]
 
 
-@router.post("/projects/{project}/readiness/snapshots", response={201: SnapshotOut})
+@router.post("/projects/{project}/readiness/snapshots", response={201: SnapshotOut}, openapi_extra=IDEMPOTENT)
 @api_permission("readiness.answer")
 def readiness_snapshot_create(request, project: str, payload: SnapshotIn):
     """Save a dated snapshot of the live assessment. Send ``Idempotency-Key`` to make a retry safe."""
     p = project_get_for_user(user=request.auth, slug=project, action="readiness.answer")
     snap = services.readiness_snapshot_save(project=p, actor=request.auth, note=payload.note,
-                                            idempotency_key=request.headers.get("Idempotency-Key") or None)
+                                            idempotency_key=idempotency_key(request))
     return 201, _snapshot(snap)
 
 
 @router.get("/portfolio", response=list[PortfolioRowOut])
 @api_permission("authenticated")
-def portfolio_list(request, search: str = "", stage: str = "", alerts: str = "", min_score: int | None = None,
-                   sort: str = "name", descending: bool = False, limit: int = 100, offset: int = 0):
+def portfolio_list(request, page: Query[Page], search: str = "", stage: str = "", alerts: str = "",
+                   min_score: int | None = None, sort: str = "name", descending: bool = False):
     """Every project you can see, assessed live; filter by stage / open alerts / minimum score, sort by any column."""
     rows = selectors.portfolio_rows(user=request.auth, search=search, stage=stage, alerts=alerts, min_score=min_score,
                                     sort=sort, descending=descending)
-    limit, offset = max(1, min(limit, 500)), max(0, offset)
     return [{"project": r.project.slug, "name": r.project.name, "stage": r.stage, "score": r.score,
              "ml_test_score": r.mlts, "lead_time_s": r.lead_time_s, "owner": r.owner, "open_alerts": r.open_alerts,
              "last_promotion": r.last_promotion, "url": reverse("readiness:assessment", args=[r.project.slug])}
-            for r in rows[offset:offset + limit]]
+            for r in paginate(request, rows, page)]

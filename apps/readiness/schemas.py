@@ -2,6 +2,8 @@ from datetime import datetime
 
 from ninja import Schema
 
+from apps.common.schemas import InSchema
+
 
 class ItemOut(Schema):
     key: str
@@ -39,7 +41,7 @@ class AssessmentOut(Schema):
     ml_test_score_items: list[ItemOut]
 
 
-class AnswerIn(Schema):
+class AnswerIn(InSchema):
     answer: str = ""
     note: str = ""
 
@@ -52,7 +54,7 @@ class AnswerOut(Schema):
     answered_at: datetime
 
 
-class SnapshotIn(Schema):
+class SnapshotIn(InSchema):
     note: str = ""
 
 

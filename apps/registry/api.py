@@ -1,9 +1,11 @@
 """Registry API: /api/v1/projects/{project}/models[/{model}/versions[/{version}[/metrics|/lineage|/profile]]]."""
 
 from django.urls import reverse
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Status
 
 from apps.common.errors import InvalidInput, NotFound
+from apps.common.idempotency import idempotency_key
+from apps.common.schemas import IDEMPOTENT, Page, located, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 
@@ -14,16 +16,6 @@ from .schemas import ArchiveIn, MetricsOut, ModelIn, ModelOut, ProfileOut, Versi
 
 router = Router(tags=["registry"])
 P = "/projects/{project}/models"
-
-
-class Page(Schema):
-    limit: int = 50
-    offset: int = 0
-
-
-def _page(qs, page: Page):
-    limit, offset = max(1, min(page.limit, 500)), max(0, page.offset)
-    return qs[offset: offset + limit]
 
 
 def _model_out(m) -> dict:
@@ -61,7 +53,7 @@ def list_models(request, project: str, page: Query[Page], search: str = "", task
                 include_archived: bool = False):
     p = project_get_for_user(user=request.auth, slug=project, action="model.view")
     qs = selectors.registered_model_list(project=p, search=search, task=task, include_archived=include_archived)
-    return [_model_out(m) for m in _page(qs, page)]
+    return [_model_out(m) for m in paginate(request, qs, page)]
 
 
 @router.post(P, response={201: ModelOut})
@@ -78,6 +70,7 @@ def create_model(request, project: str, payload: ModelIn):
     model = services.registered_model_create(
         project=p, actor=request.auth, name=payload.name, task=payload.task, description=payload.description,
         input_contract=[c.dict() for c in payload.input_contract], feature_set=feature_set)
+    located(request, f"/api/v1/projects/{p.slug}/models/{model.name}")
     return Status(201, _model_out(model))
 
 
@@ -91,7 +84,7 @@ def get_model(request, project: str, model: str):
 @api_permission("model.view")
 def list_versions(request, project: str, model: str, page: Query[Page], status: str = ""):
     m = _model(request, project, model, "model.view")
-    return [_version_out(v) for v in _page(selectors.model_version_list(model=m, status=status), page)]
+    return [_version_out(v) for v in paginate(request, selectors.model_version_list(model=m, status=status), page)]
 
 
 _UPLOAD_DOC = {
@@ -110,7 +103,7 @@ _UPLOAD_DOC = {
 }
 
 
-@router.post(P + "/{model}/versions", response={202: VersionOut}, openapi_extra=_UPLOAD_DOC)
+@router.post(P + "/{model}/versions", response={202: VersionOut}, openapi_extra={**_UPLOAD_DOC, **IDEMPOTENT})
 @api_permission("model.upload")
 def upload_version(request, project: str, model: str):
     """Upload a version (multipart). Answers 202: validation runs in a worker; poll the version."""
@@ -128,7 +121,8 @@ def upload_version(request, project: str, model: str):
         holdout_target=d.get("holdout_target") or "target", training_data=d.get("training_data"),
         uploader_metrics=d.get("uploader_metrics"), tags=d.get("tags"), model_card=d.get("model_card") or "",
         code_ref=d.get("code_ref") or "", parent_version=d.get("parent_version"),
-        idempotency_key=request.headers.get("Idempotency-Key"))
+        idempotency_key=idempotency_key(request))
+    located(request, f"/api/v1/projects/{m.project.slug}/models/{m.name}/versions/{version.version}")
     return Status(202, _version_out(version))
 
 

@@ -1,16 +1,19 @@
 from datetime import datetime
+from typing import Literal
 
-from ninja import Schema
+from ninja import Field, Schema
+
+from apps.common.schemas import InSchema
 
 
-class ContractItem(Schema):
+class ContractItem(InSchema):
     name: str
     type: str = "float"
 
 
-class ModelIn(Schema):
-    name: str
-    task: str
+class ModelIn(InSchema):
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
+    task: Literal["binary_classification", "multiclass_classification", "regression"]
     input_contract: list[ContractItem] = []
     description: str = ""
     feature_set: str | None = None
@@ -59,12 +62,12 @@ class VersionOut(Schema):
     url: str
 
 
-class VersionPatch(Schema):
+class VersionPatch(InSchema):
     tags: list[str] | None = None
     model_card: str | None = None
 
 
-class ArchiveIn(Schema):
+class ArchiveIn(InSchema):
     archived: bool = True
 
 

@@ -1,12 +1,15 @@
 """API of shadow runs and promotion (mounted in portal/api.py). Thin: resolve, call one service, shape."""
 
 from datetime import datetime
+from typing import Literal
 
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from apps.common.errors import NotFound
+from apps.common.schemas import InSchema, Page, job_location, located, paginate
 from apps.deployments import selectors
 from apps.projects.access import api_permission
+from apps.projects.schemas import JobAcceptedOut, job_accepted
 from apps.projects.selectors import project_get_for_user
 
 from . import selectors as release_selectors
@@ -17,9 +20,9 @@ from .services import promotion, rollout, shadow
 router = Router(tags=["shadow & promotion"])
 
 
-class ShadowRunIn(Schema):
+class ShadowRunIn(InSchema):
     candidate_id: int
-    backfill_hours: float = 24.0
+    backfill_hours: float = Field(24.0, ge=0, le=24 * 90, description="also score the last hours of traffic")
 
 
 class ShadowRunOut(Schema):
@@ -37,19 +40,13 @@ class ShadowRunOut(Schema):
     started_at: datetime
 
 
-class JobOut(Schema):
-    job_id: str
-    status: str
-    status_url: str
-
-
-class PromotionIn(Schema):
+class PromotionIn(InSchema):
     candidate_id: int
     justification: str
 
 
-class ReviewIn(Schema):
-    decision: str
+class ReviewIn(InSchema):
+    decision: Literal["approve", "reject"]
     comment: str
     evidence_hash: str
     artifact_sha256: str
@@ -92,11 +89,11 @@ class PromotionOut(Schema):
     decided_by: str | None
 
 
-class RollbackIn(Schema):
+class RollbackIn(InSchema):
     reason: str = ""
 
 
-class PolicyIn(Schema):
+class PromotionPolicyIn(InSchema):
     approvals_required: int | None = None
     min_shadow_requests: int | None = None
     tolerance: float | None = None
@@ -107,16 +104,32 @@ class PolicyIn(Schema):
     metric_margin: float | None = None
 
 
-class CanaryIn(Schema):
+class PromotionPolicyOut(Schema):
+    approvals_required: int
+    min_shadow_requests: int
+    tolerance: float
+    min_labelled: int
+    alpha: float
+    first_version_owner_override: bool
+
+
+class CanaryIn(InSchema):
+    candidate_id: int
+    percent: float = Field(..., gt=0, le=50, description="share of live requests (more than 0, at most 50)")
+    sticky_by: Literal["request", "entity"] = "request"
+
+
+class CanaryOut(Schema):
+    deployment: str
     candidate_id: int
     percent: float
-    sticky_by: str = "request"
+    sticky_by: str
 
 
-class Filter(Schema):
-    status: str = ""
-    limit: int = 50
-    offset: int = 0
+class RollbackOut(Schema):
+    deployment: str
+    production_version_id: int
+    production_version: str
 
 
 def _dep(request, project: str, deployment: str, action: str):
@@ -174,9 +187,10 @@ def _req(request, project: str, pk: int, action: str):
 
 @router.get("/projects/{project}/deployments/{deployment}/shadow-runs", response=list[ShadowRunOut])
 @api_permission("deployment.view")
-def shadow_run_list(request, project: str, deployment: str):
+def shadow_run_list(request, project: str, deployment: str, page: Query[Page]):
     dep = _dep(request, project, deployment, "deployment.view")
-    return [_run_out(r) for r in dep.shadow_runs.select_related("deployment", "candidate__model")[:200]]
+    return [_run_out(r) for r in paginate(request, dep.shadow_runs.select_related("deployment", "candidate__model"),
+                                          page)]
 
 
 @router.post("/projects/{project}/deployments/{deployment}/shadow-runs", response={201: ShadowRunOut})
@@ -185,6 +199,7 @@ def shadow_run_start(request, project: str, deployment: str, payload: ShadowRunI
     dep = _dep(request, project, deployment, "shadow.manage")
     run = shadow.shadow_run_start(deployment=dep, actor=request.auth, candidate=_version(dep, payload.candidate_id),
                                   backfill_hours=payload.backfill_hours)
+    located(request, f"/api/v1/projects/{dep.project.slug}/shadow-runs/{run.pk}")
     return Status(201, _run_out(run))
 
 
@@ -200,11 +215,12 @@ def shadow_run_stop(request, project: str, run_id: int):
     return _run_out(shadow.shadow_run_stop(run=_run(request, project, run_id, "shadow.manage"), actor=request.auth))
 
 
-@router.post("/projects/{project}/shadow-runs/{run_id}/score", response={202: JobOut})
+@router.post("/projects/{project}/shadow-runs/{run_id}/score", response={202: JobAcceptedOut})
 @api_permission("shadow.manage")
 def shadow_run_score(request, project: str, run_id: int):
     job = shadow.shadow_run_score_request(run=_run(request, project, run_id, "shadow.manage"), actor=request.auth)
-    return Status(202, {"job_id": str(job.pk), "status": job.status, "status_url": f"/api/v1/jobs/{job.pk}"})
+    job_location(request, job.pk)
+    return Status(202, job_accepted(job))
 
 
 # --- promotion requests --------------------------------------------------------------------------
@@ -212,17 +228,16 @@ def shadow_run_score(request, project: str, run_id: int):
 
 @router.get("/projects/{project}/promotions", response=list[PromotionOut])
 @api_permission("deployment.view")
-def promotion_list(request, project: str, filters: Query[Filter]):
+def promotion_list(request, project: str, page: Query[Page], status: str = ""):
     proj = project_get_for_user(user=request.auth, slug=project, action="deployment.view")
-    qs = release_selectors.promotion_request_list(project=proj, status=filters.status)
-    start = max(0, filters.offset)
-    return [_req_out(r) for r in qs[start:start + max(1, min(filters.limit, 200))]]
+    qs = release_selectors.promotion_request_list(project=proj, status=status)
+    return [_req_out(r) for r in paginate(request, qs, page)]
 
 
 @router.get("/promotions/inbox", response=list[PromotionOut])
 @api_permission("authenticated")
-def promotion_inbox(request):
-    return [_req_out(r) for r in release_selectors.promotion_inbox_for_user(user=request.auth)[:200]]
+def promotion_inbox(request, page: Query[Page]):
+    return [_req_out(r) for r in paginate(request, release_selectors.promotion_inbox_for_user(user=request.auth), page)]
 
 
 @router.post("/projects/{project}/deployments/{deployment}/promotions", response={201: PromotionOut})
@@ -232,6 +247,7 @@ def promotion_open(request, project: str, deployment: str, payload: PromotionIn)
     req = promotion.promotion_request_open(deployment=dep, actor=request.auth,
                                            candidate=_version(dep, payload.candidate_id),
                                            justification=payload.justification)
+    located(request, f"/api/v1/projects/{dep.project.slug}/promotions/{req.pk}")
     return Status(201, _req_out(req))
 
 
@@ -262,10 +278,11 @@ def promotion_withdraw(request, project: str, pk: int):
 def promotion_review(request, project: str, pk: int, payload: ReviewIn):
     req = _req(request, project, pk, "promotion.review")
     promotion.promotion_request_review(request=req, reviewer=request.auth, **payload.dict())
+    located(request, f"/api/v1/projects/{req.project.slug}/promotions/{pk}")
     return Status(201, _req_out(release_selectors.promotion_request_get(project=req.project, pk=pk)))
 
 
-@router.post("/projects/{project}/deployments/{deployment}/rollback")
+@router.post("/projects/{project}/deployments/{deployment}/rollback", response=RollbackOut)
 @api_permission("deployment.view")
 def deployment_rollback(request, project: str, deployment: str, payload: RollbackIn):
     dep = _dep(request, project, deployment, "deployment.view")
@@ -274,21 +291,21 @@ def deployment_rollback(request, project: str, deployment: str, payload: Rollbac
             "production_version": str(dep.production_version)}
 
 
-@router.get("/projects/{project}/promotion-policy")
+@router.get("/projects/{project}/promotion-policy", response=PromotionPolicyOut)
 @api_permission("deployment.view")
 def policy_get(request, project: str):
     return promotion_policy(project_get_for_user(user=request.auth, slug=project, action="deployment.view")).to_dict()
 
 
-@router.put("/projects/{project}/promotion-policy")
+@router.put("/projects/{project}/promotion-policy", response=PromotionPolicyOut)
 @api_permission("project.edit")
-def policy_put(request, project: str, payload: PolicyIn):
+def policy_put(request, project: str, payload: PromotionPolicyIn):
     proj = project_get_for_user(user=request.auth, slug=project, action="project.edit")
     values = {k: v for k, v in payload.dict().items() if v is not None}
     return promotion.promotion_policy_update(project=proj, actor=request.auth, values=values).to_dict()
 
 
-@router.put("/projects/{project}/deployments/{deployment}/canary")
+@router.put("/projects/{project}/deployments/{deployment}/canary", response=CanaryOut)
 @api_permission("deployment.manage")
 def canary_put(request, project: str, deployment: str, payload: CanaryIn):
     dep = _dep(request, project, deployment, "deployment.manage")

@@ -7,6 +7,8 @@ from django.urls import reverse
 from ninja import Query, Router, Schema, Status
 
 from apps.common.errors import InvalidInput, NotFound
+from apps.common.idempotency import idempotency_key
+from apps.common.schemas import IDEMPOTENT, InSchema, Page, located, paginate
 from apps.deployments.selectors import deployment_get_by_slug
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
@@ -20,11 +22,6 @@ from .services import retraining as retraining_services
 
 router = Router(tags=["training"])
 P = "/projects/{project}/models/{model}/training-jobs"
-
-
-class Page(Schema):
-    limit: int = 50
-    offset: int = 0
 
 
 class TrainingJobOut(Schema):
@@ -103,8 +100,7 @@ def list_training_jobs(request, project: str, model: str, page: Query[Page], sta
     qs = _qs().filter(model=m)
     if status:
         qs = qs.filter(job__status=status)
-    limit, offset = max(1, min(page.limit, 500)), max(0, page.offset)
-    return [_out(tj) for tj in qs[offset: offset + limit]]
+    return [_out(tj) for tj in paginate(request, qs, page)]
 
 
 _CREATE_DOC = {
@@ -124,7 +120,7 @@ _CREATE_DOC = {
 }
 
 
-@router.post(P, response={202: TrainingJobOut}, openapi_extra=_CREATE_DOC)
+@router.post(P, response={202: TrainingJobOut}, openapi_extra={**_CREATE_DOC, **IDEMPOTENT})
 @api_permission("training.run")
 def create_training_job(request, project: str, model: str):
     """Start a training job (multipart). 202: it runs on the training queue; poll it. Send an
@@ -141,7 +137,8 @@ def create_training_job(request, project: str, model: str):
         labels_filename=d["labels"].name, timestamp_column=d["timestamp_column"], label_column=d["label_column"],
         window_start=d["window_start"], window_end=d["window_end"], holdout_split_at=d["holdout_split_at"],
         holdout_fraction=d["holdout_fraction"] or 0.2, note=d["note"],
-        idempotency_key=request.headers.get("Idempotency-Key"))
+        idempotency_key=idempotency_key(request))
+    located(request, f"/api/v1/projects/{m.project.slug}/models/{m.name}/training-jobs/{tj.pk}")
     return Status(202, _out(_qs().get(pk=tj.pk)))
 
 
@@ -165,7 +162,7 @@ retraining_router = Router(tags=["retraining"])
 RP = "/deployments/{deployment}/retraining-policy"
 
 
-class RetrainingPolicyIn(Schema):
+class RetrainingPolicyIn(InSchema):
     triggers: list[dict]
     enabled: bool = True
     cooldown_minutes: int = 24 * 60
@@ -193,7 +190,7 @@ class RetrainingPolicyOut(Schema):
     updated_at: datetime
 
 
-class RetrainIn(Schema):
+class RetrainIn(InSchema):
     reason: str = ""
 
 
@@ -270,17 +267,18 @@ def policy_retrain_now(request, deployment: str, payload: RetrainIn):
     with ``status: "skipped"`` and the reason in ``outcome``."""
     policy = _policy(request, deployment, "retraining.configure")
     firing = retraining_services.retraining_retrain_now(policy=policy, actor=request.auth, reason=payload.reason)
+    located(request, f"/api/v1/deployments/{policy.deployment.slug}/retraining-policy/firings/{firing.pk}")
     return Status(202, _firing_out(selectors.firing_get(policy=policy, pk=firing.pk)))
 
 
 @retraining_router.get(RP + "/firings", response=list[RetrainingFiringOut])
 @api_permission("monitoring.view")
-def policy_firings(request, deployment: str, limit: int = 50, offset: int = 0, status: str = ""):
+def policy_firings(request, deployment: str, page: Query[Page], status: str = ""):
     policy = _policy(request, deployment, "monitoring.view")
     qs = selectors.firing_list(policy=policy)
     if status:
         qs = qs.filter(status=status)
-    return [_firing_out(f) for f in qs[max(0, offset): max(0, offset) + max(1, min(limit, 500))]]
+    return [_firing_out(f) for f in paginate(request, qs, page)]
 
 
 @retraining_router.get(RP + "/firings/{pk}", response=RetrainingFiringOut)

@@ -209,3 +209,33 @@ def test_replaying_spooled_records_after_a_crash_never_duplicates_rows_or_statis
     totals = PredictionMinuteStat.objects.all()
     assert sum(s.requests for s in totals) == 5 and sum(s.rows for s in totals) == 5
     assert stat is None or sum(stat.latency_hist) == 5
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["", "sdk_not-a-key", "slw_personal-token"])
+def test_predict_without_valid_credentials_is_401_whether_or_not_the_slug_exists(client, served, key):
+    known = post(client, {"instances": [row()]}, key)
+    unknown = post(client, {"instances": [row()]}, key, url="/api/v1/deployments/no-such-deployment/predict")
+    assert known.status_code == unknown.status_code == 401
+    assert known.json()["detail"] == unknown.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw, field", [
+    ('{"instances": [{"f0": 1, "f1": 1, "f2": 1, "f3": 1, "\\u0000": 1}]}', "instances[0]"),
+    ('{"instances": [{"f0": 1, "f1": 1, "f2": 1, "f3": 1, "\\ud800": 1}]}', "instances[0]"),
+    ('{"entities": ["a\\u0000b"]}', "entities[0]"),
+    ('{"instances": [{"f0": "\\udfff", "f1": 1, "f2": 1, "f3": 1}]}', "instances[0].f0"),
+])
+def test_predict_refuses_nul_and_lone_surrogates_naming_the_field(client, served, raw, field):
+    dep, key, _ = served
+    resp = post(client, raw.encode(), key)
+    assert resp.status_code == 422, resp.content
+    assert resp.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.django_db
+def test_predict_with_a_valid_key_and_a_nul_in_the_slug_is_422(client, served):
+    dep, key, _ = served
+    resp = post(client, {"instances": [row()]}, key, url="/api/v1/deployments/fraud%00api/predict")
+    assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "deployment"

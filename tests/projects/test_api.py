@@ -37,7 +37,7 @@ def test_duplicate_slug_is_409(project, users, api_client):
 
 def test_malformed_json_is_400_json(make_user, api_client):
     resp = api_client(make_user()).post("/api/v1/projects", "{not json", content_type="application/json")
-    assert resp.status_code == 400 and resp.json()["detail"].startswith("Cannot parse")
+    assert resp.status_code == 400 and resp.json()["detail"].startswith("Malformed JSON")
 
 
 def test_unknown_member_is_404_naming_username(project, users, api_client):

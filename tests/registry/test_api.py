@@ -19,11 +19,14 @@ def test_api_create_upload_list_get_metrics_lineage(project, users, api_client):
     client = api_client(users["data_scientist"])
     assert _create(client).status_code == 201
     X, y, names = f.make_classification_frame()
-    resp = client.post(f"{BASE}/churn/versions", {
-        "artifact": f.upload_file(f.skops_bytes(f.make_logreg(X, y)), "model.skops"),
-        "holdout": f.upload_file(f.table_csv_bytes(X, y), "holdout.csv"),
-        "tags": "baseline", "code_ref": "git:abc123", "uploader_metrics": '{"auc": 0.8}', "model_card": "# Churn",
-    }, headers={"Idempotency-Key": "k1"})
+    artifact, holdout = f.skops_bytes(f.make_logreg(X, y)), f.table_csv_bytes(X, y)
+
+    def form():
+        return {"artifact": f.upload_file(artifact, "model.skops"), "holdout": f.upload_file(holdout, "holdout.csv"),
+                "tags": "baseline", "code_ref": "git:abc123", "uploader_metrics": '{"auc": 0.8}',
+                "model_card": "# Churn"}
+
+    resp = client.post(f"{BASE}/churn/versions", form(), headers={"Idempotency-Key": "k1"})
     assert resp.status_code == 202, resp.content
     body = resp.json()
     assert body["status"] == "validating" and body["version"] == 1 and body["artifact_format"] == "skops"
@@ -36,10 +39,13 @@ def test_api_create_upload_list_get_metrics_lineage(project, users, api_client):
     lineage = client.get(f"{BASE}/churn/versions/1/lineage").json()
     assert lineage["code_ref"] == "git:abc123" and lineage["created_by"] == "data_scientist"
     assert len(client.get(f"{BASE}/churn/versions/1/profile").json()["reference_profile"]["features"]) == 4
-    # the same Idempotency-Key returns the first version instead of creating another
-    again = client.post(f"{BASE}/churn/versions", {"artifact": f.upload_file(f.make_logreg_skops_bytes(), "m.skops")},
-                        headers={"Idempotency-Key": "k1"})
+    # a retry (same Idempotency-Key, same body) returns the first version instead of creating another
+    again = client.post(f"{BASE}/churn/versions", form(), headers={"Idempotency-Key": "k1"})
     assert again.status_code == 202 and again.json()["version"] == 1
+    # the same key with another body is a conflict, not the old result
+    other = client.post(f"{BASE}/churn/versions", {"artifact": f.upload_file(f.make_logreg_skops_bytes(), "m.skops")},
+                        headers={"Idempotency-Key": "k1"})
+    assert other.status_code == 409 and other.json()["errors"][0]["field"] == "Idempotency-Key"
     archived = client.post(f"{BASE}/churn/versions/1/archive", {"archived": True}, content_type="application/json")
     assert archived.json()["status"] == "archived"
 
