@@ -373,6 +373,19 @@ def _final_step(estimator):
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 
+def _matrix_contract(version) -> bool:
+    try:
+        return C.Contract.from_spec(version.model.input_contract or []).numeric
+    except ValueError:
+        return False
+
+
+def _selects_columns_by_name(estimator) -> bool:
+    """A ColumnTransformer anywhere in the model picks columns by name: it needs a DataFrame."""
+    steps = estimator.steps if hasattr(estimator, "steps") else [(None, estimator)]
+    return any(type(step).__name__ == "ColumnTransformer" for _, step in steps)
+
+
 def _version_from_spec(spec: dict):
     """An unsaved in-memory ModelVersion (with its RegisteredModel) built from a state snapshot: enough
     for the registry's loader, with no database read."""
@@ -414,11 +427,11 @@ def _load_predictor(version_id: int, spec: dict | None = None):
         version = ModelVersion.objects.select_related("model").get(pk=version_id)
     started = time.perf_counter()
     predictor = load_predictor(version)
-    if predictor.format == "skops" and predictor.classes is not None:
+    if predictor.format == "skops" and predictor.classes is not None and _matrix_contract(version):
         estimator = load_estimator(version)
         final = _final_step(estimator)
         if type(final).__name__ in ARGMAX_CLASSIFIERS and list(getattr(final, "classes_", [])) == list(
-                predictor.classes):
+                predictor.classes) and not _selects_columns_by_name(estimator):
             predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names)
     size = _measured_bytes(predictor, version)
     logger.info("Loaded model version for serving", extra={
@@ -559,7 +572,10 @@ def _features(state: DeploymentState, body: dict):
     try:
         items = C.split_body(body, input_mode=state.input_mode, max_batch=state.max_batch)
         if state.input_mode == "inline":
-            return C.rows_to_matrix(items, state.contract), items, None
+            contract = state.contract
+            if contract.numeric:
+                return C.rows_to_matrix(items, contract), items, None
+            return C.rows_to_frame(items, contract), items, None
         keys = C.check_entity_keys(items)
     except C.ContractError as exc:
         raise ServingError(exc.status, exc.message, exc.errors, reason="invalid_input") from exc
@@ -583,12 +599,11 @@ def _entity_features(state: DeploymentState, keys: list[str]):
                            reason="online_unavailable") from exc
     rows = _online_rows(values, keys)
     try:
-        matrix = C.values_to_matrix(rows, state.contract, keys)
+        typed = C.online_rows(rows, state.contract, keys)
     except C.ContractError as exc:
         raise ServingError(exc.status, exc.message, exc.errors, reason="online_missing") from exc
-    inputs = [{n: (None if np.isnan(v) else float(v)) for n, v in zip(state.contract.names, row, strict=True)}
-              for row in matrix]
-    return matrix, inputs, keys
+    # the log keeps the declared types (a bool stays true/false, as in the reference profile)
+    return C.typed_rows_to_model_input(typed, state.contract), typed, keys
 
 
 def _online_rows(values, keys: list[str]) -> list[dict]:
@@ -610,8 +625,14 @@ def _to_json_list(arr) -> list:
     return [v.item() if hasattr(v, "item") else v for v in arr]
 
 
+def _has_missing(X) -> bool:
+    if isinstance(X, np.ndarray):
+        return bool(np.isnan(X).any())
+    return bool(X.isna().to_numpy().any())
+
+
 def _non_finite_output(matrix, what: str):
-    if np.isnan(matrix).any():
+    if _has_missing(matrix):
         raise ServingError(422, "The model could not score this input: it does not accept missing values (null); "
                                 "send a number for every feature", reason="model_input")
     raise ServingError(500, f"The model returned a non-finite {what}", reason="model_output")

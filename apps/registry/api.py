@@ -28,7 +28,8 @@ def _page(qs, page: Page):
 
 def _model_out(m) -> dict:
     return {"id": m.pk, "name": m.name, "task": m.task, "description": m.description,
-            "input_contract": m.input_contract, "feature_set": m.feature_set.name if m.feature_set_id else None,
+            "input_contract": m.input_contract, "contract_pending": not m.input_contract,
+            "feature_set": m.feature_set.name if m.feature_set_id else None,
             "created_by": m.created_by.username if m.created_by else None, "created_at": m.created_at,
             "archived_at": m.archived_at, "versions": getattr(m, "version_count", None) or m.versions.count()}
 
@@ -77,7 +78,9 @@ def create_model(request, project: str, payload: ModelIn):
             raise NotFound(f"No feature set named {payload.feature_set!r}", field="feature_set")
     model = services.registered_model_create(
         project=p, actor=request.auth, name=payload.name, task=payload.task, description=payload.description,
-        input_contract=[c.dict() for c in payload.input_contract], feature_set=feature_set)
+        input_contract=(payload.input_contract if isinstance(payload.input_contract, str)
+                        else [c.dict(exclude_none=True) for c in payload.input_contract]),
+        feature_set=feature_set)
     return Status(201, _model_out(model))
 
 

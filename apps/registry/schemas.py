@@ -4,14 +4,22 @@ from ninja import Schema
 
 
 class ContractItem(Schema):
+    """One input feature (see the README's "Input contracts")."""
+
     name: str
     type: str = "float"
+    nullable: bool = False
+    categories: list[str | int] | None = None
+    unknown: str | None = None
+    categorical: bool | None = None
+    description: str | None = None
 
 
 class ModelIn(Schema):
     name: str
     task: str
-    input_contract: list[ContractItem] = []
+    # a list of features, or "infer": read it from the first uploaded version (model + holdout/training file)
+    input_contract: list[ContractItem] | str = []
     description: str = ""
     feature_set: str | None = None
 
@@ -22,6 +30,7 @@ class ModelOut(Schema):
     task: str
     description: str
     input_contract: list[dict]
+    contract_pending: bool = False  # "infer" was asked and no version has been validated yet
     feature_set: str | None = None
     created_by: str | None = None
     created_at: datetime

@@ -61,12 +61,12 @@ def test_batch_limits_and_shape():
     assert split_body({"entities": ["k"]}, input_mode="entity", max_batch=10) == ["k"]
 
 
-def test_contract_refuses_types_that_cannot_be_served():
-    with pytest.raises(ValueError, match="cannot be served as a number"):
-        Contract.from_spec([{"name": "country", "type": "string"}])
+def test_contract_refuses_unknown_types_naming_the_feature():
+    with pytest.raises(ValueError, match="Feature 'country': type 'blob' is not one of float, int, bool, string, datetime"):
+        Contract.from_spec([{"name": "country", "type": "blob"}])
 
 
 def test_pure_modules_do_not_import_django():
-    code = ("import apps.deployments.contract, apps.deployments.spool, apps.deployments.stats, sys; "
+    code = ("import apps.deployments.contract, apps.registry.contract, apps.registry.infer, apps.deployments.spool, apps.deployments.stats, sys; "
             "assert 'django' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
