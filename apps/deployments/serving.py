@@ -349,13 +349,15 @@ class SklearnPredictor:
     call would need a pandas DataFrame or emit a warning); columns are always in contract order.
     """
 
-    def __init__(self, estimator, classes, version_id: int, feature_names: list[str]):
+    def __init__(self, estimator, classes, version_id: int, feature_names: list[str], *, keep_names: bool = False):
         self.estimator = estimator
         self.classes = classes
         self.version_id = version_id
         self.feature_names = feature_names
         self.format = "skops"
         self._classes_arr = np.asarray(getattr(estimator, "classes_", classes))
+        if keep_names:  # typed DataFrame input (text features, or a ColumnTransformer picking columns by name)
+            return
         steps = estimator.steps if hasattr(estimator, "steps") else [(None, estimator)]
         for _, step in steps:
             if hasattr(step, "feature_names_in_"):
@@ -427,12 +429,17 @@ def _load_predictor(version_id: int, spec: dict | None = None):
         version = ModelVersion.objects.select_related("model").get(pk=version_id)
     started = time.perf_counter()
     predictor = load_predictor(version)
-    if predictor.format == "skops" and predictor.classes is not None and _matrix_contract(version):
+    if predictor.format == "skops" and predictor.classes is not None:
         estimator = load_estimator(version)
         final = _final_step(estimator)
         if type(final).__name__ in ARGMAX_CLASSIFIERS and list(getattr(final, "classes_", [])) == list(
-                predictor.classes) and not _selects_columns_by_name(estimator):
-            predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names)
+                predictor.classes):
+            by_name = not _matrix_contract(version) or _selects_columns_by_name(estimator)
+            if by_name and not _matrix_contract(version):
+                predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names,
+                                             keep_names=True)
+            elif not by_name:
+                predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names)
     size = _measured_bytes(predictor, version)
     logger.info("Loaded model version for serving", extra={
         "version_id": version_id, "format": predictor.format, "bytes": size,

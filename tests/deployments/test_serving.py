@@ -209,3 +209,37 @@ def test_replaying_spooled_records_after_a_crash_never_duplicates_rows_or_statis
     totals = PredictionMinuteStat.objects.all()
     assert sum(s.requests for s in totals) == 5 and sum(s.rows for s in totals) == 5
     assert stat is None or sum(stat.latency_hist) == 5
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("onnx", [False, True], ids=["scikit-learn form", "ONNX form"])
+def test_mixed_type_pipeline_serves_text_inputs_in_both_forms_equal_to_scikit_learn(client, project, users, onnx):
+    import numpy as np
+    import pandas as pd
+
+    from apps.deployments import serving
+
+    from .factories import churn_frame, churn_pipeline, make_ready_mixed_version
+
+    serving.CACHE.clear()
+    serving.CACHE._predictors.clear()  # version ids can be reused between tests
+    version = make_ready_mixed_version(project=project, actor=users["owner"], onnx=onnx)
+    _, key = deploy(project=project, actor=users["owner"], version=version, slug="churn-api")
+    X, y = churn_frame()
+    pipe = churn_pipeline(X, y)
+    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in X.head(25).to_dict("records")]
+    resp = post(client, {"instances": rows}, key, url="/api/v1/deployments/churn-api/predict")
+    assert resp.status_code == 200, resp.content
+    got = resp.json()["predictions"]
+    assert [g["prediction"] for g in got] == list(pipe.predict(pd.DataFrame(rows)))
+    proba = np.array([[g["probabilities"][c] for c in pipe.classes_] for g in got])
+    np.testing.assert_allclose(proba, pipe.predict_proba(pd.DataFrame(rows)), atol=1e-5 if onnx else 1e-12)
+    predictor, _ = serving.CACHE.predictor(serving.CACHE.deployment("churn-api"))
+    assert predictor.format == ("onnx" if onnx else "skops")
+    bad = post(client, {"instances": [rows[0], {**rows[1], "plan": "enterprise"}]}, key,
+               url="/api/v1/deployments/churn-api/predict")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "instances[1].plan"
+    logpipe.drain()
+    logged = PredictionLog.objects.filter(deployment__slug="churn-api").first()
+    assert isinstance(logged.inputs["country"], str) and isinstance(logged.inputs["tenure months"], int)
+    serving.CACHE.clear()

@@ -15,36 +15,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from tests.deployments.factories import churn_frame, churn_pipeline
+
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-NUMERIC = ["Monthly Spend ($)", "tenure months"]
-TEXT = ["country", "plan"]
-
-
-def churn_frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({
-        "country": rng.choice(["DE", "FR", "US", "ES"], n, p=[0.4, 0.3, 0.2, 0.1]),
-        "Monthly Spend ($)": rng.normal(50, 12, n).round(2),
-        "plan": rng.choice(["basic", "pro", "team"], n),
-        "tenure months": rng.integers(0, 72, n),
-    })
-    logit = (0.08 * (X["Monthly Spend ($)"] - 50) - 0.03 * (X["tenure months"] - 36)
-             + X["country"].map({"DE": -0.5, "FR": 0.2, "US": 0.8, "ES": 0.0})
-             + X["plan"].map({"basic": 0.6, "pro": -0.2, "team": -0.6}))
-    y = pd.Series(np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "churned", "stayed"), name="target")
-    return X, y
-
-
-def churn_pipeline(X, y):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    pre = ColumnTransformer([("text", OneHotEncoder(handle_unknown="ignore"), TEXT),
-                             ("num", StandardScaler(), NUMERIC)])
-    return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
 
 
 def skops_bytes(model) -> bytes:
