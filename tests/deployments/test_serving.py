@@ -243,3 +243,16 @@ def test_mixed_type_pipeline_serves_text_inputs_in_both_forms_equal_to_scikit_le
     logged = PredictionLog.objects.filter(deployment__slug="churn-api").first()
     assert isinstance(logged.inputs["country"], str) and isinstance(logged.inputs["tenure months"], int)
     serving.CACHE.clear()
+
+
+@pytest.mark.django_db
+def test_deployment_page_shows_a_typed_curl_example_for_text_features(project, users, logged_in_client):
+    from .factories import make_ready_mixed_version
+
+    version = make_ready_mixed_version(project=project, actor=users["owner"])
+    deploy(project=project, actor=users["owner"], version=version, slug="churn-api")
+    page = logged_in_client(users["owner"]).get(f"/projects/{project.slug}/deployments/churn-api/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "&quot;country&quot;: &quot;DE&quot;" in text or '"country": "DE"' in text, text[:200]
+    assert "Monthly Spend ($)" in text
