@@ -1,8 +1,13 @@
 """Strict request parsing and validation against a model's input contract (pure: no Django).
 
-A contract is an ordered list of ``(name, type, nullable)``. Rows are JSON objects. Nothing is coerced:
-``"1.5"`` is not a float, ``true`` is not a number, ``1.5`` is not an integer; NaN/Infinity tokens and
-duplicate keys are refused at parse time. Errors carry the field (``instances[3].amount``) and a message.
+The contract (``apps.registry.contract``) is an ordered list of typed features — float, int, bool,
+string (with optional categories and an unknown-category policy), datetime — each maybe nullable. Rows
+are JSON objects. Nothing is coerced: ``"1.5"`` is not a float, ``true`` is not a number, ``1.5`` is not
+an integer, ``3`` is not a string; NaN/Infinity tokens and duplicate keys are refused at parse time.
+Errors carry the field (``instances[3].amount``) and a message naming feature and row.
+
+A contract of numbers and bools becomes one float64 matrix (``rows_to_matrix``, the fast path); one with
+text or datetime features (or categories to enforce) becomes a typed pandas DataFrame (``rows_to_frame``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ class Contract:
     categories: tuple[frozenset | None, ...] = ()
     refuse_unknown: tuple[bool, ...] = ()
     spec: tuple[dict, ...] = ()
+    # every feature is a number or bool (and no category list to enforce): rows become one float64
+    # matrix — the fast path; decided once here, not per request
+    numeric: bool = True
 
     @classmethod
     def from_spec(cls, items: list[dict]) -> Contract:
@@ -47,24 +55,19 @@ class Contract:
         if not items:
             return cls((), (), ())
         canonical = spec.normalize_contract(list(items))
+        kinds = tuple(KIND_OF[c["type"]] for c in canonical)
+        refuse = tuple(c.get("unknown") == "refuse" for c in canonical)
         return cls(
-            names=tuple(c["name"] for c in canonical),
-            kinds=tuple(KIND_OF[c["type"]] for c in canonical),
+            names=tuple(c["name"] for c in canonical), kinds=kinds,
             nullable=tuple(c["nullable"] for c in canonical),
             categories=tuple(frozenset(c["categories"]) if "categories" in c else None for c in canonical),
-            refuse_unknown=tuple(c.get("unknown") == "refuse" for c in canonical),
-            spec=tuple(canonical),
+            refuse_unknown=refuse, spec=tuple(canonical),
+            numeric=all(k in "fib" for k in kinds) and not any(refuse),
         )
 
     @property
     def width(self) -> int:
         return len(self.names)
-
-    @property
-    def numeric(self) -> bool:
-        """Every feature is a number or bool: rows become one float64 matrix (the fast path)."""
-        return all(k in "fib" for k in self.kinds) and not any(
-            c is not None and r for c, r in zip(self.categories, self.refuse_unknown, strict=False))
 
 
 def _no_constant(token: str):
