@@ -272,16 +272,20 @@ def coerce_frame(df, contract: list[dict]):
     import numpy as np
     import pandas as pd
 
-    columns = []
+    data = {}
     for c in contract:
         s = df[c["name"]]
         typ = canonical_type(c.get("type"))
-        if typ in ("float", "int"):
-            num = pd.to_numeric(s, errors="coerce").astype("float64")
+        if typ in ("float", "int"):  # vectorised: training files may have millions of rows
+            num = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+            num = np.where(np.isfinite(num), num, np.nan)
             if typ == "int":
-                num = num.where(np.isfinite(num) & (num == np.floor(num)))
-            values = [None if not np.isfinite(v) else (int(v) if typ == "int" else float(v)) for v in num.to_numpy()]
-        elif typ == "bool":
+                num = np.where(num == np.floor(num), num, np.nan)
+                data[c["name"]] = num if np.isnan(num).any() else num.astype("int64")
+            else:
+                data[c["name"]] = num
+            continue
+        if typ == "bool":
             values = [None if _missing(v) else (bool(v) if isinstance(v, (bool, np.bool_, int, np.integer, float))
                                                  else str(v).strip().lower() in ("1", "true", "yes", "1.0"))
                       for v in s.tolist()]
@@ -289,8 +293,8 @@ def coerce_frame(df, contract: list[dict]):
             values = [None if _missing(v) else (v.isoformat() if hasattr(v, "isoformat") else str(v)) for v in s.tolist()]
         else:
             values = [None if _missing(v) else _text(v) for v in s.tolist()]
-        columns.append(values)
-    frame = typed_frame(columns, contract)
+        data[c["name"]] = typed_column(values, typ)
+    frame = pd.DataFrame(data, copy=False)
     frame.index = df.index
     return frame
 
