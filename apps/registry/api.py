@@ -10,7 +10,16 @@ from apps.projects.selectors import project_get_for_user
 from . import selectors, services
 from .forms import VersionUploadForm
 from .models import ModelVersion
-from .schemas import ArchiveIn, MetricsOut, ModelIn, ModelOut, ProfileOut, VersionOut, VersionPatch
+from .schemas import (
+    ArchiveIn,
+    ContractIn,
+    MetricsOut,
+    ModelIn,
+    ModelOut,
+    ProfileOut,
+    VersionOut,
+    VersionPatch,
+)
 
 router = Router(tags=["registry"])
 P = "/projects/{project}/models"
@@ -88,6 +97,16 @@ def create_model(request, project: str, payload: ModelIn):
 @api_permission("model.view")
 def get_model(request, project: str, model: str):
     return _model_out(_model(request, project, model, "model.view"))
+
+
+@router.put(P + "/{model}/contract", response=ModelOut)
+@api_permission("model.upload")
+def update_contract(request, project: str, model: str, payload: ContractIn):
+    """Change nullable, categories or the unknown-category policy ("refuse"/"pass") of the model's features;
+    names, order and types stay (422 naming the differences)."""
+    m = _model(request, project, model, "model.upload")
+    return _model_out(services.registered_model_contract_update(
+        model=m, actor=request.auth, input_contract=[c.dict(exclude_none=True) for c in payload.input_contract]))
 
 
 @router.get(P + "/{model}/versions", response=list[VersionOut])

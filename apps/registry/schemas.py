@@ -24,6 +24,10 @@ class ModelIn(Schema):
     feature_set: str | None = None
 
 
+class ContractIn(Schema):
+    input_contract: list[ContractItem]
+
+
 class ModelOut(Schema):
     id: int
     name: str

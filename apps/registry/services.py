@@ -157,6 +157,56 @@ def feature_set_contract(feature_set) -> list[dict]:
     return out
 
 
+CONTRACT_EDITABLE = ("nullable", "categories", "unknown")
+
+
+def registered_model_contract_update(*, model: RegisteredModel, actor, input_contract) -> RegisteredModel:
+    """Change how the contract treats values — the unknown-category policy (``refuse``/``pass``), the
+    known categories, nullability — never the features themselves (names, order, types, categorical):
+    the versions were validated and profiled against those. Serving picks the change up within about a
+    second (the serving state is invalidated after commit); audited with the changes per feature."""
+    _require(actor, model.project, "model.upload")
+    if model.is_archived:
+        raise Conflict(f"{model.name} is archived")
+    if not model.input_contract:
+        raise Conflict(f"{model.name} has no contract yet: it is inferred from the first validated version",
+                       field="input_contract")
+    new = clean_contract(input_contract)
+    old = spec.normalize_contract(model.input_contract)
+    fixed = [(c["name"], c["type"], bool(c.get("categorical"))) for c in old]
+    if [(c["name"], c["type"], bool(c.get("categorical"))) for c in new] != fixed:
+        problems = spec.differences(new, old, found_from="the current contract")
+        current = {c["name"]: c for c in old}
+        for c in new:
+            was = current.get(c["name"])
+            if was is not None and (was["type"], bool(was.get("categorical"))) != (c["type"],
+                                                                                  bool(c.get("categorical"))):
+                problems.append(f"{c['name']!r} is {was['type']}{' categorical' if was.get('categorical') else ''}, "
+                                f"not {c['type']}{' categorical' if c.get('categorical') else ''}")
+        problems = list(dict.fromkeys(problems))
+        raise InvalidInput("Only nullable, categories and the unknown-category policy can change (register a new "
+                           "model for other features or types): " + "; ".join(problems), field="input_contract")
+    changes = {}
+    for before, after in zip(old, new, strict=True):
+        diff = {k: [before.get(k), after.get(k)] for k in CONTRACT_EDITABLE if before.get(k) != after.get(k)}
+        if diff:
+            changes[after["name"]] = diff
+    if not changes:
+        return model
+    from apps.common.tasks import task_send_on_commit
+
+    with transaction.atomic():
+        locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        locked.input_contract = new
+        locked.save(update_fields=["input_contract", "updated_at"])
+        audit_record(actor=actor, verb="model.contract_update", project=model.project, target=locked,
+                     details={"changes": changes})
+        # serving reloads a deployment's contract when the serving generation moves
+        task_send_on_commit("workers.deployments.serving_generation_bump", best_effort=True)
+    model.input_contract = new
+    return model
+
+
 @transaction.atomic
 def registered_model_archive(*, model: RegisteredModel, actor, archived: bool = True) -> RegisteredModel:
     _require(actor, model.project, "model.archive")

@@ -122,3 +122,19 @@ def test_api_accepts_infer_and_typed_features(project, users, api_client):
                     data={"name": "bad", "task": "binary_classification",
                           "input_contract": [{"name": "a\tb", "type": "float"}]})
     assert r.status_code == 422 and "no control characters" in r.json()["detail"]
+
+
+def test_api_contract_update(project, users, api_client):
+    from tests.deployments.factories import make_ready_mixed_version
+
+    version = make_ready_mixed_version(project=project, actor=users["owner"])
+    url = f"/api/v1/projects/{project.slug}/models/{version.model.name}/contract"
+    contract = [dict(c) for c in version.model.input_contract]
+    contract[2]["unknown"] = "pass"
+    r = api_client(users["data_scientist"]).put(url, data={"input_contract": contract}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["input_contract"][2]["unknown"] == "pass"
+    r = api_client(users["analyst"]).put(url, data={"input_contract": contract}, content_type="application/json")
+    assert r.status_code == 403
+    r = api_client(users["data_scientist"]).put(url, data={"input_contract": contract[:2]},
+                                                content_type="application/json")
+    assert r.status_code == 422 and "Only nullable" in r.json()["detail"] and "tenure months" in r.json()["detail"]
