@@ -137,3 +137,16 @@ def test_regression_outcomes_must_be_finite_numbers(deployment, users, api_clien
                        2: "label must be a number for a regression model, got the string '12.5'",
                        3: "observed_at 2999-01-01 is in the future"}
     assert list(Outcome.objects.values_list("label", flat=True)) == [12.5]
+
+
+def test_outcomes_not_logged_yet_are_checked_against_the_production_version(deployment, users, api_client):
+    from apps.monitoring.models import PendingOutcome
+
+    client = api_client(users["owner"])
+    early_ok, early_bad = str(uuid.uuid4()), str(uuid.uuid4())
+    r = _post(client, deployment.slug, {"outcomes": [{"request_id": early_ok, "label": 1},
+                                                     {"request_id": early_bad, "label": "yes"}]})
+    assert r.status_code == 202, r.content
+    assert r.json()["pending_request_ids"] == [early_ok]
+    assert [(i["index"], i["field"]) for i in r.json()["invalid"]] == [(1, "outcomes.1.label")]
+    assert [str(p) for p in PendingOutcome.objects.values_list("request_id", flat=True)] == [early_ok]
