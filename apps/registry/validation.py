@@ -493,6 +493,21 @@ def _inference_frame(version: ModelVersion, holdout: pd.DataFrame | None, declar
     return holdout
 
 
+def _check_declared_against_model(declared: list[dict], estimator) -> None:
+    """What the model alone says (feature_names_in_, its encoders and scalers) against the declared
+    contract, before any data file is read; refused naming every difference."""
+    if not declared:
+        return
+    try:
+        found, sources = infer_mod.found_contract(estimator, None)
+        canonical = spec.normalize_contract(declared)
+    except spec.ContractSpecError:
+        return  # no names in the model / an invalid stored contract: resolve_contract decides
+    problems = spec.differences(canonical, found, found_from="the model")
+    if problems:
+        raise Rejected("Input signature mismatch: " + "; ".join(problems), step="signature")
+
+
 def resolve_contract(version: ModelVersion, estimator, frame: pd.DataFrame | None, report: dict) -> list[dict]:
     """The contract this version is validated against: the model's declared one, checked against what the
     artifacts say (refused naming the differences), or — when the registered model asks for inference
@@ -569,7 +584,6 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
 
     step("signature", 35, "Checking the input signature")
     declared = list(model.input_contract or [])  # empty: inferred below from the artifacts
-    holdout = read_table(version.holdout_key, label="holdout file", contract=declared) if version.holdout_key else None
     estimator = None
     if kind != "onnx":
         try:
@@ -577,6 +591,10 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         except Exception as exc:  # noqa: BLE001
             raise Rejected(f"The safe (skops) form cannot be loaded with the server's allowlist: {exc}",
                            step="load") from exc
+        _check_declared_against_model(declared, estimator)
+    # the data files are read with the declared types: a text value in a numeric feature is refused naming
+    # the column and rows (apps.common.tabular)
+    holdout = read_table(version.holdout_key, label="holdout file", contract=declared) if version.holdout_key else None
     raw_reference = _inference_frame(version, holdout, declared)
     contract = resolve_contract(version, estimator, raw_reference, report)
     names = [c["name"] for c in contract]

@@ -81,7 +81,7 @@ def test_a_declared_type_contradicting_the_data_file_is_refused(project, users):
                                              input_contract=f.contract_for(names))
     v = _upload(model, ds, f.skops_bytes(est), holdout)
     assert v.status == VersionStatus.REJECTED
-    assert "'f1' is declared float but the data file has string" in v.status_reason
+    assert "Column 'f1' is declared float but holds text: 'low' in row 1" in v.status_reason
 
 
 def test_an_int_feature_declared_categorical_is_profiled_as_categories(project, users):
