@@ -84,7 +84,7 @@ def bare_app(environ, start_response):
     X = np.array([[row[n] for n in names] for row in body["instances"]], dtype=float)
     proba = est.predict_proba(X)
     labels = est.classes_[proba.argmax(axis=1)]
-    out = json.dumps({"predictions": [{"prediction": lab.item() if hasattr(lab, "item") else lab, "probabilities": dict(zip(classes, p.tolist(), strict=True))}
+    out = json.dumps({"predictions": [{"prediction": lab.item(), "probabilities": dict(zip(classes, p.tolist(), strict=True))}
                                       for lab, p in zip(labels, proba, strict=True)]}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
     return [out]

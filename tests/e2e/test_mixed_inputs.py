@@ -87,7 +87,8 @@ def test_mixed_type_pipeline_inferred_deployed_and_served_over_http(live_server,
     assert by["Monthly Spend ($)"]["type"] == "float" and by["tenure months"]["type"] == "int"
 
     r = requests.post(f"{live_server.url}/api/v1/projects/{project.slug}/deployments", headers=H, timeout=30,
-                      json={"version_id": v["id"], "slug": "churn-api", "owner": owner.username})
+                      json={"version_id": v["id"], "slug": "churn-api", "owner": owner.username,
+                            "override_reason": "first version of a new model"})
     assert r.status_code == 201, r.text
     key = requests.post(f"{base}/deployments/churn-api/keys", headers=H, json={"name": "app"},
                         timeout=10).json()["key"]
@@ -172,7 +173,7 @@ def test_infer_contract_through_the_forms(page, live_server, login, shot, celery
 
     wait_for(lambda: ModelVersion.objects.get(model__name="churn").status != "validating", timeout=120,
              message="validation")
-    page.reload()
+    page.goto(f"{live_server.url}/projects/{project.slug}/models/churn/v1/")
     expect(page.locator("#inferred-contract")).to_contain_text("Monthly Spend ($):float")
     expect(page.locator("#inferred-contract")).to_contain_text("country:string (4 categories, unknown refuse)")
     shot(page, "registry-version-inferred-contract")
