@@ -353,13 +353,15 @@ class SklearnPredictor:
     call would need a pandas DataFrame or emit a warning); columns are always in contract order.
     """
 
-    def __init__(self, estimator, classes, version_id: int, feature_names: list[str]):
+    def __init__(self, estimator, classes, version_id: int, feature_names: list[str], *, keep_names: bool = False):
         self.estimator = estimator
         self.classes = classes
         self.version_id = version_id
         self.feature_names = feature_names
         self.format = "skops"
         self._classes_arr = np.asarray(getattr(estimator, "classes_", classes))
+        if keep_names:  # typed DataFrame input (text features, or a ColumnTransformer picking columns by name)
+            return
         steps = estimator.steps if hasattr(estimator, "steps") else [(None, estimator)]
         for _, step in steps:
             if hasattr(step, "feature_names_in_"):
@@ -375,6 +377,19 @@ class SklearnPredictor:
 
 def _final_step(estimator):
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+
+
+def _matrix_contract(version) -> bool:
+    try:
+        return C.Contract.from_spec(version.model.input_contract or []).numeric
+    except ValueError:
+        return False
+
+
+def _selects_columns_by_name(estimator) -> bool:
+    """A ColumnTransformer anywhere in the model picks columns by name: it needs a DataFrame."""
+    steps = estimator.steps if hasattr(estimator, "steps") else [(None, estimator)]
+    return any(type(step).__name__ == "ColumnTransformer" for _, step in steps)
 
 
 def _version_from_spec(spec: dict):
@@ -423,7 +438,12 @@ def _load_predictor(version_id: int, spec: dict | None = None):
         final = _final_step(estimator)
         if type(final).__name__ in ARGMAX_CLASSIFIERS and list(getattr(final, "classes_", [])) == list(
                 predictor.classes):
-            predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names)
+            by_name = not _matrix_contract(version) or _selects_columns_by_name(estimator)
+            if by_name and not _matrix_contract(version):
+                predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names,
+                                             keep_names=True)
+            elif not by_name:
+                predictor = SklearnPredictor(estimator, predictor.classes, version_id, predictor.feature_names)
     size = _measured_bytes(predictor, version)
     logger.info("Loaded model version for serving", extra={
         "version_id": version_id, "format": predictor.format, "bytes": size,
@@ -563,7 +583,10 @@ def _features(state: DeploymentState, body: dict):
     try:
         items = C.split_body(body, input_mode=state.input_mode, max_batch=state.max_batch)
         if state.input_mode == "inline":
-            return C.rows_to_matrix(items, state.contract), items, None
+            contract = state.contract
+            if contract.numeric:
+                return C.rows_to_matrix(items, contract), items, None
+            return C.rows_to_frame(items, contract), items, None
         keys = C.check_entity_keys(items)
     except C.ContractError as exc:
         raise ServingError(exc.status, exc.message, exc.errors, reason="invalid_input") from exc
@@ -587,12 +610,11 @@ def _entity_features(state: DeploymentState, keys: list[str]):
                            reason="online_unavailable") from exc
     rows = _online_rows(values, keys)
     try:
-        matrix = C.values_to_matrix(rows, state.contract, keys)
+        typed = C.online_rows(rows, state.contract, keys)
     except C.ContractError as exc:
         raise ServingError(exc.status, exc.message, exc.errors, reason="online_missing") from exc
-    inputs = [{n: (None if np.isnan(v) else float(v)) for n, v in zip(state.contract.names, row, strict=True)}
-              for row in matrix]
-    return matrix, inputs, keys
+    # the log keeps the declared types (a bool stays true/false, as in the reference profile)
+    return C.typed_rows_to_model_input(typed, state.contract), typed, keys
 
 
 def _online_rows(values, keys: list[str]) -> list[dict]:
@@ -614,8 +636,14 @@ def _to_json_list(arr) -> list:
     return [v.item() if hasattr(v, "item") else v for v in arr]
 
 
+def _has_missing(X) -> bool:
+    if isinstance(X, np.ndarray):
+        return bool(np.isnan(X).any())
+    return bool(X.isna().to_numpy().any())
+
+
 def _non_finite_output(matrix, what: str):
-    if np.isnan(matrix).any():
+    if _has_missing(matrix):
         raise ServingError(422, "The model could not score this input: it does not accept missing values (null); "
                                 "send a number for every feature", reason="model_input")
     raise ServingError(500, f"The model returned a non-finite {what}", reason="model_output")

@@ -52,15 +52,20 @@ def deployment_create_view(request, project):
 def _example_instance(dep) -> dict:
     if dep.input_mode == "entity":
         return {"entities": ["<entity key>"]}
-    values = {"f": 0.0, "i": 0, "b": False}
+    values = {"f": 0.0, "i": 0, "b": False, "s": "text", "d": "2026-01-01T00:00:00Z"}
     contract = serving.C.Contract.from_spec(dep.registered_model.input_contract or [])
     profile = (dep.production_version.reference_profile or {}).get("features", {})
     row = {}
-    for name, kind in zip(contract.names, contract.kinds, strict=True):
+    for c, (name, kind) in enumerate(zip(contract.names, contract.kinds, strict=True)):
         example = values[kind]
         stat = profile.get(name) if isinstance(profile, dict) else None
+        known = contract.categories[c] if contract.categories else None
         if kind == "f" and isinstance(stat, dict) and isinstance(stat.get("mean"), (int, float)):
             example = round(float(stat["mean"]), 4)
+        elif known:
+            example = sorted(known, key=str)[0]
+        elif kind == "s" and isinstance(stat, dict) and stat.get("frequencies"):
+            example = max(stat["frequencies"], key=stat["frequencies"].get)
         row[name] = example
     return {"instances": [row]}
 

@@ -665,3 +665,25 @@ def holm_verdicts(results: Sequence[FeatureDrift], thresholds: Thresholds,
 def clean_float(value: float) -> float | None:
     """JSON-safe float (NaN/inf → None)."""
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+# --- bool features ---------------------------------------------------------------------------------
+
+_BOOL_LABELS = {"true": "True", "1": "True", "1.0": "True", "false": "False", "0": "False", "0.0": "False"}
+
+
+def is_bool_reference(reference) -> bool:
+    """A categorical reference whose categories are exactly booleans ("True"/"False")."""
+    return (isinstance(reference, CategoricalReference) and bool(reference.frequencies)
+            and set(reference.frequencies) <= {"True", "False"})
+
+
+def align_bool_values(reference, values):
+    """Current values of a bool feature as the reference profile labels them ("True"/"False"), whatever
+    the input mode logged (true/false inline; 1.0/0.0 from the online store in older logs). Other
+    features' values are returned unchanged."""
+    if not is_bool_reference(reference):
+        return values
+    out = np.array([None if v is None else _BOOL_LABELS.get(str(v).strip().lower(), str(v)) for v in values],
+                   dtype=object)
+    return out

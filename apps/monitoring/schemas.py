@@ -8,7 +8,8 @@ from apps.common.schemas import InSchema
 
 
 class OutcomesIn(InSchema):
-    outcomes: list[Any] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool}")
+    outcomes: list[Any] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool, "
+                                                 "observed_at?: ISO 8601 (when the outcome was observed)}")
 
 
 class ConflictOut(Schema):
@@ -20,6 +21,13 @@ class ConflictOut(Schema):
 class LabelLatencyOut(Schema):
     median: float | None
     max: float | None
+
+
+class InvalidOutcomeOut(Schema):
+    index: int
+    request_id: str
+    field: str
+    message: str
 
 
 class OutcomesOut(Schema):
@@ -34,6 +42,9 @@ class OutcomesOut(Schema):
     pending_request_ids: list[str] = Field([], description="the first 1,000 ids held as pending")
     unknown_request_ids: list[str] = Field([], description="ids pending for longer than "
                                            "MONITORING_PENDING_OUTCOME_SECONDS and still not logged (dropped)")
+    invalid: list[InvalidOutcomeOut] = Field([], description="Outcomes refused by the model's rules (a label "
+                                             "that is not one of the classes, a non-finite regression label, an "
+                                             "unparseable observed_at); never stored")
     label_latency_s: LabelLatencyOut | None = None
     job_id: str | None = None
 

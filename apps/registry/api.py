@@ -12,7 +12,16 @@ from apps.projects.selectors import project_get_for_user
 from . import selectors, services
 from .forms import VersionUploadForm
 from .models import ModelVersion
-from .schemas import ArchiveIn, MetricsOut, ModelIn, ModelOut, ProfileOut, VersionOut, VersionPatch
+from .schemas import (
+    ArchiveIn,
+    ContractIn,
+    MetricsOut,
+    ModelIn,
+    ModelOut,
+    ProfileOut,
+    VersionOut,
+    VersionPatch,
+)
 
 router = Router(tags=["registry"])
 P = "/projects/{project}/models"
@@ -20,7 +29,8 @@ P = "/projects/{project}/models"
 
 def _model_out(m) -> dict:
     return {"id": m.pk, "name": m.name, "task": m.task, "description": m.description,
-            "input_contract": m.input_contract, "feature_set": m.feature_set.name if m.feature_set_id else None,
+            "input_contract": m.input_contract, "contract_pending": not m.input_contract,
+            "feature_set": m.feature_set.name if m.feature_set_id else None,
             "created_by": m.created_by.username if m.created_by else None, "created_at": m.created_at,
             "archived_at": m.archived_at, "versions": getattr(m, "version_count", None) or m.versions.count()}
 
@@ -69,7 +79,9 @@ def create_model(request, project: str, payload: ModelIn):
             raise NotFound(f"No feature set named {payload.feature_set!r}", field="feature_set")
     model = services.registered_model_create(
         project=p, actor=request.auth, name=payload.name, task=payload.task, description=payload.description,
-        input_contract=[c.dict() for c in payload.input_contract], feature_set=feature_set)
+        input_contract=(payload.input_contract if isinstance(payload.input_contract, str)
+                        else [c.dict(exclude_none=True) for c in payload.input_contract]),
+        feature_set=feature_set)
     located(request, f"/api/v1/projects/{p.slug}/models/{model.name}")
     return Status(201, _model_out(model))
 
@@ -78,6 +90,16 @@ def create_model(request, project: str, payload: ModelIn):
 @api_permission("model.view")
 def get_model(request, project: str, model: str):
     return _model_out(_model(request, project, model, "model.view"))
+
+
+@router.put(P + "/{model}/contract", response=ModelOut)
+@api_permission("model.upload")
+def update_contract(request, project: str, model: str, payload: ContractIn):
+    """Change nullable, categories or the unknown-category policy ("refuse"/"pass") of the model's features;
+    names, order and types stay (422 naming the differences)."""
+    m = _model(request, project, model, "model.upload")
+    return _model_out(services.registered_model_contract_update(
+        model=m, actor=request.auth, input_contract=[c.dict(exclude_none=True) for c in payload.input_contract]))
 
 
 @router.get(P + "/{model}/versions", response=list[VersionOut])

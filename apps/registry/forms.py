@@ -8,11 +8,17 @@ from .models import ModelTask
 class RegisteredModelForm(forms.Form):
     name = forms.SlugField(max_length=80, help_text="Lowercase letters, digits, '-' and '_'; unique in the project.")
     task = forms.ChoiceField(choices=ModelTask.choices)
+    infer_contract = forms.BooleanField(
+        required=False, label="Read the contract from the first uploaded version",
+        help_text="Feature names and order from the model (feature_names_in_, its ColumnTransformer columns and "
+                  "encoder categories), types from the training or holdout file's dtypes. The version page shows "
+                  "the result for review.")
     input_contract = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "amount:float, age:int, country:str, is_new:bool"}),
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Monthly Spend ($):float\ncountry:string\nage:int?"}),
         required=False,
-        help_text="Input features in the order the model takes them: name:type, separated by commas or lines "
-                  "(types float, int, bool, str; a bare name is float). Leave empty to use the feature set.")
+        help_text="Or declare it: one name:type per line in the order the model takes them (types float, int, "
+                  "bool, string, datetime; '?' after the type = nullable; a bare name is float), or a JSON list "
+                  "with categories and unknown-category policies. Leave empty to use the feature set.")
     feature_set = forms.ModelChoiceField(queryset=None, required=False,
                                          help_text="Feature-store feature set the contract comes from.")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)

@@ -55,6 +55,10 @@ class Predictor:
     _predict: object = field(repr=False, default=None)
 
     def predict(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        if hasattr(X, "columns"):  # a typed DataFrame (contracts with string/datetime features)
+            if [str(c) for c in X.columns] != list(self.feature_names):
+                raise ValueError("expected the contract's columns in order: " + ", ".join(self.feature_names))
+            return self._predict(X)
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ValueError(f"expected a 2-D array with {len(self.feature_names)} columns, got shape {X.shape}")
@@ -65,8 +69,10 @@ def _estimator_predict_fn(estimator, feature_names: list[str], classes: list | N
     has_names = getattr(estimator, "feature_names_in_", None) is not None
     has_proba = classes is not None and hasattr(estimator, "predict_proba")
 
-    def predict(X: np.ndarray):
-        if has_names:
+    def predict(X):
+        if hasattr(X, "columns"):
+            data = X if has_names else X.to_numpy()
+        elif has_names:
             import pandas as pd
 
             data = pd.DataFrame(X, columns=feature_names)
@@ -86,8 +92,8 @@ def onnx_predict_fn(session, classes: list | None):
     regressor output: one (n, 1) or (n,) value tensor.
     """
     inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise Conflict("The ONNX model must take exactly one 2-D float input")
+    if len(inputs) != 1 or inputs[0].type == "tensor(string)":
+        return _onnx_columns_predict_fn(session, classes)
     input_name = inputs[0].name
     input_type = inputs[0].type
     dtype = np.float64 if input_type == "tensor(double)" else np.float32
@@ -107,6 +113,55 @@ def onnx_predict_fn(session, classes: list | None):
             else:
                 proba = np.asarray(raw, dtype="float64")
         return preds, proba
+
+    return predict
+
+
+def _outputs(results, classes):
+    preds = np.asarray(results[0])
+    if preds.ndim == 2 and preds.shape[1] == 1:
+        preds = preds[:, 0]
+    proba = None
+    if classes is not None and len(results) > 1:
+        raw = results[1]
+        if isinstance(raw, list):
+            proba = np.array([[row[c] for c in classes] for row in raw], dtype="float64")
+        else:
+            proba = np.asarray(raw, dtype="float64")
+    return preds, proba
+
+
+_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+                "tensor(string)": object, "tensor(bool)": bool}
+
+
+def _onnx_columns_predict_fn(session, classes: list | None):
+    """An ONNX model with one (n, 1) input per contract column, in contract order (skl2onnx's form of a
+    pipeline on a DataFrame with text columns: string tensors for text, float tensors for numbers).
+    Takes the typed DataFrame; columns are matched by position (skl2onnx renames inputs such as
+    "Monthly Spend ($)" to valid identifiers)."""
+    inputs = session.get_inputs()
+    layout = []
+    for inp in inputs:
+        if inp.type not in _ONNX_DTYPES:
+            raise Conflict(f"The ONNX input {inp.name!r} has the unsupported type {inp.type}")
+        layout.append((inp.name, _ONNX_DTYPES[inp.type]))
+    output_names = [o.name for o in session.get_outputs()]
+
+    def predict(X):
+        if not hasattr(X, "columns") or X.shape[1] != len(layout):
+            raise ValueError(f"expected a DataFrame with {len(layout)} columns")
+        feeds = {}
+        for j, (name, dtype) in enumerate(layout):
+            col = X.iloc[:, j].to_numpy()
+            if dtype is object:
+                col = np.asarray(col, dtype=object)
+                if any(v is None or v != v for v in col):
+                    raise ValueError("a text feature is missing (null): the ONNX form cannot take it")
+            else:
+                col = np.asarray(col, dtype=dtype)
+            feeds[name] = col.reshape(-1, 1)
+        return _outputs(session.run(output_names, feeds), classes)
 
     return predict
 

@@ -18,7 +18,7 @@ dict, stored on ``ModelVersion.reference_profile``::
 
 A column profile is one of::
 
-    numeric (contract type float/int; the prediction of a regressor; the positive-class score of a
+    numeric (contract type float, or int not declared categorical; the prediction of a regressor; the positive-class score of a
     binary classifier):
     {
       "kind": "numeric",
@@ -33,7 +33,7 @@ A column profile is one of::
                                                      # the last one closed; sum(counts) == n
     }
 
-    categorical (contract type bool/str; the label of a multiclass classifier; the label of a binary
+    categorical (contract type bool/string, or int declared categorical; the label of a multiclass classifier; the label of a binary
     classifier without probabilities):
     {
       "kind": "categorical",
@@ -59,7 +59,21 @@ PROFILE_VERSION = 1
 N_QUANTILES = 1001
 HISTOGRAM_PROBS = np.linspace(0.0, 1.0, 21)
 NUMERIC_TYPES = frozenset({"float", "int"})
-CATEGORICAL_TYPES = frozenset({"bool", "str"})
+CATEGORICAL_TYPES = frozenset({"bool", "str", "string"})
+
+
+def canonical_type(value) -> str:
+    from .contract import canonical_type as canon
+
+    return canon(value) or "float"
+
+
+def _categorical(column: dict) -> bool:
+    """Typed columns decide: string and bool features, and int features declared categorical, are
+    profiled as categories; float and plain int features as numbers."""
+    from .contract import is_categorical
+
+    return is_categorical(column)
 MAX_CATEGORIES = 1000  # beyond this the rarest categories are folded into "__other__"
 
 
@@ -163,8 +177,10 @@ def reference_sample(df: pd.DataFrame, contract: list[dict], *, rows: int = 1000
     features = {}
     for column in contract:
         name = column["name"]
+        if canonical_type(column.get("type", "float")) == "datetime":
+            continue
         values = df[name].to_numpy()[idx]
-        if column.get("type", "float") in NUMERIC_TYPES:
+        if not _categorical(column):
             arr = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").to_numpy(dtype="float64",
                                                                                                na_value=np.nan)
             features[name] = [float(v) if math.isfinite(v) else None for v in arr]
@@ -190,9 +206,14 @@ def build_reference_profile(df: pd.DataFrame, contract: list[dict], predictions=
         raise KeyError(f"reference data lacks feature(s): {', '.join(missing)}")
     features = {}
     for column in contract:
-        name, kind = column["name"], column.get("type", "float")
+        name = column["name"]
+        typ = canonical_type(column.get("type", "float"))
+        if typ == "datetime":
+            continue  # not drift-monitored (a time stamp is expected to move)
         values = df[name].to_numpy()
-        features[name] = profile_numeric(values) if kind in NUMERIC_TYPES else profile_categorical(values)
+        entry = profile_categorical(values) if _categorical(column) else profile_numeric(values)
+        entry["type"] = typ
+        features[name] = entry
     prediction = None
     chosen = prediction_column(predictions, probabilities)
     if chosen is not None:

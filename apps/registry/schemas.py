@@ -7,16 +7,28 @@ from apps.common.schemas import InSchema
 
 
 class ContractItem(InSchema):
+    """One input feature (see the README's "Input contracts")."""
+
     name: str
     type: str = "float"
+    nullable: bool = False
+    categories: list[str | int] | None = None
+    unknown: str | None = None
+    categorical: bool | None = None
+    description: str | None = None
 
 
 class ModelIn(InSchema):
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
     task: Literal["binary_classification", "multiclass_classification", "regression"]
-    input_contract: list[ContractItem] = []
+    # a list of features, or "infer": read it from the first uploaded version (model + holdout/training file)
+    input_contract: list[ContractItem] | Literal["infer"] = []
     description: str = ""
     feature_set: str | None = None
+
+
+class ContractIn(Schema):
+    input_contract: list[ContractItem]
 
 
 class ModelOut(Schema):
@@ -25,6 +37,7 @@ class ModelOut(Schema):
     task: str
     description: str
     input_contract: list[dict]
+    contract_pending: bool = False  # "infer" was asked and no version has been validated yet
     feature_set: str | None = None
     created_by: str | None = None
     created_at: datetime

@@ -27,15 +27,15 @@ from apps.projects.models import Job, Project
 from apps.projects.permissions import can
 from apps.projects.services import audit_record, job_create, job_progress
 
+from . import contract as spec
 from .models import ModelTask, ModelVersion, RegisteredModel, VersionStatus
 from .sniff import HEAD_BYTES, SniffError, sniff_model_format, sniff_table_format
 
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
-FEATURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,119}$")
-CONTRACT_TYPES = ("float", "int", "bool", "str")
-MAX_FEATURES = 2000
+CONTRACT_TYPES = spec.TYPES
+MAX_FEATURES = spec.MAX_FEATURES
 MAX_TAGS = 30
 
 
@@ -49,40 +49,26 @@ def _require(actor, project: Project, action: str) -> None:
 # --- validation of inputs ---------------------------------------------------------------------
 
 
+INFER = "infer"
+
+
 def clean_contract(contract) -> list[dict]:
-    """[{"name", "type"}] in order; names unique; types float/int/bool/str."""
+    """The canonical typed contract (apps.registry.contract): names unique and valid, types float, int,
+    bool, string, datetime; nullable; categories and the unknown-category policy."""
     if isinstance(contract, str):
-        contract = parse_contract_text(contract)
-    if not isinstance(contract, list) or not contract:
-        raise InvalidInput("Declare at least one input feature", field="input_contract")
-    if len(contract) > MAX_FEATURES:
-        raise InvalidInput(f"At most {MAX_FEATURES} features", field="input_contract")
-    out, seen = [], set()
-    for i, item in enumerate(contract, 1):
-        if not isinstance(item, dict):
-            raise InvalidInput(f"Feature {i}: expected an object with name and type", field="input_contract")
-        name, typ = str(item.get("name", "")).strip(), str(item.get("type", "float")).strip().lower()
-        if not FEATURE_RE.match(name):
-            raise InvalidInput(f"Feature {i}: {name!r} is not a valid feature name", field="input_contract")
-        if typ not in CONTRACT_TYPES:
-            raise InvalidInput(f"Feature {name}: type must be one of {', '.join(CONTRACT_TYPES)}", field="input_contract")
-        if name in seen:
-            raise InvalidInput(f"Feature {name} is declared twice", field="input_contract")
-        seen.add(name)
-        out.append({"name": name, "type": typ})
-    return out
+        try:
+            contract = parse_contract_text(contract)
+        except spec.ContractSpecError as exc:
+            raise InvalidInput(str(exc), field="input_contract") from exc
+    try:
+        return spec.normalize_contract(contract)
+    except spec.ContractSpecError as exc:
+        raise InvalidInput(str(exc), field="input_contract") from exc
 
 
 def parse_contract_text(text: str) -> list[dict]:
-    """``amount:float, country:str`` or one per line; a bare name means float."""
-    items = []
-    for part in re.split(r"[,\n]", text or ""):
-        part = part.strip()
-        if not part:
-            continue
-        name, _, typ = part.partition(":")
-        items.append({"name": name.strip(), "type": (typ.strip() or "float")})
-    return items
+    """A JSON list, or ``name:type`` one per line (or comma separated on one line); a bare name is float."""
+    return spec.parse_contract_text(text)
 
 
 def clean_filename(name: str | None, *, field: str = "artifact") -> str:
@@ -130,12 +116,14 @@ def registered_model_create(*, project: Project, actor, name: str, task: str, in
         raise InvalidInput("Use lowercase letters, digits, '-' or '_' (up to 80 characters)", field="name")
     if task not in ModelTask.values:
         raise InvalidInput(f"Task must be one of {', '.join(ModelTask.values)}", field="task")
+    infer = isinstance(input_contract, str) and input_contract.strip().lower() == INFER
     if feature_set is not None:
         if feature_set.project_id != project.pk:
             raise InvalidInput("The feature set belongs to another project", field="feature_set")
-        if not input_contract:
-            input_contract = feature_set_contract(feature_set)
-    contract = clean_contract(input_contract)
+        if not input_contract or infer:
+            input_contract, infer = feature_set_contract(feature_set), False
+    # "infer": the contract is read from the first uploaded version (its model and data files)
+    contract = [] if infer else clean_contract(input_contract)
     if feature_set is not None:
         fs_names = [c["name"] for c in feature_set_contract(feature_set)]
         if [c["name"] for c in contract] != fs_names:
@@ -151,7 +139,7 @@ def registered_model_create(*, project: Project, actor, name: str, task: str, in
                                                    description=description or "", feature_set=feature_set,
                                                    created_by=actor)
             audit_record(actor=actor, verb="model.create", project=project, target=model,
-                         details={"task": task, "features": len(contract),
+                         details={"task": task, "features": len(contract), "contract": "infer" if infer else "declared",
                                   "feature_set": feature_set.name if feature_set else None})
     except IntegrityError as exc:
         raise Conflict(f"A model named {name!r} already exists in {project.name}", field="name") from exc
@@ -161,12 +149,62 @@ def registered_model_create(*, project: Project, actor, name: str, task: str, in
 def feature_set_contract(feature_set) -> list[dict]:
     """The contract of a feature-store feature set: its output names in order, typed from the features."""
     mapping = {"float": "float", "double": "float", "int": "int", "integer": "int", "bool": "bool",
-               "boolean": "bool", "str": "str", "string": "str", "category": "str", "datetime": "str"}
+               "boolean": "bool", "str": "string", "string": "string", "category": "string", "datetime": "datetime"}
     out = []
     for item in feature_set.ordered_items:
         vt = str(getattr(item.feature, "value_type", "float") or "float").lower()
         out.append({"name": item.output_name, "type": mapping.get(vt, "float")})
     return out
+
+
+CONTRACT_EDITABLE = ("nullable", "categories", "unknown")
+
+
+def registered_model_contract_update(*, model: RegisteredModel, actor, input_contract) -> RegisteredModel:
+    """Change how the contract treats values — the unknown-category policy (``refuse``/``pass``), the
+    known categories, nullability — never the features themselves (names, order, types, categorical):
+    the versions were validated and profiled against those. Serving picks the change up within about a
+    second (the serving state is invalidated after commit); audited with the changes per feature."""
+    _require(actor, model.project, "model.upload")
+    if model.is_archived:
+        raise Conflict(f"{model.name} is archived")
+    if not model.input_contract:
+        raise Conflict(f"{model.name} has no contract yet: it is inferred from the first validated version",
+                       field="input_contract")
+    new = clean_contract(input_contract)
+    old = spec.normalize_contract(model.input_contract)
+    fixed = [(c["name"], c["type"], bool(c.get("categorical"))) for c in old]
+    if [(c["name"], c["type"], bool(c.get("categorical"))) for c in new] != fixed:
+        problems = spec.differences(new, old, found_from="the current contract")
+        current = {c["name"]: c for c in old}
+        for c in new:
+            was = current.get(c["name"])
+            if was is not None and (was["type"], bool(was.get("categorical"))) != (c["type"],
+                                                                                  bool(c.get("categorical"))):
+                problems.append(f"{c['name']!r} is {was['type']}{' categorical' if was.get('categorical') else ''}, "
+                                f"not {c['type']}{' categorical' if c.get('categorical') else ''}")
+        problems = list(dict.fromkeys(problems))
+        raise InvalidInput("Only nullable, categories and the unknown-category policy can change (register a new "
+                           "model for other features or types): " + "; ".join(problems), field="input_contract")
+    changes = {}
+    for before, after in zip(old, new, strict=True):
+        diff = {k: [before.get(k), after.get(k)] for k in CONTRACT_EDITABLE if before.get(k) != after.get(k)}
+        if diff:
+            changes[after["name"]] = diff
+    if not changes:
+        return model
+    from apps.common.tasks import task_send_on_commit
+
+    with transaction.atomic():
+        locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        locked.input_contract = new
+        locked.save(update_fields=["input_contract", "updated_at"])
+        audit_record(actor=actor, verb="model.contract_update", project=model.project, target=locked,
+                     details={"changes": changes})
+        # serving reloads a deployment's contract when the serving generation moves
+        task_send_on_commit("workers.deployments.serving_generation_bump", best_effort=True)
+    model.input_contract = new
+    return model
 
 
 @transaction.atomic
@@ -364,6 +402,17 @@ def model_version_validate(*, job: Job) -> dict:
         model_version_reject(version=version, reason=f"Validation failed unexpectedly: {type(exc).__name__}: {exc}",
                              step="error")
         raise InvalidInput(f"Rejected: validation failed unexpectedly ({type(exc).__name__})") from exc
+    inferred = (report.get("contract") or {}).get("features") if (report.get("contract") or {}).get("inferred") else None
+    with transaction.atomic():
+        if inferred is not None:
+            problem = _contract_store_inferred(version=version, contract=inferred)
+            if problem:
+                transaction.set_rollback(True)
+        else:
+            problem = ""
+    if problem:
+        model_version_reject(version=version, reason=problem, step="contract")
+        raise InvalidInput(f"Rejected: {problem}")
     with transaction.atomic():
         version.status = VersionStatus.READY
         version.status_reason = ""
@@ -374,6 +423,22 @@ def model_version_validate(*, job: Job) -> dict:
                      details={"serving_format": version.serving_format, "onnx_verified": version.onnx_verified,
                               "metrics": version.metrics})
     return {"version_id": version.pk, "status": version.status, "serving_format": version.serving_format}
+
+
+def _contract_store_inferred(*, version: ModelVersion, contract: list[dict]) -> str:
+    """Store the contract read from ``version`` on its registered model (which asked for inference). If
+    another version set a contract meanwhile, this one must match it: returns the problem, else ""."""
+    model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+    if model.input_contract:
+        problems = spec.differences(spec.normalize_contract(model.input_contract), contract,
+                                    found_from=f"v{version.version}")
+        return ("Input signature mismatch: " + "; ".join(problems)) if problems else ""
+    model.input_contract = contract
+    model.save(update_fields=["input_contract", "updated_at"])
+    version.model.input_contract = contract
+    audit_record(actor=None, verb="model.contract_infer", project=model.project, target=model,
+                 details={"version": version.version, "features": len(contract)})
+    return ""
 
 
 def _claim_validation(version: ModelVersion) -> bool:

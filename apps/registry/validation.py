@@ -30,6 +30,8 @@ from django.conf import settings
 
 from apps.common.storage import artifact_store
 
+from . import contract as spec
+from . import infer as infer_mod
 from . import profile as profile_mod
 from .loading import _estimator_predict_fn, onnx_predict_fn, onnx_session, skops_loads
 from .models import ModelTask, ModelVersion
@@ -224,16 +226,8 @@ def scan_artifact(version: ModelVersion, tmp: str, report: dict) -> tuple[str, s
 
 
 def _coerce(df: pd.DataFrame, contract: list[dict]) -> pd.DataFrame:
-    out = pd.DataFrame(index=df.index)
-    for col in contract:
-        s = df[col["name"]]
-        if col["type"] in ("float", "int"):
-            out[col["name"]] = pd.to_numeric(s, errors="coerce").astype("float64")
-        elif col["type"] == "bool":
-            out[col["name"]] = s.map(lambda v: v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes"))
-        else:
-            out[col["name"]] = s.astype("object").where(s.notna(), None).map(lambda v: v if v is None else str(v))
-    return out
+    """The data file's contract columns typed as serving types them (apps.registry.contract)."""
+    return spec.coerce_frame(df, contract)
 
 
 def read_table(key: str, *, label: str, contract: list[dict] | None = None) -> pd.DataFrame:
@@ -242,7 +236,8 @@ def read_table(key: str, *, label: str, contract: list[dict] | None = None) -> p
     column and rows (never coerced to NaN), duplicate column names are refused, "NA" stays a string."""
     from apps.common import tabular
 
-    types = {c["name"]: c["type"] for c in (contract or []) if c.get("type") in tabular.TYPES}
+    types = {c["name"]: spec.canonical_type(c.get("type")) for c in (contract or [])
+             if spec.canonical_type(c.get("type")) in tabular.TYPES}
     try:
         frame, _fmt = tabular.read_table(artifact_store().path(key), filename=f"The {label}", types=types,
                                          max_rows=settings.REGISTRY_TABLE_MAX_ROWS)
@@ -260,23 +255,33 @@ def _contract_frame(df: pd.DataFrame, contract: list[dict], label: str) -> pd.Da
     return _coerce(df, contract)
 
 
-def _matrix(df: pd.DataFrame, contract: list[dict]) -> np.ndarray:
-    if all(c["type"] in ("float", "int") for c in contract):
-        return df[[c["name"] for c in contract]].to_numpy(dtype="float64")
-    return df[[c["name"] for c in contract]].to_numpy(dtype="object")
+def _matrix(df: pd.DataFrame, contract: list[dict]):
+    """What the predictor takes: the float64 matrix for number/bool contracts (bool as 1.0/0.0, as serving
+    sends it), else the typed DataFrame itself."""
+    if spec.is_numeric_only(contract):
+        return df[[c["name"] for c in contract]].astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+    return df[[c["name"] for c in contract]]
 
 
 def _synthetic(contract: list[dict], n: int = 64) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    data = {}
+    columns = []
     for c in contract:
-        if c["type"] in ("float", "int"):
-            data[c["name"]] = rng.normal(size=n)
-        elif c["type"] == "bool":
-            data[c["name"]] = rng.integers(0, 2, size=n).astype(bool)
+        typ = spec.canonical_type(c["type"])
+        cats = c.get("categories")
+        if cats:
+            columns.append([cats[i % len(cats)] for i in range(n)])
+        elif typ == "float":
+            columns.append(rng.normal(size=n).tolist())
+        elif typ == "int":
+            columns.append(rng.integers(0, 5, size=n).tolist())
+        elif typ == "bool":
+            columns.append([bool(v) for v in rng.integers(0, 2, size=n)])
+        elif typ == "datetime":
+            columns.append(["2026-01-01T00:00:00"] * n)
         else:
-            data[c["name"]] = ["a"] * n
-    return pd.DataFrame(data)
+            columns.append(["a"] * n)
+    return spec.typed_frame(columns, contract)
 
 
 def _json_value(value):
@@ -435,6 +440,34 @@ def convert_to_onnx(estimator, n_features: int) -> bytes:
     return onx.SerializeToString()
 
 
+def onnx_mixed_supported(contract: list[dict]) -> bool:
+    """skl2onnx's per-column form: text as string tensors, numbers/bools as float tensors. No datetimes,
+    and no nullable text (a string tensor cannot hold a missing value)."""
+    for c in contract:
+        typ = spec.canonical_type(c["type"])
+        if typ == "datetime" or (typ == "string" and c.get("nullable")):
+            return False
+    return True
+
+
+def convert_to_onnx_mixed(estimator, contract: list[dict]) -> bytes:
+    """One (n, 1) input per contract column, in contract order (serving feeds them by position)."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.base import is_classifier
+
+    types = [(c["name"], StringTensorType([None, 1]) if spec.canonical_type(c["type"]) == "string"
+              else FloatTensorType([None, 1])) for c in contract]
+    onx = to_onnx(estimator, initial_types=types,
+                  options={"zipmap": False} if is_classifier(estimator) else None)
+    import onnx
+
+    onnx.checker.check_model(onx, full_check=True)
+    if len(onx.graph.input) != len(contract):
+        raise ValueError("the converted model does not take one input per contract column")
+    return onx.SerializeToString()
+
+
 def _onnx_classes(data: bytes) -> list | None:
     import onnx
 
@@ -451,15 +484,85 @@ def _onnx_classes(data: bytes) -> list | None:
 # --- the whole validation ---------------------------------------------------------------------
 
 
+def _inference_frame(version: ModelVersion, holdout: pd.DataFrame | None, declared: list[dict]) -> pd.DataFrame | None:
+    """The data whose dtypes type the contract: the training data, else the holdout (target dropped)."""
+    if version.training_data_key:
+        return read_table(version.training_data_key, label="training data file", contract=declared)
+    if version.training_set_id and version.training_set.artifact_key:
+        return read_table(version.training_set.artifact_key, label="training set", contract=declared)
+    return holdout
+
+
+def _check_declared_against_model(declared: list[dict], estimator) -> None:
+    """What the model alone says (feature_names_in_, its encoders and scalers) against the declared
+    contract, before any data file is read; refused naming every difference."""
+    if not declared:
+        return
+    try:
+        found, sources = infer_mod.found_contract(estimator, None)
+        canonical = spec.normalize_contract(declared)
+    except spec.ContractSpecError:
+        return  # no names in the model / an invalid stored contract: resolve_contract decides
+    problems = spec.differences(canonical, found, found_from="the model")
+    if problems:
+        raise Rejected("Input signature mismatch: " + "; ".join(problems), step="signature")
+
+
+def resolve_contract(version: ModelVersion, estimator, frame: pd.DataFrame | None, report: dict) -> list[dict]:
+    """The contract this version is validated against: the model's declared one, checked against what the
+    artifacts say (refused naming the differences), or — when the registered model asks for inference
+    (an empty contract) — the one read from the artifacts (``apps.registry.infer``)."""
+    declared = list(version.model.input_contract or [])
+    target = version.holdout_target or "target"
+    if not declared:
+        if estimator is None:
+            raise Rejected("The contract cannot be inferred from an ONNX upload: declare the input contract on "
+                           "the registered model", step="contract")
+        try:
+            contract, sources = infer_mod.infer_contract(estimator, frame, exclude=(target,))
+        except spec.ContractSpecError as exc:
+            raise Rejected(str(exc), step="contract") from exc
+        report["contract"] = {"inferred": True, "sources": sources, "features": contract}
+        return contract
+    try:
+        declared = spec.normalize_contract(declared)
+    except spec.ContractSpecError as exc:
+        raise Rejected(f"The registered model's contract is invalid: {exc}", step="contract") from exc
+    if estimator is not None:
+        try:
+            found, sources = infer_mod.found_contract(estimator, frame, exclude=(target,))
+        except spec.ContractSpecError:
+            found, sources = None, []
+        if found is not None and sources and sources[0] == "the model's feature_names_in_":
+            problems = spec.differences(declared, found, found_from="the model")
+        elif found is not None:
+            # names from the data file only: a data file may carry extra columns, so only types count
+            by_name = {f["name"]: f for f in found}
+            problems = spec.differences(declared, [by_name[c["name"]] for c in declared if c["name"] in by_name],
+                                        found_from="the data file") if all(
+                c["name"] in by_name for c in declared) else []
+        else:
+            problems = []
+        if problems:
+            raise Rejected("Input signature mismatch: " + "; ".join(problems), step="signature")
+    elif frame is not None:
+        types = infer_mod.frame_types(frame)
+        found = [{"name": c["name"], "source": "data", **types[c["name"]]} for c in declared if c["name"] in types]
+        problems = [p for p in spec.differences(declared, found, found_from="the data file")
+                    if " is declared " in p]
+        if problems:
+            raise Rejected("Input signature mismatch: " + "; ".join(problems), step="signature")
+    return declared
+
+
 def validate(version: ModelVersion, progress: Progress) -> dict:
-    """Validate ``version`` in place (fields set, not saved). Raises Rejected. Returns the report."""
+    """Validate ``version`` in place (fields set, not saved). Raises Rejected. Returns the report.
+
+    When the registered model has no contract yet ("input_contract": "infer"), the contract read from the
+    artifacts is in ``report["contract"]``; the service stores it on the model with the ready version."""
     import sklearn
 
     model = version.model
-    contract = list(model.input_contract or [])
-    if not contract:
-        raise Rejected("The registered model has no input contract", step="contract")
-    names = [c["name"] for c in contract]
     report: dict = {"steps": [], "tolerance": TOLERANCE_TEXT}
     store = artifact_store()
 
@@ -480,7 +583,21 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
             version.safe_artifact_key = version.artifact_key
 
     step("signature", 35, "Checking the input signature")
+    declared = list(model.input_contract or [])  # empty: inferred below from the artifacts
     estimator = None
+    if kind != "onnx":
+        try:
+            estimator = skops_loads(store.read_bytes(version.safe_artifact_key))
+        except Exception as exc:  # noqa: BLE001
+            raise Rejected(f"The safe (skops) form cannot be loaded with the server's allowlist: {exc}",
+                           step="load") from exc
+        _check_declared_against_model(declared, estimator)
+    # the data files are read with the declared types: a text value in a numeric feature is refused naming
+    # the column and rows (apps.common.tabular)
+    holdout = read_table(version.holdout_key, label="holdout file", contract=declared) if version.holdout_key else None
+    raw_reference = _inference_frame(version, holdout, declared)
+    contract = resolve_contract(version, estimator, raw_reference, report)
+    names = [c["name"] for c in contract]
     if kind == "onnx":
         data = store.read_bytes(version.artifact_key)
         inputs = loaded["inputs"]
@@ -492,6 +609,9 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
                            f"declares {len(names)} ({', '.join(names)})", step="signature")
         if inputs[0]["type"] not in ("tensor(float)", "tensor(double)"):
             raise Rejected(f"The ONNX input must be a float tensor, not {inputs[0]['type']}", step="signature")
+        if not spec.is_numeric_only(contract):
+            raise Rejected("An uploaded ONNX model takes one float tensor: its contract must be numbers and bools "
+                           "only (upload the scikit-learn pipeline for text features)", step="signature")
         classes = _onnx_classes(data) if len(loaded["outputs"]) > 1 else None
         if classes is None and len(loaded["outputs"]) > 1:
             classes = list(range(2))
@@ -501,11 +621,6 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         version.library_versions = {"onnx_opsets": loaded.get("opsets", {})}
         report["signature"] = {"source": "onnx inputs", "n_features": width}
     else:
-        try:
-            estimator = skops_loads(store.read_bytes(version.safe_artifact_key))
-        except Exception as exc:  # noqa: BLE001
-            raise Rejected(f"The safe (skops) form cannot be loaded with the server's allowlist: {exc}",
-                           step="load") from exc
         report["signature"] = check_signature_sklearn(estimator, contract)
         classes = _class_list(estimator.classes_) if hasattr(estimator, "classes_") else None
         predict = _estimator_predict_fn(estimator, names, classes)
@@ -517,16 +632,13 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
     version.classes = classes
 
     step("smoke", 45, "Smoke prediction")
-    holdout = read_table(version.holdout_key, label="holdout file", contract=contract) if version.holdout_key else None
     if holdout is not None:
         hx = _contract_frame(holdout, contract, "holdout file")
     reference, source = None, ""
     if version.training_data_key:
-        reference, source = _contract_frame(read_table(version.training_data_key, label="training data file", contract=contract),
-                                            contract, "training data file"), "training"
+        reference, source = _contract_frame(raw_reference, contract, "training data file"), "training"
     elif version.training_set_id and version.training_set.artifact_key:
-        reference, source = _contract_frame(read_table(version.training_set.artifact_key, label="training set", contract=contract),
-                                            contract, "training set"), "training_set"
+        reference, source = _contract_frame(raw_reference, contract, "training set"), "training_set"
     elif holdout is not None:
         reference, source = hx, "holdout"
     smoke_df = (hx if holdout is not None else reference if reference is not None else _synthetic(contract)).head(64)
@@ -550,7 +662,11 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
             y = _align_labels(y, classes)
         elif pd.to_numeric(y, errors="coerce").isna().any():
             raise Rejected(f"The holdout target {target!r} must be numeric for a regressor", step="metrics")
-        hpreds, hproba = predict(_matrix(hx, contract))
+        try:
+            hpreds, hproba = predict(_matrix(hx, contract))
+        except Exception as exc:  # noqa: BLE001 - e.g. a missing value or category the model cannot take
+            raise Rejected(f"The model cannot predict on the holdout file: {type(exc).__name__}: "
+                           f"{str(exc)[:300]}", step="metrics") from exc
         version.metrics = compute_metrics(model.task, list(y), list(_class_list(hpreds)), hproba, classes)
         report["holdout"] = {"rows": int(len(holdout)), "target": target}
 
@@ -585,16 +701,19 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         report["profile"] = "No holdout or training data: upload one to give monitoring a drift baseline"
 
     step("onnx", 80, "Converting to ONNX and comparing predictions")
+    compare_df = hx if holdout is not None else reference if reference is not None else _synthetic(contract)
     if kind == "onnx":
         version.onnx_artifact_key = version.artifact_key
         version.onnx_verified = True  # the uploaded ONNX is the only form: checked, opened, smoke-tested
         version.serving_format = "onnx"
         report["onnx"] = {"uploaded": True, "verified": True}
-    elif all(c["type"] in ("float", "int") for c in contract):
-        compare_df = hx if holdout is not None else reference if reference is not None else _synthetic(contract)
+    elif spec.is_numeric_only(contract) or onnx_mixed_supported(contract):
         X = _matrix(compare_df, contract)
         try:
-            onx = convert_to_onnx(estimator, len(names))
+            if spec.is_numeric_only(contract):
+                onx = convert_to_onnx(estimator, len(names))
+            else:
+                onx = convert_to_onnx_mixed(estimator, contract)
             oc = onnx_compare(model.task, predict(X), onnx_predict_fn(onnx_session(onx), classes)(X))
         except Exception as exc:  # noqa: BLE001 - no ONNX form is fine: serving uses skops
             report["onnx"] = {"converted": False, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
@@ -605,7 +724,8 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
                 version.onnx_verified = True
         version.serving_format = "onnx" if version.onnx_verified else "skops"
     else:
-        report["onnx"] = {"converted": False, "reason": "the contract has non-numeric features"}
+        report["onnx"] = {"converted": False, "reason": "the contract has datetime or nullable text features, "
+                                                        "which the ONNX form cannot take"}
         version.serving_format = "skops"
     progress(95, "Saving")
     return report

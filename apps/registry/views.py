@@ -92,7 +92,9 @@ def model_create(request, project):
             try:
                 model = services.registered_model_create(
                     project=project, actor=request.user, name=form.cleaned_data["name"],
-                    task=form.cleaned_data["task"], input_contract=form.cleaned_data["input_contract"],
+                    task=form.cleaned_data["task"],
+                    input_contract=("infer" if form.cleaned_data["infer_contract"]
+                                    else form.cleaned_data["input_contract"]),
                     description=form.cleaned_data["description"], feature_set=form.cleaned_data["feature_set"])
                 return redirect("registry:model-detail", project=project.slug, model=model.name)
             except ApplicationError as exc:

@@ -61,12 +61,94 @@ def test_batch_limits_and_shape():
     assert split_body({"entities": ["k"]}, input_mode="entity", max_batch=10) == ["k"]
 
 
-def test_contract_refuses_types_that_cannot_be_served():
-    with pytest.raises(ValueError, match="cannot be served as a number"):
-        Contract.from_spec([{"name": "country", "type": "string"}])
+def test_contract_refuses_unknown_types_naming_the_feature():
+    with pytest.raises(ValueError, match="Feature 'country': type 'blob' is not one of float, int, bool, string, datetime"):
+        Contract.from_spec([{"name": "country", "type": "blob"}])
 
 
 def test_pure_modules_do_not_import_django():
-    code = ("import apps.deployments.contract, apps.deployments.spool, apps.deployments.stats, sys; "
+    code = ("import apps.deployments.contract, apps.registry.contract, apps.registry.infer, apps.deployments.spool, apps.deployments.stats, sys; "
             "assert 'django' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- typed contracts: text, datetime, categories ----------------------------------------------------
+
+MIXED = Contract.from_spec([
+    {"name": "country", "type": "string", "categories": ["DE", "FR"], "unknown": "refuse"},
+    {"name": "plan", "type": "string", "categories": ["basic", "pro"], "unknown": "pass"},
+    {"name": "Monthly Spend ($)", "type": "float"},
+    {"name": "seats", "type": "int", "nullable": True},
+    {"name": "is new", "type": "bool"},
+    {"name": "signup", "type": "datetime", "nullable": True},
+    {"name": "note", "type": "string", "nullable": True},
+])
+
+
+def _row(**over):
+    row = {"country": "DE", "plan": "pro", "Monthly Spend ($)": 12.5, "seats": 3, "is new": True,
+           "signup": "2026-11-25T14:30:00Z", "note": "hello"}
+    row.update(over)
+    return row
+
+
+def test_a_contract_with_text_is_not_the_numeric_fast_path():
+    assert not MIXED.numeric and C4.numeric
+    assert MIXED.kinds == ("s", "s", "f", "i", "b", "d", "s")
+
+
+def test_rows_become_a_typed_frame_in_contract_order():
+    from apps.deployments.contract import rows_to_frame
+
+    frame = rows_to_frame([_row(), _row(seats=None, signup=None, note=None, plan="team")], MIXED)
+    assert list(frame.columns) == list(MIXED.names)
+    assert frame["Monthly Spend ($)"].dtype == np.float64 and frame["is new"].dtype == bool
+    assert frame["seats"].dtype == np.float64 and np.isnan(frame["seats"][1])  # a null int: float with NaN
+    assert str(frame["signup"].dtype) == "datetime64[ns]" and str(frame["signup"][0]) == "2026-11-25 14:30:00"
+    assert frame["country"].tolist() == ["DE", "DE"] and frame["plan"][1] == "team"  # "pass": let through
+    assert frame["note"].isna()[1]
+
+
+@pytest.mark.parametrize("over, field, needle", [
+    ({"country": "US"}, "instances[1].country", "the string 'US' is not a known category (known: DE, FR)"),
+    ({"country": 3}, "instances[1].country", "must be a string, got int"),
+    ({"country": None}, "instances[1].country", "null is not allowed"),
+    ({"Monthly Spend ($)": "12.5"}, "instances[1].Monthly Spend ($)", "must be a number"),
+    ({"seats": 2.5}, "instances[1].seats", "must be an integer"),
+    ({"is new": 1}, "instances[1].is new", "must be a boolean"),
+    ({"signup": "yesterday"}, "instances[1].signup", "ISO 8601"),
+    ({"note": "x" * 10_001}, "instances[1].note", "longer than 10,000 characters"),
+])
+def test_typed_rows_are_refused_naming_feature_and_row(over, field, needle):
+    from apps.deployments.contract import rows_to_frame
+
+    with pytest.raises(ContractError) as err:
+        rows_to_frame([_row(), _row(**over)], MIXED)
+    assert err.value.status == 422 and err.value.errors[0]["field"] == field and needle in err.value.message
+
+
+def test_an_int_feature_declared_categorical_checks_its_categories():
+    from apps.deployments.contract import rows_to_frame
+
+    c = Contract.from_spec([{"name": "region", "type": "int", "categorical": True, "categories": [1, 2],
+                             "unknown": "refuse"}])
+    assert not c.numeric  # refusing unknown categories needs the checked path
+    assert rows_to_frame([{"region": 2}], c)["region"].tolist() == [2]
+    with pytest.raises(ContractError, match="the int 7 is not a known category|is not a known category"):
+        rows_to_frame([{"region": 7}], c)
+
+
+def test_online_rows_keep_the_declared_types_for_the_log():
+    from apps.deployments.contract import online_rows, typed_rows_to_model_input
+
+    c = Contract.from_spec([{"name": "active", "type": "bool"}, {"name": "n", "type": "int"},
+                            {"name": "x", "type": "float"}])
+    typed = online_rows([{"active": 1.0, "n": 3.0, "x": 2}], c, ["k1"])
+    assert typed == [{"active": True, "n": 3, "x": 2.0}]  # logged as true, like the reference profile
+    assert typed_rows_to_model_input(typed, c).tolist() == [[1.0, 3.0, 2.0]]
+    with pytest.raises(ContractError, match="'active' for entity 'k1' is not a boolean"):
+        online_rows([{"active": 0.5, "n": 3, "x": 1.0}], c, ["k1"])
+    mixed = Contract.from_spec([{"name": "country", "type": "string", "categories": ["DE"]}])
+    with pytest.raises(ContractError, match="not a known category"):
+        online_rows([{"country": "US"}], mixed, ["k1"])
+    assert typed_rows_to_model_input(online_rows([{"country": "DE"}], mixed, ["k1"]), mixed)["country"][0] == "DE"

@@ -121,7 +121,8 @@ def test_entity_mode_predicts_from_the_online_store_and_logs_the_fetched_vector(
     assert missing.status_code == 422 and "no value of 'amount' for entity 'nobody'" in missing.json()["detail"]
     logpipe.drain()
     log = PredictionLog.objects.get(entity_key="c1")
-    assert log.inputs == {"amount": 123.0, "n_tx": 23.0}  # c1's latest values available at materialization
+    assert log.inputs == {"amount": 123.0, "n_tx": 23}  # c1's latest values available at materialization
+    assert type(log.inputs["n_tx"]) is int  # logged with the declared type (a bool stays a bool)
 
 
 @pytest.mark.django_db

@@ -239,3 +239,50 @@ def test_predict_with_a_valid_key_and_a_nul_in_the_slug_is_422(client, served):
     dep, key, _ = served
     resp = post(client, {"instances": [row()]}, key, url="/api/v1/deployments/fraud%00api/predict")
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "deployment"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("onnx", [False, True], ids=["scikit-learn form", "ONNX form"])
+def test_mixed_type_pipeline_serves_text_inputs_in_both_forms_equal_to_scikit_learn(client, project, users, onnx):
+    import numpy as np
+    import pandas as pd
+
+    from apps.deployments import serving
+
+    from .factories import churn_frame, churn_pipeline, make_ready_mixed_version
+
+    serving.CACHE.clear()
+    serving.CACHE._predictors.clear()  # version ids can be reused between tests
+    version = make_ready_mixed_version(project=project, actor=users["owner"], onnx=onnx)
+    _, key = deploy(project=project, actor=users["owner"], version=version, slug="churn-api")
+    X, y = churn_frame()
+    pipe = churn_pipeline(X, y)
+    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in X.head(25).to_dict("records")]
+    resp = post(client, {"instances": rows}, key, url="/api/v1/deployments/churn-api/predict")
+    assert resp.status_code == 200, resp.content
+    got = resp.json()["predictions"]
+    assert [g["prediction"] for g in got] == list(pipe.predict(pd.DataFrame(rows)))
+    proba = np.array([[g["probabilities"][c] for c in pipe.classes_] for g in got])
+    np.testing.assert_allclose(proba, pipe.predict_proba(pd.DataFrame(rows)), atol=1e-5 if onnx else 1e-12)
+    predictor, _ = serving.CACHE.predictor(serving.CACHE.deployment("churn-api"))
+    assert predictor.format == ("onnx" if onnx else "skops")
+    bad = post(client, {"instances": [rows[0], {**rows[1], "plan": "enterprise"}]}, key,
+               url="/api/v1/deployments/churn-api/predict")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "instances[1].plan"
+    logpipe.drain()
+    logged = PredictionLog.objects.filter(deployment__slug="churn-api").first()
+    assert isinstance(logged.inputs["country"], str) and isinstance(logged.inputs["tenure months"], int)
+    serving.CACHE.clear()
+
+
+@pytest.mark.django_db
+def test_deployment_page_shows_a_typed_curl_example_for_text_features(project, users, logged_in_client):
+    from .factories import make_ready_mixed_version
+
+    version = make_ready_mixed_version(project=project, actor=users["owner"])
+    deploy(project=project, actor=users["owner"], version=version, slug="churn-api")
+    page = logged_in_client(users["owner"]).get(f"/projects/{project.slug}/deployments/churn-api/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "&quot;country&quot;: &quot;DE&quot;" in text or '"country": "DE"' in text, text[:200]
+    assert "Monthly Spend ($)" in text

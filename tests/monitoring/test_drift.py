@@ -157,3 +157,23 @@ def test_domain_classifier_catches_a_joint_shift_no_marginal_shows():
     assert res.domain.drifted and res.domain.auc > 0.8
     same = drift.domain_classifier(ref, {"a": a2, "b": a2 + 0.3 * rng.normal(size=n)})
     assert not same.drifted and same.auc < 0.55
+
+
+def test_bool_features_compare_equal_whatever_the_input_mode_logged():
+    ref = drift.CategoricalReference.from_values(np.array(["True"] * 300 + ["False"] * 700, dtype=object))
+    logged_by_entity_mode = np.array(["1"] * 30 + ["0"] * 70, dtype=object)  # 1.0/0.0 as monitoring reads them
+    aligned = drift.align_bool_values(ref, logged_by_entity_mode)
+    assert set(aligned) == {"True", "False"}
+    res = drift.categorical_drift("is_mobile", ref, aligned)
+    assert not res.drifted and res.unseen_rate == 0.0
+    assert drift.categorical_drift("is_mobile", ref, logged_by_entity_mode).drifted  # the bug this fixes
+    other = drift.CategoricalReference.from_values(np.array(["1", "0"], dtype=object))
+    assert drift.align_bool_values(other, logged_by_entity_mode) is logged_by_entity_mode
+
+
+def test_text_features_use_chi_square_with_the_unseen_category_rate():
+    ref = drift.CategoricalReference.from_values(np.array(["DE"] * 500 + ["FR"] * 500, dtype=object))
+    cur = np.array(["DE"] * 40 + ["FR"] * 40 + ["BR"] * 20, dtype=object)
+    res = drift.feature_drift("country", ref, cur)
+    assert res.kind == "categorical" and res.chi2_pvalue < 0.05 and res.unseen_rate == pytest.approx(0.2)
+    assert res.unseen_categories == ("BR",) and res.drifted

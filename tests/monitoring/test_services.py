@@ -252,3 +252,18 @@ def test_windows_wait_for_predictions_still_in_a_spool(deployment, users, settin
     settings.MONITORING_LOG_MAX_WAIT_SECONDS = 600
     assert services.log_watermark(now) == now - timedelta(seconds=600)
     w.close()
+
+
+def test_bool_feature_logged_as_numbers_by_entity_mode_is_not_reported_drifted(deployment):
+    from apps.deployments.models import PredictionLog
+
+    log_predictions(deployment, n=1500, start=T0, seconds=890, seed=3)
+    logs = list(PredictionLog.objects.filter(deployment=deployment))
+    for row in logs:  # what older entity-key deployments logged: 1.0/0.0 instead of true/false
+        row.inputs = {**row.inputs, "is_mobile": 1.0 if row.inputs["is_mobile"] else 0.0}
+    PredictionLog.objects.bulk_update(logs, ["inputs"], batch_size=500)
+    window = services.window_compute(deployment=deployment, start=T0, end=T0 + timedelta(minutes=15),
+                                     evaluate=False)
+    flag = window.features.get(feature="is_mobile")
+    assert flag.kind == "categorical" and not flag.drifted
+    assert flag.stats["unseen_rate"] == 0.0 and set(flag.histogram["categories"]) == {"True", "False"}

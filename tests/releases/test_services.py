@@ -442,3 +442,38 @@ def test_first_deployment_of_a_new_project_is_not_live_until_a_reviewer_approves
     with pytest.raises(Conflict, match="does not allow owner overrides"):
         deployment_create(project=project, actor=owner, version=weak, slug="later-api", owner=owner,
                           override_reason="please")
+
+
+def test_shadow_scores_a_candidate_with_text_features_on_the_logged_typed_inputs(project, users, client):
+    import json
+
+    import skops.io as sio
+
+    from apps.common.storage import artifact_store
+    from apps.deployments import serving
+    from apps.registry.models import ModelVersion
+    from tests.deployments.factories import churn_frame, churn_pipeline, make_ready_mixed_version
+
+    owner, ds = users["owner"], users["data_scientist"]
+    serving.CACHE.clear()
+    serving.CACHE._predictors.clear()
+    v1 = make_ready_mixed_version(project=project, actor=owner)
+    X, y = churn_frame(n=300, seed=5)
+    stored = artifact_store().put_bytes(sio.dumps(churn_pipeline(X, y)), suffix=".skops")
+    v2 = ModelVersion.objects.create(model=v1.model, version=2, status="ready", artifact_key=stored.key,
+                                     artifact_sha256=stored.sha256, artifact_size=stored.size,
+                                     artifact_format="skops", safe_artifact_key=stored.key, serving_format="skops",
+                                     classes=v1.classes, created_by=owner)
+    dep, key = deploy(project, owner, v1, slug="churn-api")
+    run = shadow.shadow_run_start(deployment=dep, actor=ds, candidate=v2)
+    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in X.head(30).to_dict("records")]
+    resp = client.post("/api/v1/deployments/churn-api/predict", json.dumps({"instances": rows}),
+                       content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 200, resp.content
+    from apps.deployments import logpipe
+
+    logpipe.drain()
+    shadow.shadow_run_score_pending(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.scored == 30 and run.failed == 0, run.last_error if hasattr(run, "last_error") else run
+    serving.CACHE.clear()

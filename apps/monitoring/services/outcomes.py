@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
@@ -17,6 +16,7 @@ from apps.common.errors import InvalidInput, PayloadTooLarge
 from apps.common.tasks import task_send
 from apps.deployments.models import Deployment, PredictionLog
 
+from .. import outcome_check
 from ..models import Outcome, PendingOutcome
 from .common import _f, _positive_class, _positive_score, _require
 
@@ -26,7 +26,7 @@ MAX_OUTCOMES = 100_000
 _CHUNK = 5000
 
 
-def _parse_outcomes(items) -> list[tuple[uuid.UUID, object]]:
+def _parse_outcomes(items) -> list[tuple[uuid.UUID, object, object]]:
     if not isinstance(items, list):
         raise InvalidInput("'outcomes' must be a list of {request_id, label} objects", field="outcomes")
     if len(items) > MAX_OUTCOMES:
@@ -43,23 +43,42 @@ def _parse_outcomes(items) -> list[tuple[uuid.UUID, object]]:
             rid = None
         if rid is None:
             errors.append({"field": f"outcomes.{i}.request_id", "message": "must be a UUID string"})
-        if isinstance(label, (dict, list)) or label is None or (isinstance(label, float) and not math.isfinite(label)):
+        if isinstance(label, (dict, list)) or label is None:  # a non-finite number is listed per item (invalid)
             errors.append({"field": f"outcomes.{i}.label", "message": "must be a string, number or boolean"})
         if len(errors) >= 50:
             break
-        parsed.append((rid, label))
+        parsed.append((rid, label, item.get("observed_at")))
     if errors:
         raise InvalidInput(f"{len(errors)} invalid outcome(s); nothing was stored", errors=errors)
     return parsed
 
 
-def _store(deployment: Deployment, by_id: dict, now: datetime, progress=None) -> dict:
+def _label_checker(deployment: Deployment):
+    """label, version id → the problem (None when the label fits the model version that answered)."""
+    task = deployment.registered_model.task
+    cache: dict = {}
+
+    def check(label, version_id):
+        if version_id not in cache:
+            from apps.registry.models import ModelVersion
+
+            cache[version_id] = ModelVersion.objects.filter(pk=version_id).values_list("classes", flat=True).first()
+        problem = outcome_check.label_problem(label, task=task, classes=cache[version_id])
+        return f"label {problem}" if problem else None
+
+    return check
+
+
+def _store(deployment: Deployment, by_id: dict, now: datetime, progress=None, observed: dict | None = None) -> dict:
     """Store the outcomes of ``by_id`` (request id → label) whose predictions are in the log; returns the
-    counts, conflicts, the ids not (yet) logged, label latencies and the span of request times."""
+    counts, conflicts, the ids not (yet) logged, labels the answering model version cannot have produced
+    (``invalid``: never stored), label latencies and the span of request times."""
     positive = _positive_class(deployment)
+    check = _label_checker(deployment)
+    observed = observed or {}
     ids = list(by_id)
-    out = {"created": 0, "unchanged": 0, "conflicts": [], "missing": [], "latencies": [], "t_min": None,
-           "t_max": None}
+    out = {"created": 0, "unchanged": 0, "conflicts": [], "missing": [], "invalid": [], "latencies": [],
+           "t_min": None, "t_max": None}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         logs = {r[0]: r for r in PredictionLog.objects.filter(deployment=deployment, request_id__in=chunk)
@@ -78,7 +97,11 @@ def _store(deployment: Deployment, by_id: dict, now: datetime, progress=None) ->
             if row is None:
                 out["missing"].append(rid)
                 continue
-            latency = (now - row[2]).total_seconds()
+            problem = check(label, row[1])
+            if problem:
+                out["invalid"].append((rid, problem))
+                continue
+            latency = max(0.0, ((observed.get(rid) or now) - row[2]).total_seconds())
             out["latencies"].append(latency)
             out["t_min"] = row[2] if out["t_min"] is None or row[2] < out["t_min"] else out["t_min"]
             out["t_max"] = row[2] if out["t_max"] is None or row[2] > out["t_max"] else out["t_max"]
@@ -101,13 +124,29 @@ def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | Non
     and matched by the monitoring tick when the log catches up (``pending_request_ids``; the API then
     answers 202). An id still not logged ``MONITORING_PENDING_OUTCOME_SECONDS`` after it was first
     posted is dropped and reported in ``unknown_request_ids`` when posted again. Late arrivals are
-    accepted whatever their age; the label latency (received − predicted) is stored per outcome."""
+    accepted whatever their age; the label latency (``observed_at``, else received, − predicted) is
+    stored per outcome. Outcomes are checked against the model (apps.monitoring.outcome_check): a label
+    the answering version cannot have produced (for a pending id: the production version) or an
+    unparseable ``observed_at`` is listed in ``invalid`` and never stored; the others are."""
     _require(actor, deployment, "outcome.post")
     parsed = _parse_outcomes(items)
     now = now or timezone.now()
     by_id: dict[uuid.UUID, object] = {}
     conflicts, duplicates = [], 0
-    for rid, label in parsed:
+    invalid, observed, index = [], {}, {}
+    for i, (rid, _label, observed_raw) in enumerate(parsed):
+        when, problem = outcome_check.parse_observed_at(observed_raw, now=now)
+        if problem:
+            invalid.append({"index": i, "request_id": str(rid), "field": f"outcomes.{i}.observed_at",
+                            "message": f"observed_at {problem}"})
+            continue
+        index.setdefault(rid, i)
+        if when is not None:
+            observed[rid] = when
+    bad_time = {item["index"] for item in invalid}
+    for i, (rid, label, _) in enumerate(parsed):
+        if i in bad_time:
+            continue
         if rid in by_id:
             if json.dumps(by_id[rid]) != json.dumps(label):
                 conflicts.append({"request_id": str(rid), "stored": by_id[rid], "received": label})
@@ -117,12 +156,23 @@ def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | Non
         by_id[rid] = label
     in_batch_conflicts = {c["request_id"] for c in conflicts}
     by_id = {rid: label for rid, label in by_id.items() if str(rid) not in in_batch_conflicts}
-    res = _store(deployment, by_id, now, progress)
-    pending, unknown = _hold(deployment, {rid: by_id[rid] for rid in res["missing"]}, now)
+    res = _store(deployment, by_id, now, progress, observed)
+    check, missing = _label_checker(deployment), {}
+    for rid in res["missing"]:  # not logged yet: checked against the production version's classes
+        problem = check(by_id[rid], deployment.production_version_id)
+        if problem:
+            res["invalid"].append((rid, problem))
+        else:
+            missing[rid] = by_id[rid]
+    for rid, problem in res["invalid"]:
+        i = index.get(rid, 0)
+        invalid.append({"index": i, "request_id": str(rid), "field": f"outcomes.{i}.label", "message": problem})
+    pending, unknown = _hold(deployment, missing, now)
     latencies = res["latencies"]
     return {"received": len(parsed), "created": res["created"], "unchanged": res["unchanged"] + duplicates,
             "conflicts": conflicts + res["conflicts"], "pending": len(pending),
             "pending_request_ids": [str(r) for r in pending[:1000]], "unknown_request_ids": [str(r) for r in unknown],
+            "invalid": sorted(invalid, key=lambda item: item["index"])[:1000],
             "label_latency_s": {"median": _f(float(np.median(latencies))) if latencies else None,
                                 "max": _f(max(latencies)) if latencies else None}}
 
@@ -191,4 +241,5 @@ def outcomes_ingest_run(*, job) -> dict:
     result = outcomes_ingest(deployment=deployment, actor=job.created_by, items=items, progress=progress)
     artifact_store().delete(job.params["key"])
     return {k: v for k, v in result.items() if k not in ("pending_request_ids",)} | {
-        "conflicts": result["conflicts"][:100], "unknown_request_ids": result["unknown_request_ids"][:100]}
+        "conflicts": result["conflicts"][:100], "unknown_request_ids": result["unknown_request_ids"][:100],
+        "invalid": result["invalid"][:100]}

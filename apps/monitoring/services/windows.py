@@ -162,7 +162,8 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
         window.latency_p95_ms = _f(float(np.percentile(latency, 95)))
         profile = version.reference_profile or {}
         refs, pred_ref = _references(profile)
-        current = {name: _column_values(inputs, name, isinstance(ref, drift.NumericReference))
+        current = {name: drift.align_bool_values(ref, _column_values(inputs, name,
+                                                                      isinstance(ref, drift.NumericReference)))
                    for name, ref in refs.items()}
         scores = None
         positive = (version.classes or [None, None])[-1] if len(version.classes or []) == 2 else None

@@ -151,6 +151,18 @@ def _matrix(rows: list[PredictionLog], names: list[str]) -> np.ndarray:
     return out
 
 
+def _model_input(rows: list[PredictionLog], version, names: list[str]):
+    """The logged inputs as the candidate takes them: the float matrix, or — for a contract with text or
+    datetime features — the typed DataFrame serving builds (apps.registry.contract)."""
+    from apps.registry import contract as spec
+
+    contract = version.model.input_contract or []
+    if contract and not spec.is_numeric_only(contract):
+        canonical = spec.normalize_contract(contract)
+        return spec.typed_frame([[(row.inputs or {}).get(c["name"]) for row in rows] for c in canonical], canonical)
+    return _matrix(rows, names)
+
+
 def _score_batch(run_id: int, batch_size: int) -> int:
     """Score the next batch of a run (under a row lock). Returns rows scored; 0 when nothing is pending."""
     with transaction.atomic():
@@ -168,7 +180,7 @@ def _score_batch(run_id: int, batch_size: int) -> int:
         scored, failed, error = [], 0, ""
         try:
             predictor = _predictor(candidate)
-            labels, proba = predictor.predict(_matrix(rows, predictor.feature_names))
+            labels, proba = predictor.predict(_model_input(rows, candidate, predictor.feature_names))
             classes = [str(_scalar(c)) for c in (predictor.classes or [])]
             pos_index = classes.index(positive) if positive is not None and positive in classes else None
             for i, row in enumerate(rows):
