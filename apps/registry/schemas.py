@@ -27,7 +27,7 @@ class ModelIn(InSchema):
     feature_set: str | None = None
 
 
-class ContractIn(Schema):
+class ContractIn(InSchema):
     input_contract: list[ContractItem]
 
 
