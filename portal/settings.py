@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "ninja",
+    "csp",
     "apps.common",
     "apps.projects",
     "apps.features",
@@ -47,6 +48,7 @@ MIDDLEWARE = [
     # /api/: JSON errors for everything (also what ninja never sees), unstorable text refused at the edge.
     "apps.common.api_edge.ApiEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -186,6 +188,33 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts, images and connections from the portal itself
+# only. No inline <script> or on* handler anywhere (json_script data blocks are not scripts), no eval.
+# style-src-attr allows style="" attributes (they cannot run code): progress-bar widths in templates and the
+# inline styles Plotly and htmx set on the elements they draw. Two inline <style> elements are allowed by hash
+# only: the empty one plotly.js fills through the CSSOM, and the map CSS it adds when it loads
+# (tests/test_csp.py recomputes both from the installed plotly.min.js, so an upgrade cannot pass unnoticed).
+CSP_PLOTLY_STYLE_HASHES = [
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # "" (plotly.js-style-global, filled by insertRule)
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # maplibre-gl CSS bundled in plotly.js 4.1.1
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-elem": ["'self'", *CSP_PLOTLY_STYLE_HASHES],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,

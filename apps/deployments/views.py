@@ -81,9 +81,10 @@ def _detail_context(request, project, dep, **extra) -> dict:
         "can_manage": can(request.user, project, "deployment.manage"),
         "can_keys": can(request.user, project, "deployment.keys"),
         "version_form": VersionForm(versions=selectors.deployable_versions(project=project)
-                                    .filter(model=dep.registered_model).exclude(pk=dep.production_version_id)),
-        "owner_form": OwnerForm(members=_members(project), initial={"owner": dep.owner_id}),
-        "pause_form": PauseForm(),
+                                    .filter(model=dep.registered_model).exclude(pk=dep.production_version_id),
+                                    auto_id="id_switch_%s"),
+        "owner_form": OwnerForm(members=_members(project), initial={"owner": dep.owner_id}, auto_id="id_owner_%s"),
+        "pause_form": PauseForm(auto_id="id_pause_%s"),
         **_keys_context(request, dep),
         **_predictions_context(dep, 0),
         **extra,
