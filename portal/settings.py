@@ -75,6 +75,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.common.startup.demo_banner",
             ],
         },
     },
@@ -136,12 +137,17 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 
 # Email: console backend by default; set EMAIL_URL (smtp://user:pass@host:587) in production.
+# summarymail:// (what rundemo uses): each message saved under $SLIPWAY_DATA_DIR/mail/ and one line per message
+# appended to mail/outbox.log — no full e-mails on the console.
+environ.Env.EMAIL_SCHEMES.setdefault("summarymail", "apps.common.mail.SummaryFileBackend")
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="slipway@localhost")
 
 # Celery. Default broker: kombu's file-system transport (no service needed, a few seconds of latency).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.rstrip("/") == "filesystem:":  # the folders are local: name the host, or kombu warns per connection
+    CELERY_BROKER_URL = "filesystem://localhost//"
 _broker_dir = DATA_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
@@ -319,7 +325,8 @@ SHADOW_BATCH_SIZE = env.int("SHADOW_BATCH_SIZE", default=1000)  # logged request
 SHADOW_MAX_ROWS_PER_PASS = env.int("SHADOW_MAX_ROWS_PER_PASS", default=50_000)  # per run per tick/job
 SHADOW_COMPARE_MAX_ROWS = env.int("SHADOW_COMPARE_MAX_ROWS", default=50_000)  # most recent pairs compared
 SHADOW_BOOTSTRAP_RESAMPLES = env.int("SHADOW_BOOTSTRAP_RESAMPLES", default=1000)
-SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", default="http://localhost:8000")  # links in promotion emails
+# Links in e-mails. Unset: rundemo uses the address it listens on; otherwise http://127.0.0.1:8000.
+SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", default="http://127.0.0.1:8000")
 CELERY_BEAT_SCHEDULE["deployments-shadow-tick"] = {"task": "workers.releases.shadow_tick",
                                                    "schedule": SHADOW_TICK_SECONDS}
 
