@@ -54,7 +54,8 @@ class Command(BaseCommand):
     def handle(self, *args, addrport, no_worker, no_demo, verbose, **options):
         started = time.monotonic()
         addr, port = _addrport(addrport)
-        base_url = os.environ.get("SLIPWAY_BASE_URL") or f"http://{addr}:{port}"
+        shown = "127.0.0.1" if addr in ("0.0.0.0", "[::]") else addr  # all interfaces: links use loopback
+        base_url = os.environ.get("SLIPWAY_BASE_URL") or f"http://{shown}:{port}"
         settings.SLIPWAY_BASE_URL = base_url  # links in e-mails point where this server listens
         child_env = {**os.environ, "SLIPWAY_BASE_URL": base_url, "OMP_NUM_THREADS": "1"}
         if not verbose:
