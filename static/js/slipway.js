@@ -21,6 +21,14 @@
       window.history.back();
     }
   });
+  // A link to a part of the page inside a closed <details> (the readiness page's sections) opens it.
+  function openTarget() {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    var el = id && document.getElementById(id);
+    for (; el; el = el.parentElement) if (el.tagName === "DETAILS") el.open = true;
+  }
+  window.addEventListener("hashchange", openTarget);
+  document.addEventListener("DOMContentLoaded", openTarget);
   document.addEventListener("change", function (e) {
     // <select data-autosubmit>: choosing a value submits its form (a plain GET form keeps working without JS).
     var el = e.target.closest("select[data-autosubmit]");
