@@ -35,9 +35,21 @@ CHART_LAYOUT_PROBLEMS = """
         problems.push(`${name}: "${el.textContent}" is clipped`);
       if (legend && overlap(box(legend), b)) problems.push(`${name}: legend covers "${el.textContent}"`);
     }
-    const ticks = [...chart.querySelectorAll(".xtick text")].map(box).filter((b) => b.width > 0);
-    for (let i = 1; i < ticks.length; i++)
-      if (overlap(ticks[i - 1], ticks[i])) problems.push(`${name}: x tick labels ${i - 1} and ${i} overlap`);
+    // x tick labels: side by side they must not overlap; rotated by an angle, parallel labels need their
+    // anchors far enough apart that the strips of text (one font height wide) do not cross
+    const ticks = [...chart.querySelectorAll(".xtick text")].filter((e) => box(e).width > 0);
+    for (let i = 1; i < ticks.length; i++) {
+      const m = /rotate\((-?[\d.]+)/.exec(ticks[i].getAttribute("transform") || "");
+      const angle = m ? Math.abs(parseFloat(m[1])) : 0;
+      const a = box(ticks[i - 1]), b = box(ticks[i]);
+      if (angle < 1) {
+        if (overlap(a, b)) problems.push(`${name}: x tick labels ${i - 1} and ${i} overlap`);
+      } else {
+        const size = parseFloat(getComputedStyle(ticks[i]).fontSize) || 12;
+        const gap = Math.abs(b.right - a.right) * Math.sin(angle * Math.PI / 180);
+        if (gap < size * 0.9) problems.push(`${name}: rotated x tick labels ${i - 1} and ${i} overlap`);
+      }
+    }
   });
   return problems;
 }
@@ -76,7 +88,7 @@ def test_analyst_dashboard_fills_after_check_now_and_keeps_state_in_the_url(
     page.get_by_role("button", name="Check now").click()
     expect(page.locator("#check-status")).to_contain_text("Succeeded", timeout=60_000)
     # the dashboard body refreshes itself when the job ends: no reload (the marker survives)
-    expect(page.locator("#dashboard-body [data-figure='fig-heatmap'] .main-svg")).to_be_visible(timeout=15_000)
+    expect(page.locator("#dashboard-body [data-figure='fig-heatmap'] .main-svg").first).to_be_visible(timeout=15_000)
     assert page.evaluate("window.__sameDocument") is True
     expect(page.locator("#dashboard-body")).to_contain_text("600 predictions")
     expect(page.locator("#dashboard-body .chart-summary").first).to_contain_text("Drift scores")
@@ -99,11 +111,9 @@ def test_analyst_dashboard_fills_after_check_now_and_keeps_state_in_the_url(
     expect(page).to_have_url(f"{base}?windows=12&feature=age")
     expect(page.locator("#feature-panel")).to_have_attribute("data-feature", "age")
     page.wait_for_selector("[data-figure='fig-feature-hist'] .main-svg")
-
+    shot(page, "analyst-dashboard")
     for width in (1280, 1920):
         _assert_charts_readable(page, width)
-    page.set_viewport_size({"width": 1280, "height": 860})
-    shot(page, "analyst-dashboard")
 
     # without JavaScript the charts are text: every chart's summary is there
     nojs = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 860})
@@ -116,6 +126,6 @@ def test_analyst_dashboard_fills_after_check_now_and_keeps_state_in_the_url(
         for text in captions.all_inner_texts():
             assert text.strip() and "No data" not in text, text
         assert not npage.locator(".plotly-chart").first.is_visible()
-        shot(npage, "analyst-dashboard-no-js")
+        shot(npage, "analyst-dashboard-no-js", javascript=False)
     finally:
         nojs.close()

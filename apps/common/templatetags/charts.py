@@ -1,8 +1,8 @@
 """``{% chart figure "element-id" "Title" %}``: a Plotly chart with its text summary.
 
-Renders a <figure> holding the figure's JSON (``json_script``), the element charts.js draws into (hidden from
-assistive technology: the caption says the same in words) and a <figcaption> with the summary, which is also
-what a page read without JavaScript shows.
+Renders a <figure> holding the figure's JSON (``json_script``), the element charts.js draws into and a
+<figcaption> with the summary (the figure's accessible name), which is also what a page read without
+JavaScript shows.
 """
 
 from django import template
@@ -18,7 +18,7 @@ def chart(figure, element_id: str, title: str = "", css_class: str = "", height:
     summary = figure_summary(figure)
     style = format_html(' style="height: {}px; min-height: 0"', int(height)) if height else ""
     return format_html(
-        '<figure class="chart">{}<div class="plotly-chart {}" data-figure="{}" aria-hidden="true"{}></div>'
+        '<figure class="chart">{}<div class="plotly-chart {}" data-figure="{}"{}></div>'
         '<figcaption class="chart-summary small muted">{}{}</figcaption></figure>',
         json_script(figure, element_id), css_class, element_id, style,
         format_html("<strong>{}:</strong> ", title) if title else "", summary)
