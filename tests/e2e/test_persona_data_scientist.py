@@ -59,7 +59,9 @@ def test_data_scientist_first_hour(page, live_server, login, shot, project_with_
     X, y, names = make_classification_frame(n=200, n_features=4)
     version = register_ready_version(project, ds, make_logreg(X, y), X, y, names, "binary_classification",
                                      model_name="clv")
-    deployment_create(project=project, actor=ds, version=version, slug="clv-api", owner=ds)
+    # a first version goes live through a promotion request, or by the owner's recorded override
+    deployment_create(project=project, actor=owner, version=version, slug="clv-api", owner=ds,
+                      override_reason="first version of a new project, reviewed in the kick-off")
     page.goto(f"{live_server.url}/projects/{project.slug}/deployments/clv-api/")
     expect(page.locator("#curl-example")).to_contain_text("Bearer $SLIPWAY_API_KEY")
     expect(page.locator("#curl-example")).to_contain_text("/clv-api/predict")
