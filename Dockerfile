@@ -10,11 +10,12 @@ WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 slipway && mkdir -p /data && chown slipway /data
 
-COPY pyproject.toml README.md ./
+# requirements.lock: the exact versions CI tested (uv pip compile; see README "Reproducible install").
+COPY pyproject.toml README.md requirements.lock ./
 COPY portal ./portal
 COPY apps ./apps
 COPY workers ./workers
-RUN pip install .
+RUN pip install -c requirements.lock .
 COPY manage.py ./
 COPY templates ./templates
 COPY static ./static

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "ninja",
+    "csp",
     "apps.common",
     "apps.projects",
     "apps.features",
@@ -47,6 +48,7 @@ MIDDLEWARE = [
     # /api/: JSON errors for everything (also what ninja never sees), unstorable text refused at the edge.
     "apps.common.api_edge.ApiEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,6 +75,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.common.startup.demo_banner",
             ],
         },
     },
@@ -134,12 +137,17 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 
 # Email: console backend by default; set EMAIL_URL (smtp://user:pass@host:587) in production.
+# summarymail:// (what rundemo uses): each message saved under $SLIPWAY_DATA_DIR/mail/ and one line per message
+# appended to mail/outbox.log — no full e-mails on the console.
+environ.Env.EMAIL_SCHEMES.setdefault("summarymail", "apps.common.mail.SummaryFileBackend")
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="slipway@localhost")
 
 # Celery. Default broker: kombu's file-system transport (no service needed, a few seconds of latency).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.rstrip("/") == "filesystem:":  # the folders are local: name the host, or kombu warns per connection
+    CELERY_BROKER_URL = "filesystem://localhost//"
 _broker_dir = DATA_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
@@ -186,6 +194,33 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts, images and connections from the portal itself
+# only. No inline <script> or on* handler anywhere (json_script data blocks are not scripts), no eval.
+# style-src-attr allows style="" attributes (they cannot run code): progress-bar widths in templates and the
+# inline styles Plotly and htmx set on the elements they draw. Two inline <style> elements are allowed by hash
+# only: the empty one plotly.js fills through the CSSOM, and the map CSS it adds when it loads
+# (tests/test_csp.py recomputes both from the installed plotly.min.js, so an upgrade cannot pass unnoticed).
+CSP_PLOTLY_STYLE_HASHES = [
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # "" (plotly.js-style-global, filled by insertRule)
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # maplibre-gl CSS bundled in plotly.js 4.1.1
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-elem": ["'self'", *CSP_PLOTLY_STYLE_HASHES],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,
@@ -290,7 +325,8 @@ SHADOW_BATCH_SIZE = env.int("SHADOW_BATCH_SIZE", default=1000)  # logged request
 SHADOW_MAX_ROWS_PER_PASS = env.int("SHADOW_MAX_ROWS_PER_PASS", default=50_000)  # per run per tick/job
 SHADOW_COMPARE_MAX_ROWS = env.int("SHADOW_COMPARE_MAX_ROWS", default=50_000)  # most recent pairs compared
 SHADOW_BOOTSTRAP_RESAMPLES = env.int("SHADOW_BOOTSTRAP_RESAMPLES", default=1000)
-SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", default="http://localhost:8000")  # links in promotion emails
+# Links in e-mails. Unset: rundemo uses the address it listens on; otherwise http://127.0.0.1:8000.
+SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", default="http://127.0.0.1:8000")
 CELERY_BEAT_SCHEDULE["deployments-shadow-tick"] = {"task": "workers.releases.shadow_tick",
                                                    "schedule": SHADOW_TICK_SECONDS}
 

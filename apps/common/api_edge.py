@@ -95,6 +95,10 @@ def error_response(request, exc: BaseException) -> HttpResponse:
             f"Invalid input: {first['message']}"
         return json_error(422, detail, errors)
     if isinstance(exc, AuthenticationError):
+        if request.headers.get("Authorization", "").partition(" ")[2].strip().startswith("sdk_"):
+            return json_error(401, "This is a deployment API key (sdk_…), which may only call its deployment's "
+                                   "/predict; this endpoint takes a personal API token (slw_…, from Account → "
+                                   "API tokens)", headers={"WWW-Authenticate": "Bearer"})
         return json_error(401, "Authentication required: send a valid API token (Bearer) or sign in",
                           headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, HttpError):

@@ -553,6 +553,9 @@ def _authenticate(req: Request) -> int:
     if not key:
         raise ServingError(401, "Missing API key: send 'Authorization: Bearer sdk_…' (create a key on the "
                                 "deployment's page)", reason="unauthenticated")
+    if key.startswith("slw_"):
+        raise ServingError(401, "This is a personal API token (slw_…); /predict takes a deployment API key "
+                                "(sdk_…, created on the deployment's page)", reason="unauthenticated")
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         raise ServingError(401, "Invalid or revoked API key", reason="unauthenticated")
     owner = CACHE.key_deployment(key)

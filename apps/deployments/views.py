@@ -77,18 +77,28 @@ def curl_example(request, dep, key: str = "$SLIPWAY_API_KEY") -> str:
             f"  -H 'Content-Type: application/json' \\\n  -d '{body}'")
 
 
+def outcomes_curl_example(request, dep) -> str:
+    """Posting ground truth later: a personal token (slw_…), never the deployment key."""
+    url = request.build_absolute_uri(f"/api/v1/deployments/{dep.slug}/outcomes")
+    return (f"curl -sS -X POST '{url}' \\\n  -H 'Authorization: Bearer $SLIPWAY_TOKEN' \\\n"
+            f"  -H 'Content-Type: application/json' \\\n"
+            f"  -d '{{\"outcomes\": [{{\"request_id\": \"<request_id from /predict>\", \"label\": 1}}]}}'")
+
+
 def _detail_context(request, project, dep, **extra) -> dict:
     return {
         "project": project, "tab": "deployments", "title": dep.name, "deployment": dep,
         "charts": selectors.deployment_charts(deployment=dep),
         "events": selectors.deployment_events(deployment=dep)[:12],
         "curl": curl_example(request, dep),
+        "outcomes_curl": outcomes_curl_example(request, dep),
         "can_manage": can(request.user, project, "deployment.manage"),
         "can_keys": can(request.user, project, "deployment.keys"),
         "version_form": VersionForm(versions=selectors.deployable_versions(project=project)
-                                    .filter(model=dep.registered_model).exclude(pk=dep.production_version_id)),
-        "owner_form": OwnerForm(members=_members(project), initial={"owner": dep.owner_id}),
-        "pause_form": PauseForm(),
+                                    .filter(model=dep.registered_model).exclude(pk=dep.production_version_id),
+                                    auto_id="id_switch_%s"),
+        "owner_form": OwnerForm(members=_members(project), initial={"owner": dep.owner_id}, auto_id="id_owner_%s"),
+        "pause_form": PauseForm(auto_id="id_pause_%s"),
         **_keys_context(request, dep),
         **_predictions_context(dep, 0),
         **extra,

@@ -179,35 +179,47 @@ def volume_latency(windows: list[MonitoringWindow]) -> dict:
                                   "title": {"text": "p95 ms"}}}}
 
 
+def _edge(value: float) -> str:
+    return f"{value:.3g}"
+
+
 def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
-    """Reference vs current as shares, on the reference's bins (numeric) or categories."""
-    ref = histogram.get("reference") or []
-    cur = histogram.get("current") or []
-    rs, cs = (sum(ref) or 1), (sum(cur) or 1)
-    xaxis: dict = {"type": "category"}
-    extra: dict = {}
-    barmode = "group"
+    """Reference vs current as shares of rows per bin: the reference's decile bins (numeric) or categories.
+
+    Numeric bins are drawn side by side with equal widths and labelled with their value ranges, so a
+    distribution of any shape (a confident classifier's scores piled up near 0 and 1, say) stays readable:
+    the reference puts about a tenth of its rows in each decile bin, and the current window's bars show
+    where it moved."""
+    ref = [float(v) for v in (histogram.get("reference") or [])]
+    cur = [float(v) for v in (histogram.get("current") or [])]
+    rs, cs = (sum(ref) or 1.0), (sum(cur) or 1.0)
     if kind == "numeric":
         edges = histogram.get("edges") or []
-        x = [round((edges[i] + edges[i + 1]) / 2, 6) for i in range(len(edges) - 1)]
-        widths = [edges[i + 1] - edges[i] for i in range(len(edges) - 1)]
-        # shares per unit of value (bins are reference quantiles, of unequal width)
-        ref = [r / w if w > 0 else r for r, w in zip(ref, widths, strict=True)]
-        cur = [c / w if w > 0 else c for c, w in zip(cur, widths, strict=True)]
-        extra = {"width": widths, "opacity": 0.6}
-        barmode = "overlay"
-        xaxis = {"type": "linear", "title": {"text": title or "value"}}
+        x = [f"{_edge(edges[i])}–{_edge(edges[i + 1])}" for i in range(len(edges) - 1)]
+        axis_title = f"{title or 'value'} (reference decile bins)"
     else:
         x = [str(c) for c in histogram.get("categories") or []]
-    hover = "%{x}<extra>%{fullData.name}</extra>"
-    return {"data": [{"type": "bar", "name": "reference", "x": x, "y": [r / rs for r in ref],
-                      "marker": {"color": "#7b8794"}, "hovertemplate": hover, **extra},
-                     {"type": "bar", "name": "current window", "x": x, "y": [c / cs for c in cur],
-                      "marker": {"color": "#d9822b"}, "hovertemplate": hover, **extra}],
-            "layout": {"height": 300, "barmode": barmode, "margin": {"t": 30, "r": 10, "b": 50, "l": 60},
-                       "xaxis": xaxis, "yaxis": {"title": {"text": "density" if kind == "numeric" else "share"},
-                                                  **({} if kind == "numeric" else {"tickformat": ".0%"})},
-                       "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"}}}
+        axis_title = title or "category"
+    n = min(len(x), len(ref), len(cur)) if cur else min(len(x), len(ref))
+    x = x[:n]
+    ref_share = [r / rs for r in ref[:n]]
+    cur_share = [c / cs for c in cur[:n]] if cur else []
+    summary = f"Share of rows per bin of {title or 'the value'}, reference vs current window"
+    if cur_share and n:
+        i = max(range(n), key=lambda k: abs(cur_share[k] - ref_share[k]))
+        summary += (f"; the largest difference is in {x[i]}: {cur_share[i]:.0%} of the current window vs "
+                    f"{ref_share[i]:.0%} of the reference")
+    hover = "%{x}: %{y:.1%}<extra>%{fullData.name}</extra>"
+    data = [{"type": "bar", "name": "reference", "x": x, "y": ref_share, "marker": {"color": "#7b8794"},
+             "hovertemplate": hover}]
+    if cur_share:
+        data.append({"type": "bar", "name": "current window", "x": x, "y": cur_share,
+                     "marker": {"color": "#d9822b"}, "hovertemplate": hover})
+    return {"data": data, "summary": summary + ".",
+            "layout": {"height": 300, "barmode": "group",
+                       "xaxis": {"type": "category", "title": {"text": axis_title}, "tickangle": -30},
+                       "yaxis": {"title": {"text": "share of rows"}, "tickformat": ".0%", "rangemode": "tozero"},
+                       "legend": {"orientation": "h"}}}
 
 
 def feature_over_time(windows: list[MonitoringWindow], stats: list[FeatureWindowStat]) -> dict:

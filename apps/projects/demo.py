@@ -1,6 +1,7 @@
 """The demo organisation: one user per role and a project. Later capabilities extend ``demo_load``."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from .models import Membership, Project, Role
@@ -21,18 +22,20 @@ DEMO_USERS = [
 def demo_users_ensure() -> dict:
     User = get_user_model()
     users = {}
+    hashed = None  # one hash for every demo user: the password is public anyway, and each hash costs ~0.5 s
     for username, _role, full_name in DEMO_USERS:
         first, last = full_name.split(" ", 1)
         user, created = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last,
                                                                                 "email": f"{username}@example.com"})
         if created:
-            user.set_password(DEMO_PASSWORD)
+            hashed = hashed or make_password(DEMO_PASSWORD)
+            user.password = hashed
             user.save()
         users[username] = user
     admin, created = User.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True,
                                                                             "email": "admin@example.com"})
     if created:
-        admin.set_password(DEMO_PASSWORD)
+        admin.password = hashed or make_password(DEMO_PASSWORD)
         admin.save()
     users["admin"] = admin
     return users

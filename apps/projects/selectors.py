@@ -5,7 +5,7 @@ from django.db.models import Count, Q, QuerySet
 
 from apps.common.errors import NotFound, PermissionDenied
 
-from .models import ApiToken, AuditEvent, Job, Membership, Project
+from .models import ApiToken, AuditEvent, Job, Membership, Project, Role
 from .permissions import can, project_role
 
 
@@ -31,6 +31,7 @@ def project_get_for_user(*, user, slug: str, action: str = "project.view") -> Pr
     if not can(user, project, action):
         raise PermissionDenied(f"Your role in {project.name} does not allow {action}")
     project.current_role = project_role(user, project)
+    project.current_role_label = Role(project.current_role).label if project.current_role else ""
     return project
 
 

@@ -2,6 +2,9 @@
 
 Screenshots go to ``test-artifacts/screenshots/`` (look at them). Without /usr/bin/chromium the
 browser tests are skipped with a clear reason, except in CI (CI=true), where they fail.
+
+Every page of every browser test is watched for Content-Security-Policy violations (the test fails on
+any), and every page a test takes a screenshot of is checked with axe-core (0 critical, 0 serious).
 """
 
 import os
@@ -33,14 +36,109 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1280, "height": 860}}
 
 
+# Records CSP violations inside the page (runs before any page script; not subject to the page's CSP).
+_CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolations.push(e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+                              " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+class CspWatch:
+    """Collects CSP violations of every page of a browser context: console messages and DOM events."""
+
+    def __init__(self):
+        self.violations: list[str] = []
+
+    def attach(self, context):
+        context.add_init_script(_CSP_RECORDER)
+        context.on("page", self._watch_page)
+        for page in context.pages:
+            self._watch_page(page)
+
+    def _watch_page(self, page):
+        def on_console(msg):
+            if "Content Security Policy" in msg.text or "Content-Security-Policy" in msg.text:
+                self.violations.append(f"{page.url}: {msg.text}")
+
+        page.on("console", on_console)
+
+    def collect(self, page) -> list[str]:
+        try:
+            found = page.evaluate("window.__cspViolations || []")
+        except Exception:  # noqa: BLE001 - a closed page or a navigation in flight: the console still saw it
+            found = []
+        return self.violations + [f"{page.url}: {v}" for v in found]
+
+
+_WATCHES: list[CspWatch] = []
+
+
+@pytest.fixture(scope="session")
+def browser(browser):
+    """Every browser context (pytest-playwright's and those a test opens itself) records CSP violations."""
+    original = browser.new_context
+
+    def new_context(*args, **kwargs):
+        ctx = original(*args, **kwargs)
+        watch = CspWatch()
+        watch.attach(ctx)
+        ctx._slipway_csp = watch
+        _WATCHES.append(watch)
+        return ctx
+
+    browser.new_context = new_context
+    return browser
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations():
+    """A browser test fails if any page it opened reported a Content-Security-Policy violation."""
+    _WATCHES.clear()
+    yield
+    seen = [v for w in _WATCHES for v in w.violations]
+    _WATCHES.clear()
+    assert not seen, "Content-Security-Policy violations:\n" + "\n".join(seen)
+
+
+def assert_no_csp_violations(page):
+    watch = getattr(page.context, "_slipway_csp", None)
+    if watch is not None:
+        found = watch.collect(page)
+        assert not found, "Content-Security-Policy violations:\n" + "\n".join(found)
+
+
+def assert_accessible(page, name: str = ""):
+    """axe-core (shipped by axe-playwright-python) on the page as it is: no critical or serious violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"resultTypes": ["violations"],
+                                       "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a",
+                                                                             "wcag21aa", "best-practice"]}})
+    bad = [v for v in results.response["violations"] if v["impact"] in ("critical", "serious")]
+    report = "\n".join(
+        f"{v['impact']}: {v['id']} ({v['help']}) at " + ", ".join(" ".join(n["target"]) for n in v["nodes"][:5])
+        for v in bad)
+    assert not bad, f"axe-core on {name or page.url}:\n{report}"
+
+
 @pytest.fixture
 def shot():
-    """``shot(page, "name")`` saves a full-page screenshot under test-artifacts/screenshots/."""
+    """``shot(page, "name")`` checks the page with axe-core and for CSP violations, then saves a full-page
+    screenshot under test-artifacts/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def take(page, name: str):
+    def take(page, name: str, *, axe: bool = True, javascript: bool = True):
+        """``javascript=False`` for a context without JavaScript: nothing can be evaluated in its pages
+        (page.evaluate would wait for ever), so neither axe nor the in-page CSP record run there."""
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if javascript:
+            assert_no_csp_violations(page)
+        if axe and javascript:
+            assert_accessible(page, name)
         return path
 
     return take

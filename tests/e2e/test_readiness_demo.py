@@ -120,6 +120,13 @@ def test_manager_reads_portfolio_and_readiness(demo, page, shot):
     table.get_by_role("link", name="Customer churn").click()
     expect(page.locator("#readiness-stage")).to_have_text("Monitored")
     expect(page.locator("#item-monitoringopen_alerts .badge")).to_have_text("fail")
+    # every score says what it means; the page has a table of contents and collapsible sections
+    expect(page.locator(".score-meaning").first).to_contain_text("100 when every item passes")
+    expect(page.locator("#mlts-meaning")).to_contain_text("Means:")
+    toc = page.get_by_role("navigation", name="On this page")
+    expect(page.locator("#section-model")).not_to_have_attribute("open", "")
+    toc.locator("a[href='#section-model']").click()  # the link opens the collapsed ML Test Score group
+    expect(page.locator("#section-model")).to_have_attribute("open", "")
     row = page.locator("#item-mltsmodel6")
     row.locator("summary").click()
     row.locator("select").select_option("manual")

@@ -10,6 +10,8 @@ from .alerts import (
     _validate_metric,
     alert_acknowledge,
     alert_rule_create,
+    alert_rule_enabled_set,
+    alert_rule_update,
     alert_rules_evaluate,
     alert_snooze,
     window_metric,
@@ -46,7 +48,7 @@ from .windows import (
 __all__ = [
     "CLASSIFICATION_METRICS", "COMPARE", "MAX_OUTCOMES", "MAX_WINDOWS_PER_TICK", "METRICS", "MIN_WINDOW_MINUTES",
     "REGRESSION_METRICS", "SKEW_SAMPLE", "_alert_for_user", "_floor", "_validate_metric", "alert_acknowledge",
-    "alert_rule_create", "alert_rules_evaluate", "alert_snooze", "calibration_fit", "drift_check_request",
+    "alert_rule_create", "alert_rule_enabled_set", "alert_rule_update", "alert_rules_evaluate", "alert_snooze", "calibration_fit", "drift_check_request",
     "drift_check_run", "due_time_windows", "log_watermark", "outcomes_ingest_request", "outcomes_ingest_run",
     "outcomes_pending_match", "monitor_settings_for", "monitor_settings_update",
     "monitoring_tick", "notification_deliver", "outcomes_ingest", "performance_refresh", "skew_check",

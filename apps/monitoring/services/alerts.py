@@ -13,7 +13,7 @@ from apps.deployments.models import Deployment
 from apps.projects.permissions import can
 from apps.projects.services import audit_record
 
-from ..models import Alert, AlertRule, AlertStatus, Comparator, MonitoringWindow
+from ..models import Alert, AlertRule, AlertStatus, Comparator, MonitoringWindow, Severity
 from .common import COMPARE, METRICS, _require
 from .notifications import _notify
 
@@ -154,3 +154,49 @@ def alert_snooze(*, alert: Alert, actor, minutes: int) -> Alert:
     audit_record(actor=actor, verb="monitoring.alert_snooze", project=alert.deployment.project, target=alert,
                  details={"minutes": minutes})
     return alert
+
+
+# --- alert rules: edit and mute (the monitoring configuration page; the same checks as alert_rule_create) ---
+
+
+def alert_rule_update(*, rule: AlertRule, actor, name: str, metric: str, comparator: str, threshold: float,
+                      consecutive: int = 1, severity: str = "warning", channels=(), emails=(), webhook_url: str = "",
+                      webhook_secret: str = "", cooldown_minutes: int = 60) -> AlertRule:
+    """Change a rule. An empty ``webhook_secret`` keeps the stored one (it is never shown again)."""
+    deployment = rule.deployment
+    _require(actor, deployment, "monitoring.configure")
+    _validate_metric(metric)
+    if comparator not in Comparator.values:
+        raise InvalidInput("comparator must be gt, gte, lt or lte", field="comparator")
+    if consecutive < 1:
+        raise InvalidInput("At least one window", field="consecutive")
+    if severity not in Severity.values:
+        raise InvalidInput(f"severity must be one of {', '.join(Severity.values)}", field="severity")
+    channels = list(channels)
+    if set(channels) - {"email", "webhook"}:
+        raise InvalidInput("Channels are email and webhook", field="channels")
+    secret = webhook_secret or rule.webhook_secret
+    if "webhook" in channels and not (webhook_url and secret):
+        raise InvalidInput("A webhook needs a URL and a signing secret", field="webhook_url")
+    if "email" in channels and not list(emails):
+        raise InvalidInput("E-mail alerts need at least one address", field="emails")
+    with transaction.atomic():
+        rule.name, rule.metric, rule.comparator, rule.threshold = name, metric, comparator, threshold
+        rule.consecutive, rule.severity, rule.channels, rule.emails = consecutive, severity, channels, list(emails)
+        rule.webhook_url, rule.webhook_secret, rule.cooldown_minutes = webhook_url, secret, cooldown_minutes
+        rule.save()
+        audit_record(actor=actor, verb="monitoring.alert_rule_update", project=deployment.project, target=rule,
+                     details={"metric": metric, "comparator": comparator, "threshold": threshold,
+                              "channels": channels})
+    return rule
+
+
+def alert_rule_enabled_set(*, rule: AlertRule, actor, enabled: bool) -> AlertRule:
+    """Mute (``enabled=False``: the rule opens no alert and sends nothing) or unmute a rule."""
+    _require(actor, rule.deployment, "monitoring.configure")
+    if rule.enabled != enabled:
+        rule.enabled = enabled
+        rule.save(update_fields=["enabled"])
+        audit_record(actor=actor, verb="monitoring.alert_rule_unmute" if enabled else "monitoring.alert_rule_mute",
+                     project=rule.deployment.project, target=rule, details={"name": rule.name})
+    return rule
