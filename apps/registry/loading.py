@@ -2,8 +2,9 @@
 
 ``load_predictor(version)`` opens the safe form the registry stored for a READY (or archived)
 version: the ONNX form through onnxruntime (one intra-op and one inter-op thread) when
-``serving_format == "onnx"`` and ``onnx_verified``, otherwise the skops form with the server's fixed
-allowlist (apps.registry.allowlist). Nothing here ever unpickles. Caching by version id is the
+``serving_format == "onnx"`` and ``onnx_verified``; for XGBoost/LightGBM uploads the native model as
+the library re-saved it in the sandbox (``serving_format`` "xgboost"/"lightgbm", one thread); otherwise
+the skops form with the server's fixed allowlist (apps.registry.allowlist). Nothing here ever unpickles. Caching by version id is the
 caller's job (serving keeps one Predictor per version per process).
 
 ``Predictor.predict(X)`` takes a 2-D array whose columns follow the model's input contract and returns
@@ -24,7 +25,7 @@ from apps.common.errors import Conflict, Unavailable
 from apps.common.storage import artifact_store
 
 from .allowlist import skops_trusted_types
-from .models import ModelVersion, ServingFormat, VersionStatus
+from .models import NATIVE_FORMATS, ModelVersion, ServingFormat, VersionStatus
 
 LOADABLE_STATUSES = (VersionStatus.READY, VersionStatus.ARCHIVED)
 
@@ -166,6 +167,43 @@ def _onnx_columns_predict_fn(session, classes: list | None):
     return predict
 
 
+def native_predict_fn(fmt: str, data: bytes, classes: list | None, *, has_probabilities: bool = True):
+    """A predict function over an XGBoost/LightGBM booster (one thread), with scikit-learn's answers:
+    binary → P(class 1) > 0.5, multiclass → argmax, regressors → the value."""
+    if fmt == "xgboost":
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(bytearray(data))
+        booster.set_param({"nthread": 1})
+
+        def raw(X):
+            return np.asarray(booster.inplace_predict(X, validate_features=False), dtype="float64")
+    elif fmt == "lightgbm":
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_str=data.decode("utf-8"))
+
+        def raw(X):
+            return np.asarray(booster.predict(X, num_threads=1), dtype="float64")
+    else:
+        raise Conflict(f"Unknown native model format {fmt!r}")
+    labels = np.asarray(classes) if classes is not None else None
+
+    def predict(X: np.ndarray):
+        out = raw(np.ascontiguousarray(X, dtype="float64"))
+        if labels is None:
+            return out.reshape(-1), None
+        if not has_probabilities:  # multi:softmax answers class indices
+            return labels[out.reshape(-1).astype(int)], None
+        if out.ndim == 1:
+            proba = np.column_stack([1.0 - out, out])
+            return labels[(out > 0.5).astype(int)], proba
+        return labels[out.argmax(axis=1)], out
+
+    return predict
+
+
 def _classes(version: ModelVersion) -> list | None:
     return list(version.classes) if version.classes is not None else None
 
@@ -187,6 +225,14 @@ def load_predictor(version: ModelVersion) -> Predictor:
         session = onnx_session(store.read_bytes(version.onnx_artifact_key))
         return Predictor(feature_names=names, classes=classes, version_id=version.pk, format="onnx",
                          _predict=onnx_predict_fn(session, classes))
+    if version.serving_format in NATIVE_FORMATS:
+        if not version.safe_artifact_key or not store.exists(version.safe_artifact_key):
+            raise Unavailable(f"The {version.serving_format} model of {version} is missing from storage")
+        booster = (version.validation_report or {}).get("load", {}).get("booster", {})
+        fn = native_predict_fn(version.serving_format, store.read_bytes(version.safe_artifact_key), classes,
+                               has_probabilities=booster.get("has_probabilities", True))
+        return Predictor(feature_names=names, classes=classes, version_id=version.pk,
+                         format=version.serving_format, _predict=fn)
     estimator = load_estimator(version)
     return Predictor(feature_names=names, classes=classes, version_id=version.pk, format="skops",
                      _predict=_estimator_predict_fn(estimator, names, classes))
@@ -195,6 +241,9 @@ def load_predictor(version: ModelVersion) -> Predictor:
 def load_estimator(version: ModelVersion):
     """The scikit-learn estimator of a validated version, from its skops form."""
     _check_loadable(version)
+    if version.artifact_format in NATIVE_FORMATS:
+        raise Conflict(f"{version} is a native {version.artifact_format} model, not a scikit-learn estimator: "
+                       "upload it inside a scikit-learn Pipeline (skops) to retrain it here")
     if not version.safe_artifact_key:
         raise Conflict(f"{version} has no scikit-learn form (it was uploaded as {version.artifact_format})")
     store = artifact_store()

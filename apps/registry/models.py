@@ -6,7 +6,7 @@ by a worker: ``validating`` → ``ready`` or ``rejected`` (with ``status_reason`
 
 The artifact the user uploaded is kept under ``artifact_key`` (server-generated, sha256-addressed);
 the registry also stores a safe form: ``safe_artifact_key`` (skops, loaded only with the server's
-fixed allowlist) and, when skl2onnx converts it and its predictions matched scikit-learn's on held-out
+fixed allowlist; for XGBoost/LightGBM uploads the model as re-saved by the library in the sandbox) and, when skl2onnx converts it and its predictions matched scikit-learn's on held-out
 data, ``onnx_artifact_key`` with ``onnx_verified``. Serving loads only those (apps.registry.loading).
 """
 
@@ -32,11 +32,19 @@ class ArtifactFormat(models.TextChoices):
     ONNX = "onnx", "ONNX"
     JOBLIB = "joblib", "joblib"
     PICKLE = "pickle", "pickle"
+    XGBOOST = "xgboost", "XGBoost (JSON/UBJSON)"
+    LIGHTGBM = "lightgbm", "LightGBM (text)"
+
+
+# Native gradient-boosting formats: data files read by the library's own parser, never unpickled.
+NATIVE_FORMATS = ("xgboost", "lightgbm")
 
 
 class ServingFormat(models.TextChoices):
     ONNX = "onnx", "ONNX"
     SKOPS = "skops", "skops"
+    XGBOOST = "xgboost", "XGBoost (native)"
+    LIGHTGBM = "lightgbm", "LightGBM (native)"
 
 
 class RegisteredModel(models.Model):

@@ -11,6 +11,10 @@ kinds:
   unpickler whose ``find_class`` only returns allowlisted globals, checked to be a scikit-learn
   estimator and written out as ``model.skops``.
 - ``skops``: loaded with the server's fixed trusted list and checked to be an estimator.
+- ``xgboost`` / ``lightgbm``: the native (non-executable) model file is checked statically
+  (apps.registry.boosters: structure, declared sizes, objective), loaded by the library's own parser,
+  re-saved by the library as ``model.ubj`` / ``model.txt`` (the form the registry keeps), and converted
+  to ONNX with onnxmltools as ``model.onnx`` when the converter supports it (the parent compares).
 - ``onnx``: ``onnx.checker`` full check; external data, non-standard operator domains and local
   functions are refused; the model must open in onnxruntime.
 
@@ -157,8 +161,67 @@ def check_onnx(path: str) -> dict:
     }
 
 
+def load_booster(kind: str, path: str, out_dir: str) -> dict:
+    from . import boosters
+
+    info = boosters.read_xgboost(path) if kind == "xgboost" else boosters.read_lightgbm(path)
+    if kind == "xgboost":
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        with open(path, "rb") as fh:
+            booster.load_model(bytearray(fh.read()))  # the format is read from the content, not the name
+        booster.set_param({"nthread": 1})
+        if booster.num_features() != info.n_features:
+            raise Refused(f"XGBoost reads {booster.num_features()} features, the file declares {info.n_features}")
+        out = os.path.join(out_dir, "model.ubj")
+        booster.save_model(out)
+        version = xgb.__version__
+    else:
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=path)
+        if booster.num_feature() != info.n_features:
+            raise Refused(f"LightGBM reads {booster.num_feature()} features, the file declares {info.n_features}")
+        out = os.path.join(out_dir, "model.txt")
+        booster.save_model(out)
+        version = lgb.__version__
+    result = {"native_path": out, "booster": info.as_dict(), "library_version": version}
+    try:
+        result["onnx_path"] = convert_booster_to_onnx(kind, out, info.n_features, out_dir)
+    except Exception as exc:  # noqa: BLE001 - no ONNX form is fine: the native form is served
+        result["onnx_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return result
+
+
+def convert_booster_to_onnx(kind: str, native_path: str, n_features: int, out_dir: str) -> str:
+    """onnxmltools conversion of the re-saved native model (float32 input named ``X``), checked."""
+    import onnx
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    types = [("X", FloatTensorType([None, n_features]))]
+    if kind == "xgboost":
+        import xgboost as xgb
+        from onnxmltools import convert_xgboost
+
+        booster = xgb.Booster()
+        booster.load_model(native_path)
+        booster.feature_names = None  # the converter wants f0..fN; columns are positional in serving anyway
+        onx = convert_xgboost(booster, initial_types=types)
+    else:
+        import lightgbm as lgb
+        from onnxmltools import convert_lightgbm
+
+        onx = convert_lightgbm(lgb.Booster(model_file=native_path), initial_types=types, zipmap=False)
+    onnx.checker.check_model(onx, full_check=True)
+    out = os.path.join(out_dir, "model.onnx")
+    with open(out, "wb") as fh:
+        fh.write(onx.SerializeToString())
+    return out
+
+
 PRELOAD = ["apps.registry.sandbox", "numpy", "sklearn.base", "sklearn.pipeline", "joblib", "skops.io", "onnx",
-           "onnxruntime"]
+           "onnxruntime", "xgboost", "lightgbm"]
 
 
 def child_main(kind: str, path: str, out_dir: str, memory: int, cpu: int, conn, allowlist: list) -> None:
@@ -186,6 +249,8 @@ def run(kind: str, path: str, out_dir: str) -> dict:
             result = check_skops(path)
         elif kind == "onnx":
             result = check_onnx(path)
+        elif kind in ("xgboost", "lightgbm"):
+            result = load_booster(kind, path, out_dir)
         else:
             raise Refused(f"unknown kind {kind}")
         payload = {"ok": True, **result}
@@ -193,7 +258,7 @@ def run(kind: str, path: str, out_dir: str) -> dict:
         payload = {"ok": False, "error": "The model needs more memory than the loader's limit"}
     except Exception as exc:  # noqa: BLE001 - every failure is reported to the parent as a refusal
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        if type(exc).__name__ not in ("Refused", "ScanRejected", "InflateRefused"):
+        if type(exc).__name__ not in ("Refused", "ScanRejected", "InflateRefused", "BoosterRejected"):
             message = f"The model could not be loaded: {type(exc).__name__}: {message}"
         payload = {"ok": False, "error": message[:2000]}
     return payload

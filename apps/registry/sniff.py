@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zipfile
 
+from .boosters import is_lightgbm_text, xgboost_encoding
 from .scan import detect_compression
 
 HEAD_BYTES = 64
@@ -16,7 +17,8 @@ class SniffError(Exception):
 
 
 def sniff_model_format(head: bytes) -> str:
-    """'skops' | 'onnx' | 'joblib' (compressed) | 'pickle' (joblib or plain pickle; the scan decides).
+    """'skops' | 'onnx' | 'xgboost' (JSON or UBJSON) | 'lightgbm' (text model) | 'joblib' (compressed) |
+    'pickle' (joblib or plain pickle; the scan decides).
 
     Raises SniffError with a clear message for anything else.
     """
@@ -24,6 +26,10 @@ def sniff_model_format(head: bytes) -> str:
         raise SniffError("The file is empty")
     if head.startswith(b"PK\x03\x04"):
         return "skops"
+    if xgboost_encoding(head):
+        return "xgboost"
+    if is_lightgbm_text(head):
+        return "lightgbm"
     if detect_compression(head):
         return "joblib"
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
@@ -34,7 +40,8 @@ def sniff_model_format(head: bytes) -> str:
         return "onnx"
     raise SniffError(
         "Not a recognised model file: upload a skops (.skops), ONNX (.onnx), joblib or pickle file of a "
-        "scikit-learn estimator (the format is detected from the content, not the file name)")
+        "scikit-learn estimator, an XGBoost model saved with save_model (.json or .ubj) or a LightGBM text "
+        "model (booster.save_model, .txt); the format is detected from the content, not the file name")
 
 
 def sniff_table_format(head: bytes) -> str:

@@ -1,8 +1,9 @@
 """Validation of a newly uploaded model version (runs in a Celery worker; called by services).
 
-Steps: scan (bounded decompression + static pickle scan / skops zip and type checks / ONNX sniff) →
-load in an isolated, resource-limited process (apps.registry.sandbox) which also converts pickles to
-skops → load the safe form → input signature vs the contract → task check → smoke prediction →
+Steps: scan (bounded decompression + static pickle scan / skops zip and type checks / static structure
+of XGBoost UBJSON and LightGBM text models / ONNX sniff) → load in an isolated, resource-limited process
+(apps.registry.sandbox) which also converts pickles to skops and re-saves XGBoost/LightGBM models with
+their library (plus an onnxmltools ONNX form) → load the safe form → input signature vs the contract → task check → smoke prediction →
 holdout metrics → reference profile → skl2onnx conversion and equality check → ready.
 
 Any failure raises ``Rejected`` with a message for people; services turn it into a rejected version.
@@ -23,6 +24,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -33,8 +35,9 @@ from apps.common.storage import artifact_store
 from . import contract as spec
 from . import infer as infer_mod
 from . import profile as profile_mod
-from .loading import _estimator_predict_fn, onnx_predict_fn, onnx_session, skops_loads
-from .models import ModelTask, ModelVersion
+from .boosters import BoosterRejected, read_lightgbm, read_ubjson, xgboost_encoding
+from .loading import _estimator_predict_fn, native_predict_fn, onnx_predict_fn, onnx_session, skops_loads
+from .models import NATIVE_FORMATS, ModelTask, ModelVersion
 from .scan import InflateRefused, ScanRejected, detect_compression, inflate_to, scan_file
 from .sniff import SniffError, check_skops_zip
 
@@ -222,6 +225,21 @@ def scan_artifact(version: ModelVersion, tmp: str, report: dict) -> tuple[str, s
             raise Rejected("The skops file contains types that are not on the server's allowlist: "
                            + ", ".join(untrusted[:10]), step="scan")
         return "skops", src
+    if fmt in NATIVE_FORMATS:
+        # Streaming checks with bounded memory here; XGBoost JSON is parsed whole only in the sandbox.
+        try:
+            if fmt == "lightgbm":
+                info = read_lightgbm(src)
+                report["scan"] = {"objective": info.objective, "trees": info.n_trees, "features": info.n_features}
+            else:
+                with open(src, "rb") as fh:
+                    encoding = xgboost_encoding(fh.read(64))
+                if encoding == "ubjson":
+                    read_ubjson(src)
+                report["scan"] = {"encoding": encoding}
+        except BoosterRejected as exc:
+            raise Rejected(str(exc), step="scan") from exc
+        return fmt, src
     return "onnx", src
 
 
@@ -338,6 +356,23 @@ def check_signature_sklearn(estimator, contract: list[dict]) -> dict:
         raise Rejected(f"Input signature mismatch: the model takes {int(n)} features, the contract declares "
                        f"{len(names)} ({', '.join(names)})", step="signature")
     return {"source": "n_features_in_" if n is not None else "none", "n_features": int(n) if n is not None else None}
+
+
+def check_signature_booster(info: dict, contract: list[dict]) -> dict:
+    """Width, and names when the file has them (LightGBM writes spaces in names as '_')."""
+    names = [c["name"] for c in contract]
+    if info["n_features"] != len(names):
+        raise Rejected(f"Input signature mismatch: the {info['library']} model takes {info['n_features']} "
+                       f"features, the contract declares {len(names)} ({', '.join(names)})", step="signature")
+    model_names = info.get("feature_names")
+    if not model_names:
+        return {"source": "num_feature", "n_features": info["n_features"]}
+    expected = ["_".join(n.split()) for n in names] if info["library"] == "lightgbm" else names
+    if model_names != expected:
+        diff = [f"{m} ≠ {c}" for m, c in zip(model_names, expected, strict=True) if m != c]
+        raise Rejected("Input signature mismatch: the model's feature names differ from the contract "
+                       f"(model ≠ contract: {'; '.join(diff[:10])})", step="signature")
+    return {"source": "feature_names", "features": model_names}
 
 
 def check_task(task: str, classes: list | None) -> None:
@@ -575,28 +610,45 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         kind, path = scan_artifact(version, tmp, report)
         step("load", 20, "Loading it in an isolated process")
         loaded = run_sandbox(kind, path, tmp)
-        report["load"] = {k: v for k, v in loaded.items() if k not in ("ok", "skops_path")}
+        report["load"] = {k: v for k, v in loaded.items() if k not in ("ok", "skops_path", "native_path",
+                                                                       "onnx_path")}
+        native_onnx = None
         if kind in ("pickle", "joblib"):
             safe = store.put_file(Path(loaded["skops_path"]), suffix=".skops")
             version.safe_artifact_key = safe.key
         elif kind == "skops":
             version.safe_artifact_key = version.artifact_key
+        elif kind in NATIVE_FORMATS:
+            native = Path(loaded["native_path"])
+            version.safe_artifact_key = store.put_file(native, suffix=native.suffix).key
+            if loaded.get("onnx_path"):
+                native_onnx = Path(loaded["onnx_path"]).read_bytes()
 
     step("signature", 35, "Checking the input signature")
     declared = list(model.input_contract or [])  # empty: inferred below from the artifacts
     estimator = None
-    if kind != "onnx":
+    described = None  # what the contract is read from / checked against
+    if kind in NATIVE_FORMATS:
+        # a booster file says its width and (XGBoost) its column names; LightGBM rewrites spaces in names,
+        # so its names are compared by check_signature_booster below
+        info = loaded["booster"]
+        described = SimpleNamespace(
+            n_features_in_=info["n_features"],
+            feature_names_in_=info["feature_names"] if info["library"] == "xgboost" and info["feature_names"] else None)
+    elif kind != "onnx":
         try:
             estimator = skops_loads(store.read_bytes(version.safe_artifact_key))
         except Exception as exc:  # noqa: BLE001
             raise Rejected(f"The safe (skops) form cannot be loaded with the server's allowlist: {exc}",
                            step="load") from exc
-        _check_declared_against_model(declared, estimator)
+        described = estimator
+    if described is not None:
+        _check_declared_against_model(declared, described)
     # the data files are read with the declared types: a text value in a numeric feature is refused naming
     # the column and rows (apps.common.tabular)
     holdout = read_table(version.holdout_key, label="holdout file", contract=declared) if version.holdout_key else None
     raw_reference = _inference_frame(version, holdout, declared)
-    contract = resolve_contract(version, estimator, raw_reference, report)
+    contract = resolve_contract(version, described, raw_reference, report)
     names = [c["name"] for c in contract]
     if kind == "onnx":
         data = store.read_bytes(version.artifact_key)
@@ -620,6 +672,17 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         version.framework = f"onnx ({loaded.get('producer') or 'unknown producer'})"
         version.library_versions = {"onnx_opsets": loaded.get("opsets", {})}
         report["signature"] = {"source": "onnx inputs", "n_features": width}
+    elif kind in NATIVE_FORMATS:
+        info = loaded["booster"]
+        report["signature"] = check_signature_booster(info, contract)
+        classes = list(range(info["n_classes"])) if info["is_classifier"] else None
+        predict = native_predict_fn(kind, store.read_bytes(version.safe_artifact_key), classes,
+                                    has_probabilities=info["has_probabilities"])
+        version.framework = f"{kind} {loaded.get('library_version', '')}".strip()
+        version.params = {"objective": info["objective"], "trees": info["n_trees"],
+                          "booster": info.get("booster") or "gbtree"}
+        version.library_versions = {kind: loaded.get("library_version", ""), "numpy": np.__version__}
+        report["estimator"] = f"{kind} booster ({info['objective']})"
     else:
         report["signature"] = check_signature_sklearn(estimator, contract)
         classes = _class_list(estimator.classes_) if hasattr(estimator, "classes_") else None
@@ -707,6 +770,23 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         version.onnx_verified = True  # the uploaded ONNX is the only form: checked, opened, smoke-tested
         version.serving_format = "onnx"
         report["onnx"] = {"uploaded": True, "verified": True}
+    elif kind in NATIVE_FORMATS:
+        version.serving_format = kind
+        if native_onnx is None:
+            report["onnx"] = {"converted": False, "reason": loaded.get("onnx_error") or "no converter"}
+        else:
+            X = _matrix(compare_df, contract)
+            try:
+                oc = onnx_compare(model.task, predict(X), onnx_predict_fn(onnx_session(native_onnx), classes)(X))
+            except Exception as exc:  # noqa: BLE001 - no ONNX form is fine: serving uses the native model
+                report["onnx"] = {"converted": True, "verified": False,
+                                  "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            else:
+                report["onnx"] = {"converted": True, "converter": "onnxmltools", **oc}
+                if oc["verified"]:
+                    version.onnx_artifact_key = store.put_bytes(native_onnx, suffix=".onnx").key
+                    version.onnx_verified = True
+                    version.serving_format = "onnx"
     elif spec.is_numeric_only(contract) or onnx_mixed_supported(contract):
         X = _matrix(compare_df, contract)
         try:

@@ -162,3 +162,34 @@ def register_ready_version(project, actor, estimator, X, y, feature_names, task,
     if version.status != VersionStatus.READY:
         raise AssertionError(f"{version} was not validated: {version.status_reason}")
     return version
+
+
+# --- XGBoost / LightGBM (native formats and sklearn wrappers) --------------------------------------
+
+
+def make_booster(library: str, kind: str, X, y, **params):
+    """A fitted XGBoost/LightGBM sklearn wrapper: ``library`` "xgboost"|"lightgbm", ``kind``
+    "classifier"|"regressor" (small and single-threaded: tests stay fast on 2 cores)."""
+    if library == "xgboost":
+        import xgboost as xgb
+
+        cls = xgb.XGBClassifier if kind == "classifier" else xgb.XGBRegressor
+        return cls(n_estimators=20, max_depth=3, n_jobs=1, random_state=0, **params).fit(X, y)
+    import lightgbm as lgb
+
+    cls = lgb.LGBMClassifier if kind == "classifier" else lgb.LGBMRegressor
+    return cls(n_estimators=20, num_leaves=8, n_jobs=1, random_state=0, verbose=-1, **params).fit(X, y)
+
+
+def native_bytes(model, encoding: str = "json") -> bytes:
+    """The native file of a fitted wrapper: XGBoost ``save_model`` (.json or .ubj), LightGBM text."""
+    import os
+    import tempfile
+
+    if hasattr(model, "booster_"):  # LightGBM
+        return model.booster_.model_to_string().encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"model.{'ubj' if encoding == 'ubjson' else 'json'}")
+        model.save_model(path)
+        with open(path, "rb") as fh:
+            return fh.read()
