@@ -120,6 +120,19 @@ SKLEARN_HELPERS = frozenset({
 JOBLIB_GLOBALS = frozenset({("joblib.numpy_pickle", "NumpyArrayWrapper")})
 JOBLIB_ARRAY_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 
+# XGBoost / LightGBM scikit-learn wrappers and the boosters they hold, by EXACT class (never by module:
+# xgboost and lightgbm also hold callbacks, data loaders and plotting helpers). Trusted in skops files
+# only, where the booster's state is the library's own model format read by its parser; a pickle that
+# names them is still refused (REDUCE on an allowlisted Booster could pass it a file path to read).
+BOOSTING_SKOPS_TYPES = frozenset({
+    ("xgboost.sklearn", "XGBClassifier"),
+    ("xgboost.sklearn", "XGBRegressor"),
+    ("xgboost.core", "Booster"),
+    ("lightgbm.sklearn", "LGBMClassifier"),
+    ("lightgbm.sklearn", "LGBMRegressor"),
+    ("lightgbm.basic", "Booster"),
+})
+
 # Estimator families we accept (all_estimators type filters); clusterers etc. are not served.
 _ESTIMATOR_TYPES = ("classifier", "regressor", "transformer")
 _EXTRA_ESTIMATORS = frozenset({
@@ -170,7 +183,8 @@ def is_allowed_global(module: str, name: str) -> bool:
 @cache
 def skops_trusted_types() -> list[str]:
     """The fixed ``trusted=`` list every skops load uses (dotted names as skops reports them)."""
-    pairs = SKLEARN_HELPERS | sklearn_estimator_globals() | NUMPY_GLOBALS | NUMPY_DTYPE_CLASSES
+    pairs = (SKLEARN_HELPERS | sklearn_estimator_globals() | NUMPY_GLOBALS | NUMPY_DTYPE_CLASSES
+             | BOOSTING_SKOPS_TYPES)
     names = {f"{module}.{name}" for module, name in pairs if not name.startswith("__")}
     names |= {"builtins.slice", "builtins.complex", "builtins.bytearray", "builtins.frozenset",
               "collections.OrderedDict"}

@@ -119,7 +119,7 @@ class _Reader:
 
     def skip(self, n: int) -> None:
         if n > self.left():
-            raise BoosterRejected(f"The UBJSON model declares an array of {n:,} bytes where only {self.left():,} "
+            raise BoosterRejected(f"The UBJSON model declares {n:,} bytes of data where only {self.left():,} "
                                   "are left in the file: refused (truncated file or a forged size)")
         self.fh.seek(n, os.SEEK_CUR)
 

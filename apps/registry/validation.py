@@ -462,11 +462,50 @@ def onnx_compare(task: str, ref: tuple, onx: tuple) -> dict:
     return out
 
 
+_BOOSTER_CONVERTERS_REGISTERED = False
+
+
+def _register_booster_converters() -> None:
+    """Teach skl2onnx the XGBoost/LightGBM sklearn wrappers (onnxmltools' converters), once per process."""
+    global _BOOSTER_CONVERTERS_REGISTERED
+    if _BOOSTER_CONVERTERS_REGISTERED:
+        return
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    cls_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    try:
+        from lightgbm import LGBMClassifier, LGBMRegressor
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_lightgbm, options=cls_options)
+        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_lightgbm)
+    except ImportError:  # pragma: no cover - optional at run time
+        pass
+    try:
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier, XGBRegressor
+
+        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_xgboost, options=cls_options)
+        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_xgboost)
+    except ImportError:  # pragma: no cover
+        pass
+    _BOOSTER_CONVERTERS_REGISTERED = True
+
+
 def convert_to_onnx(estimator, n_features: int) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.base import is_classifier
 
+    _register_booster_converters()
     onx = to_onnx(estimator, initial_types=[("X", FloatTensorType([None, n_features]))],
                   options={"zipmap": False} if is_classifier(estimator) else None)
     import onnx
