@@ -113,7 +113,8 @@ _UPLOAD_DOC = {
     "requestBody": {"content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["artifact"],
         "properties": {
-            "artifact": {"type": "string", "format": "binary", "description": "skops, ONNX, joblib or pickle"},
+            "artifact": {"type": "string", "format": "binary", "description": "skops, ONNX, joblib or pickle; or XGBoost JSON/UBJSON (save_model) or LightGBM text "
+                                      "(booster.save_model)"},
             "holdout": {"type": "string", "format": "binary", "description": "CSV or Parquet with the target"},
             "holdout_target": {"type": "string", "default": "target"},
             "training_data": {"type": "string", "format": "binary"},

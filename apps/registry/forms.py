@@ -31,7 +31,8 @@ class RegisteredModelForm(forms.Form):
 
 
 class VersionUploadForm(forms.Form):
-    artifact = forms.FileField(help_text="skops (preferred), ONNX, joblib or pickle of a scikit-learn estimator. "
+    artifact = forms.FileField(help_text="skops (preferred), ONNX, joblib or pickle of a scikit-learn estimator, "
+                                         "or an XGBoost (JSON/UBJSON) or LightGBM (text) model file. "
                                          "The format is detected from the content.")
     holdout = forms.FileField(required=False, help_text="CSV or Parquet with the contract features and the target "
                                                          "column: metrics, reference profile and the ONNX check use it.")

@@ -108,3 +108,16 @@ def test_unknown_api_path_is_json_404(make_user, api_client):
 def test_openapi_and_docs_are_served(client):
     assert client.get("/api/v1/openapi.json").status_code == 200
     assert client.get("/api/docs").status_code == 302
+
+
+@pytest.mark.django_db
+def test_job_api_answers_a_jobs_progress_with_its_id_as_text(project, users, api_client):
+    from apps.projects.services import job_create
+
+    job = job_create(kind="test.job", actor=users["owner"], project=project, title="A job", params={},
+                     task=None)
+    resp = api_client(users["owner"]).get(f"/api/v1/jobs/{job.id}")
+    assert resp.status_code == 200, resp.content
+    body = resp.json()
+    assert body["id"] == str(job.id) and body["title"] == "A job" and body["progress"] == 0
+    assert api_client(users["owner"]).get("/api/v1/jobs/not-a-uuid").status_code == 404
