@@ -58,9 +58,13 @@ def test_rows_are_json_ready():
 
 
 def test_the_client_installs_with_pip_from_the_repository(tmp_path):
+    import shutil
+
+    source = tmp_path / "client"  # a copy: setuptools writes build/ and *.egg-info next to the sources
+    shutil.copytree(CLIENT, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     target = tmp_path / "site"
     out = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                          "--target", str(target), str(CLIENT)], capture_output=True, text=True, timeout=300)
+                          "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert (target / "slipway_client" / "client.py").exists()
     meta = next(target.glob("slipway_client-*.dist-info")) / "METADATA"
