@@ -1,7 +1,7 @@
 """slipway-client: register, deploy, call and monitor models on a Slipway portal from a notebook.
 
     from slipway_client import Slipway
-    sw = Slipway("http://localhost:8000", token="slp_…")
+    sw = Slipway("http://localhost:8000", token="slw_…")
     version = sw.register(model, X_holdout, y_holdout, project="churn", name="churn-xgb")
 """
 

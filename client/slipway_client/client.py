@@ -88,7 +88,7 @@ def _print_progress(pct: int, message: str) -> None:
 
 class Slipway:
     """``Slipway(url, token)``: ``url`` is the portal (e.g. ``http://localhost:8000``), ``token`` a personal API
-    token (``slp_…``, from your account page or ``POST /api/v1/tokens``). Both default to the environment
+    token (``slw_…``, from your account page or ``POST /api/v1/tokens``). Both default to the environment
     variables ``SLIPWAY_URL`` and ``SLIPWAY_TOKEN``."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 60.0,
