@@ -14,7 +14,7 @@ from apps.monitoring.services import METRICS
 from apps.projects.access import project_view
 from apps.projects.permissions import can
 from apps.registry import selectors as registry_selectors
-from apps.registry.models import VersionStatus
+from apps.registry.models import NATIVE_FORMATS, VersionStatus
 
 from . import selectors
 from .forms import RetrainingPolicyForm, RetrainNowForm, TrainingJobForm
@@ -29,7 +29,7 @@ def _ctx(project, **extra) -> dict:
 
 def _refittable(model):
     return model.versions.filter(status__in=[VersionStatus.READY, VersionStatus.ARCHIVED]).exclude(
-        safe_artifact_key="").order_by("-version")
+        safe_artifact_key="").exclude(artifact_format__in=NATIVE_FORMATS).order_by("-version")
 
 
 @project_view("model.view")

@@ -232,3 +232,4 @@ def test_hostile_booster_files_are_rejected_with_the_reason_and_leave_no_file(pr
         assert version.status == VersionStatus.REJECTED, needle
         assert version.validation_report["step"] == step and needle in version.status_reason, version.status_reason
         assert not artifact_store().exists(version.artifact_key)
+

@@ -38,7 +38,7 @@ from apps.projects.models import Job, Project
 from apps.projects.permissions import can
 from apps.projects.services import audit_record, job_cancel, job_create, job_progress
 from apps.registry import timesplit
-from apps.registry.models import ModelVersion, RegisteredModel, VersionStatus
+from apps.registry.models import NATIVE_FORMATS, ModelVersion, RegisteredModel, VersionStatus
 
 from ..models import LabelSource, TrainingJob, TrainingTrigger
 
@@ -134,6 +134,9 @@ def _parent(model: RegisteredModel, parent_version) -> ModelVersion:
             raise InvalidInput(f"{model.name} has no version {number}", field="parent_version")
     if parent.status not in (VersionStatus.READY, VersionStatus.ARCHIVED):
         raise InvalidInput(f"{parent} is {parent.status}: only a validated version can be refit", field="parent_version")
+    if parent.artifact_format in NATIVE_FORMATS:
+        raise InvalidInput(f"{parent} is a native {parent.artifact_format} model, not a scikit-learn estimator: "
+                           "upload it inside a scikit-learn Pipeline (skops) to refit it here", field="parent_version")
     if not parent.safe_artifact_key:
         raise InvalidInput(f"{parent} has no scikit-learn form (uploaded as {parent.artifact_format}), so it "
                            "cannot be cloned and refit", field="parent_version")
