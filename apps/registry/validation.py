@@ -506,8 +506,14 @@ def convert_to_onnx(estimator, n_features: int) -> bytes:
     from sklearn.base import is_classifier
 
     _register_booster_converters()
+    opset = None
+    if type(getattr(estimator, "steps", [[None, estimator]])[-1][1]).__module__.split(".")[0] in ("xgboost", "lightgbm"):
+        from skl2onnx import get_latest_tested_opset_version
+
+        # onnxmltools' tree converters write ai.onnx.ml 3 at most
+        opset = {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
     onx = to_onnx(estimator, initial_types=[("X", FloatTensorType([None, n_features]))],
-                  options={"zipmap": False} if is_classifier(estimator) else None)
+                  options={"zipmap": False} if is_classifier(estimator) else None, target_opset=opset)
     import onnx
 
     onnx.checker.check_model(onx, full_check=True)

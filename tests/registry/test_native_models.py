@@ -151,6 +151,12 @@ def test_skops_pipeline_ending_in_a_booster_is_accepted_and_answers_like_the_pip
     version = f.register_ready_version(project, users["data_scientist"], pipe, X, y, names, task)
     assert version.artifact_format == "skops" and version.framework == "scikit-learn"
     assert version.validation_report["estimator"] == "Pipeline"
+    # skl2onnx converts the booster step with onnxmltools' converters; served as ONNX only when it matched
+    onnx_report = version.validation_report["onnx"]
+    assert onnx_report["converted"], onnx_report
+    assert version.serving_format == ("onnx" if onnx_report["verified"] else "skops")
+    if library == "lightgbm":
+        assert onnx_report["verified"], onnx_report
     preds, _ = load_predictor(version).predict(X.to_numpy())
     want = pipe.predict(X)
     if kind == "classifier":
