@@ -106,8 +106,11 @@ class Slipway:
     def _request(self, method: str, path: str, *, token: str | None = None, expect=(200,), **kwargs) -> Any:
         headers = {"Authorization": f"Bearer {token or self.token}", **kwargs.pop("headers", {})}
         files_factory = kwargs.pop("files_factory", None)
+        # only reads and writes carrying an Idempotency-Key are retried (a retried deploy or predict could
+        # act twice)
+        retries = self.retries if method == "GET" or "Idempotency-Key" in headers else 0
         last_exc = None
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             if files_factory is not None:
                 kwargs["files"] = files_factory()
             try:
@@ -115,9 +118,10 @@ class Slipway:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_exc = exc
             else:
-                if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
+                if resp.status_code not in RETRY_STATUSES or attempt == retries:
                     return self._answer(resp, expect)
-            time.sleep(min(0.5 * 2 ** attempt, 5))
+            if attempt < retries:
+                time.sleep(min(0.5 * 2 ** attempt, 5))
         raise SlipwayError(0, f"Could not reach {self.url}: {last_exc}")
 
     @staticmethod

@@ -71,3 +71,48 @@ def test_the_client_installs_with_pip_from_the_repository(tmp_path):
     requires = [line.split()[1].split(">")[0].lower() for line in meta.read_text().splitlines()
                 if line.startswith("Requires-Dist:")]
     assert sorted(requires) == ["numpy", "pandas", "requests", "scikit-learn", "skops"]
+
+
+def test_an_upload_answered_503_is_retried_with_the_same_idempotency_key():
+    """A tiny HTTP server stands in for a portal behind a restarting proxy: 503 first, then 202."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from slipway_client import Slipway
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _send(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802 - the registered model exists
+            self._send(200, {"name": "m"})
+
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.headers.get("Idempotency-Key"), b'name="artifact"' in body))
+            if len(seen) == 1:
+                self._send(503, {"detail": "restarting"})
+            else:
+                self._send(202, {"id": 1, "model": "m", "version": 1, "status": "validating", "job_id": None})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sw = Slipway(f"http://127.0.0.1:{server.server_port}", token="slw_test", retries=2)
+        X, y, _ = f.make_classification_frame(n=60)
+        version = sw.register(f.make_logreg(X, y), X, y, project="p", name="m", wait=False, progress=False)
+    finally:
+        server.shutdown()
+    assert version.status == "validating" and len(seen) == 2
+    assert seen[0] == seen[1] and seen[0][0] and seen[0][1]
