@@ -72,7 +72,8 @@ def test_penguins_from_a_fresh_project_to_a_live_deployment(sw, penguins):
     assert seen and seen[-1][0] == 100 and "ready" in seen[-1][1]
     # the contract the client read from the model and the frame (year is an integer column)
     contract = sw._request("GET", "/api/v1/projects/penguins/models/species")["input_contract"]
-    assert contract == [{"name": n, "type": "int" if n == "year" else "float"} for n in PENGUIN_FEATURES]
+    assert [(c["name"], c["type"]) for c in contract] == [(n, "int" if n == "year" else "float")
+                                                          for n in PENGUIN_FEATURES]
 
     dep = sw.deploy(version, slug="penguin-species")
     assert dep.status == "live" and dep.key.startswith("sdk_")
