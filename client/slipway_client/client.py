@@ -244,7 +244,9 @@ class Slipway:
                max_batch: int | None = None) -> Deployment:
         """Deploy ``version`` under the portal-wide ``slug`` and create an API key for it (``Deployment.key``).
 
-        ``owner`` defaults to the project's owner when it has exactly one."""
+        ``owner`` defaults to the project's owner when it has exactly one. A first version goes live only
+        through an approved promotion request or, where the project's policy allows it, a project owner's
+        ``override_reason`` (audited); ``go_live=False`` creates the deployment paused for a request."""
         project = version.project
         if owner is None and go_live:
             owners = [m["username"] for m in self._request("GET", f"{API}/projects/{project}/members")

@@ -26,6 +26,7 @@ def serving_settings(settings, tmp_path):
     logpipe.flush_own_segment()
     logpipe._writer = None
     serving.CACHE.clear()
+    serving.CACHE.clear_models()  # a test database reuses version ids: no predictor of an earlier test
     yield
     logpipe.flush_own_segment()
     logpipe._writer = None
@@ -75,7 +76,11 @@ def test_penguins_from_a_fresh_project_to_a_live_deployment(sw, penguins):
     assert [(c["name"], c["type"]) for c in contract] == [(n, "int" if n == "year" else "float")
                                                           for n in PENGUIN_FEATURES]
 
-    dep = sw.deploy(version, slug="penguin-species")
+    # no unreviewed first release: without a promotion request only the owner's audited override puts it live
+    with pytest.raises(SlipwayError) as refused:
+        sw.deploy(version, slug="penguin-species")
+    assert refused.value.status == 409 and "promotion request" in refused.value.detail
+    dep = sw.deploy(version, slug="penguin-species", override_reason="notebook trial of the client")
     assert dep.status == "live" and dep.key.startswith("sdk_")
     answer = dep.predict(holdout[PENGUIN_FEATURES])
     got = [p["prediction"] for p in answer["predictions"]]
@@ -112,7 +117,7 @@ def test_native_xgboost_and_lightgbm_through_the_client(sw, penguins):
                           name="species-xgb", progress=False, timeout=300)
     assert version.artifact_format == "xgboost" and version.metrics["accuracy"] > 0.9
     assert version.serving_format == "onnx" and version.validation_report["onnx"]["verified"]
-    dep = sw.deploy(version, slug="species-xgb")
+    dep = sw.deploy(version, slug="species-xgb", override_reason="client test")
     got = [p["prediction"] for p in dep.predict(holdout[features])["predictions"]]
     assert np.mean(np.array(got) == clf.predict(holdout[features])) >= 0.99
 
@@ -122,7 +127,7 @@ def test_native_xgboost_and_lightgbm_through_the_client(sw, penguins):
     version = sw.register(reg, holdout[reg_features], holdout["body_mass_g"], project="boosters", name="mass-lgb",
                           progress=False, timeout=300)
     assert version.artifact_format == "lightgbm" and version.metrics["r2"] > 0.6
-    dep = sw.deploy(version, slug="mass-lgb")
+    dep = sw.deploy(version, slug="mass-lgb", override_reason="client test")
     got = np.array([p["prediction"] for p in dep.predict(holdout[reg_features])["predictions"]])
     np.testing.assert_allclose(got, reg.predict(holdout[reg_features]), rtol=1e-4)
 
