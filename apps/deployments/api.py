@@ -126,6 +126,7 @@ def list_keys(request, project: str, deployment: str, page: Query[Page]):
 def create_key(request, project: str, deployment: str, payload: KeyIn):
     _, dep = _dep(request, project, deployment, "deployment.keys")
     key, plaintext = services.deployment_api_key_create(deployment=dep, actor=request.auth, name=payload.name)
+    located(request, f"/api/v1/projects/{dep.project.slug}/deployments/{dep.slug}/keys/{key.pk}")
     return 201, {**KeyOut.from_orm(key).dict(), "key": plaintext}
 
 

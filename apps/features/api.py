@@ -112,7 +112,9 @@ def list_entities(request, project: str, page: Query[Page]):
 @api_permission("feature.edit")
 def create_entity(request, project: str, payload: EntityIn):
     obj = _project(request, project, "feature.edit")
-    return 201, services.entity_create(project=obj, actor=request.auth, **payload.dict())
+    entity = services.entity_create(project=obj, actor=request.auth, **payload.dict())
+    located(request, f"/api/v1/projects/{obj.slug}/entities/{entity.name}")
+    return 201, entity
 
 
 # --- sources --------------------------------------------------------------------------------------
@@ -146,6 +148,7 @@ def upload_source(request, project: str, name: str, file: File[UploadedFile], de
     if job is not None:
         job_location(request, job.pk)
         return 202, job
+    located(request, f"/api/v1/projects/{obj.slug}/sources/{name}/versions/{version.version}")
     return 201, _version_out(version)
 
 

@@ -3,7 +3,7 @@
 from django.conf import settings
 from ninja import Query, Router, Status
 
-from apps.common.schemas import Page, job_location, paginate
+from apps.common.schemas import Page, job_location, located, paginate
 from apps.deployments.selectors import deployment_get_by_slug
 from apps.projects.access import api_permission
 from apps.projects.schemas import JobAcceptedOut, job_accepted
@@ -61,7 +61,9 @@ def drift_check_create(request, deployment: str, payload: DriftCheckIn):
 @api_permission("monitoring.configure")
 def alert_rule_create(request, deployment: str, payload: AlertRuleIn):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.configure")
-    return 201, services.alert_rule_create(deployment=dep, actor=request.auth, **payload.dict())
+    rule = services.alert_rule_create(deployment=dep, actor=request.auth, **payload.dict())
+    located(request, f"/api/v1/deployments/{dep.slug}/monitoring/rules/{rule.pk}")
+    return 201, rule
 
 
 @router.get("/deployments/{deployment}/alerts", response=list[AlertOut])

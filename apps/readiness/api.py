@@ -4,7 +4,7 @@ from django.urls import reverse
 from ninja import Query, Router
 
 from apps.common.idempotency import idempotency_key
-from apps.common.schemas import IDEMPOTENT, Page, paginate
+from apps.common.schemas import IDEMPOTENT, Page, located, paginate
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 
@@ -67,6 +67,7 @@ def readiness_snapshot_create(request, project: str, payload: SnapshotIn):
     p = project_get_for_user(user=request.auth, slug=project, action="readiness.answer")
     snap = services.readiness_snapshot_save(project=p, actor=request.auth, note=payload.note,
                                             idempotency_key=idempotency_key(request))
+    located(request, f"/api/v1/projects/{p.slug}/readiness/snapshots/{snap.pk}")
     return 201, _snapshot(snap)
 
 

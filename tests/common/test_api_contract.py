@@ -272,6 +272,36 @@ def test_location_on_201(owner):
     assert resp.status_code == 201 and resp["Location"] == "/api/v1/projects/churn"
 
 
+def test_every_201_answer_carries_the_location_of_what_it_created(project, users, owner):
+    """Entities, source versions, deployment keys, alert rules and readiness snapshots too (each points
+    at the created object under its collection)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.deployments.factories import deploy, make_ready_version
+
+    resp = owner.post("/api/v1/projects/fraud/entities", {"name": "card", "join_key": "card_id"},
+                      content_type="application/json")
+    assert resp.status_code == 201 and resp["Location"] == "/api/v1/projects/fraud/entities/card"
+    csv = SimpleUploadedFile("tx.csv", b"card_id,ts,amount\na1,2026-01-01T00:00:00Z,3.5\n", content_type="text/csv")
+    resp = owner.post("/api/v1/projects/fraud/sources/tx/versions", {"file": csv})
+    assert resp.status_code == 201, resp.content
+    assert resp["Location"] == f"/api/v1/projects/fraud/sources/tx/versions/{resp.json()['version']}"
+    dep, _ = deploy(project=project, actor=users["owner"], version=make_ready_version(project=project,
+                                                                                      actor=users["owner"]))
+    resp = owner.post(f"/api/v1/projects/fraud/deployments/{dep.slug}/keys", {"name": "batch"},
+                      content_type="application/json")
+    assert resp.status_code == 201 and resp["Location"] == (
+        f"/api/v1/projects/fraud/deployments/{dep.slug}/keys/{resp.json()['id']}")
+    resp = owner.post(f"/api/v1/deployments/{dep.slug}/monitoring/rules",
+                      {"name": "floor", "metric": "realized_accuracy", "comparator": "lt", "threshold": 0.6},
+                      content_type="application/json")
+    assert resp.status_code == 201 and resp["Location"] == (
+        f"/api/v1/deployments/{dep.slug}/monitoring/rules/{resp.json()['id']}")
+    resp = owner.post("/api/v1/projects/fraud/readiness/snapshots", {"note": "q4"}, content_type="application/json")
+    assert resp.status_code == 201 and resp["Location"] == (
+        f"/api/v1/projects/fraud/readiness/snapshots/{resp.json()['id']}")
+
+
 def test_a_number_the_database_cannot_store_is_422_not_500(project, users, api_client, monkeypatch):
     from django.db import DataError
 
