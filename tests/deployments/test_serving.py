@@ -252,7 +252,7 @@ def test_mixed_type_pipeline_serves_text_inputs_in_both_forms_equal_to_scikit_le
     from .factories import churn_frame, churn_pipeline, make_ready_mixed_version
 
     serving.CACHE.clear()
-    serving.CACHE._predictors.clear()  # version ids can be reused between tests
+    serving.CACHE.clear_models()  # version ids can be reused between tests
     version = make_ready_mixed_version(project=project, actor=users["owner"], onnx=onnx)
     _, key = deploy(project=project, actor=users["owner"], version=version, slug="churn-api")
     X, y = churn_frame()

@@ -456,7 +456,7 @@ def test_shadow_scores_a_candidate_with_text_features_on_the_logged_typed_inputs
 
     owner, ds = users["owner"], users["data_scientist"]
     serving.CACHE.clear()
-    serving.CACHE._predictors.clear()
+    serving.CACHE.clear_models()
     v1 = make_ready_mixed_version(project=project, actor=owner)
     X, y = churn_frame(n=300, seed=5)
     stored = artifact_store().put_bytes(sio.dumps(churn_pipeline(X, y)), suffix=".skops")
