@@ -22,7 +22,6 @@ class SettingsForm(forms.Form):
     window_count = forms.IntegerField(min_value=1, label="Predictions per window (count windows)")
     window_minutes = forms.IntegerField(min_value=1, label="Minutes per window (time windows)")
     schedule_enabled = forms.BooleanField(required=False, label="Compute windows on the schedule")
-    decision_threshold = forms.FloatField(min_value=0, max_value=1, label="Decision threshold (binary)")
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "settings_%s")

@@ -30,8 +30,6 @@ class MonitorSettings(models.Model):
     window_count = models.PositiveIntegerField(default=10_000)
     schedule_enabled = models.BooleanField(default=True)
     thresholds = models.JSONField(default=dict, blank=True)  # drift.Thresholds fields
-    # no longer used by CBPE, which takes the model's own logged decision whatever its rule; kept for the API
-    decision_threshold = models.FloatField(default=0.5)
     calibration = models.JSONField(default=dict, blank=True)  # performance.Calibrator.to_dict()
     calibration_source = models.CharField(max_length=200, blank=True)
     last_window_end = models.DateTimeField(null=True, blank=True)

@@ -292,7 +292,7 @@ def settings_out(*, deployment: Deployment) -> dict:
     return {"window_kind": ms.window_kind, "window_minutes": ms.window_minutes, "window_count": ms.window_count,
             "schedule_enabled": ms.schedule_enabled, "thresholds": ms.thresholds,
             "effective_thresholds": asdict(Thresholds.from_dict(ms.thresholds)),
-            "decision_threshold": ms.decision_threshold, "calibration_source": ms.calibration_source,
+            "calibration_source": ms.calibration_source,
             "overrides": [{"feature": o.feature, "values": o.values, "reason": o.reason,
                            "created_by": o.created_by.username if o.created_by else None}
                           for o in overrides_for(deployment=deployment)]}

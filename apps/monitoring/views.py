@@ -129,7 +129,7 @@ def _features(dep) -> list[str]:
 def _settings_form(dep, data=None) -> "forms.SettingsForm":
     ms = services.monitor_settings_for(dep)
     initial = {"window_kind": ms.window_kind, "window_count": ms.window_count, "window_minutes": ms.window_minutes,
-               "schedule_enabled": ms.schedule_enabled, "decision_threshold": ms.decision_threshold,
+               "schedule_enabled": ms.schedule_enabled,
                **{f"t_{k}": v for k, v in (ms.thresholds or {}).items()}}
     return forms.SettingsForm(data, initial=initial)
 
@@ -189,7 +189,7 @@ def configure_settings(request, project, deployment):
             services.monitor_settings_update(
                 deployment=dep, actor=request.user, window_kind=d["window_kind"], window_count=d["window_count"],
                 window_minutes=d["window_minutes"], schedule_enabled=d["schedule_enabled"],
-                thresholds=form.thresholds(), decision_threshold=d["decision_threshold"])
+                thresholds=form.thresholds())
             messages.success(request, "Monitoring settings saved.")
             return redirect("monitoring:configure", project=project.slug, deployment=dep.slug)
         except ApplicationError as exc:

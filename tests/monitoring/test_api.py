@@ -76,6 +76,9 @@ def test_settings_and_overrides_api(deployment, users, api_client):
     r = client.put(f"{base}/settings", data=json.dumps({"window_minutes": 30, "thresholds": {"alpha": 0.01}}),
                    content_type="application/json")
     assert r.status_code == 200 and r.json()["effective_thresholds"]["alpha"] == 0.01
+    assert "decision_threshold" not in r.json()  # removed: estimates use the model's own logged decisions
+    r = client.put(f"{base}/settings", data=json.dumps({"decision_threshold": 0.3}), content_type="application/json")
+    assert r.status_code == 422 and "decision_threshold" in json.dumps(r.json()), r.content
     r = client.post(f"{base}/overrides", data=json.dumps({"feature": "amount", "values": {"wasserstein": 0.3},
                                                           "reason": ""}), content_type="application/json")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"

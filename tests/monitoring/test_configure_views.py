@@ -79,8 +79,7 @@ def test_rule_refused_like_the_api_then_created_edited_muted(logged_in_client, p
 
 def test_settings_refused_like_the_api_then_saved(logged_in_client, project, users, dep):
     client = logged_in_client(users["analyst"])
-    form = {"window_kind": "count", "window_count": "50", "window_minutes": "60", "schedule_enabled": "on",
-            "decision_threshold": "0.5"}
+    form = {"window_kind": "count", "window_count": "50", "window_minutes": "60", "schedule_enabled": "on"}
     resp = client.post(_url(project, dep, "settings/"), form)
     assert resp.status_code == 422
     assert "Count windows hold at least 100 predictions" in resp.content.decode()

@@ -22,8 +22,7 @@ def monitor_settings_for(deployment: Deployment) -> MonitorSettings:
 
 def monitor_settings_update(*, deployment: Deployment, actor, window_kind: str | None = None,
                             window_minutes: int | None = None, window_count: int | None = None,
-                            schedule_enabled: bool | None = None, thresholds: dict | None = None,
-                            decision_threshold: float | None = None) -> MonitorSettings:
+                            schedule_enabled: bool | None = None, thresholds: dict | None = None) -> MonitorSettings:
     _require(actor, deployment, "monitoring.configure")
     ms = monitor_settings_for(deployment)
     if window_kind is not None:
@@ -45,8 +44,6 @@ def monitor_settings_update(*, deployment: Deployment, actor, window_kind: str |
         if unknown:
             raise InvalidInput(f"Unknown threshold(s): {', '.join(sorted(unknown))}", field="thresholds")
         ms.thresholds = {k: float(v) for k, v in thresholds.items()}
-    if decision_threshold is not None:
-        ms.decision_threshold = float(decision_threshold)
     ms.updated_by = actor
     ms.save()
     audit_record(actor=actor, verb="monitoring.settings_update", project=deployment.project, target=deployment,
