@@ -40,8 +40,9 @@ class OutcomesOut(Schema):
     conflicts: list[ConflictOut] = []
     pending: int = 0
     pending_request_ids: list[str] = Field([], description="the first 1,000 ids held as pending")
-    unknown_request_ids: list[str] = Field([], description="ids pending for longer than "
-                                           "MONITORING_PENDING_OUTCOME_SECONDS and still not logged (dropped)")
+    unknown_request_ids: list[str] = Field([], description="ids posted before (held pending) that the "
+                                           "prediction log has caught up past without them — no prediction "
+                                           "had them — or pending longer than MONITORING_PENDING_OUTCOME_SECONDS")
     invalid: list[InvalidOutcomeOut] = Field([], description="Outcomes refused by the model's rules (a label "
                                              "that is not one of the classes, a non-finite regression label, an "
                                              "unparseable observed_at); never stored")
@@ -128,7 +129,6 @@ class SettingsIn(InSchema):
     window_count: int | None = Field(None, ge=100)
     schedule_enabled: bool | None = None
     thresholds: dict[str, float] | None = None
-    decision_threshold: float | None = None
 
 
 class OverrideOut(Schema):
@@ -145,7 +145,6 @@ class SettingsOut(Schema):
     schedule_enabled: bool
     thresholds: dict
     effective_thresholds: dict
-    decision_threshold: float
     calibration_source: str
     overrides: list[OverrideOut]
 

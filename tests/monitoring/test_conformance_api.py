@@ -48,8 +48,8 @@ METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
 
 def _model_bytes(frames: list[pd.DataFrame]) -> bytes:
     """The data's own model as a Pipeline: predict_proba = the data's y_pred_proba, predict = y_pred."""
-    import skops.io as sio
     import sklearn
+    import skops.io as sio
     from sklearn.compose import ColumnTransformer
     from sklearn.model_selection import FixedThresholdClassifier
     from sklearn.pipeline import Pipeline

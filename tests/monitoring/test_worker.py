@@ -105,3 +105,58 @@ def test_outcomes_100k_in_one_post_become_a_job_that_labels_every_window(project
     wait_for(lambda: sorted(MonitoringWindow.objects.filter(deployment=deployment, partial=False)
                             .values_list("n_labelled", flat=True)) == [10_000] * 10,
              timeout=120, message="every window refreshed with its own 10,000 labels")
+
+
+def test_a_request_id_no_prediction_had_is_unknown_once_the_log_has_caught_up(celery_worker, project, users,
+                                                                               settings, tmp_path, api_client):
+    """Outcomes for a row still in a serving spool and for an id no prediction ever had: both pending at
+    first; while the spool holds an older record (a slow or stuck drainer, even past
+    MONITORING_LOG_MAX_WAIT_SECONDS) neither is declared unknown; once the log has caught up past the
+    post, the tick (in the worker) matches the real one and a repeat post answers the bogus id unknown —
+    within seconds, not MONITORING_PENDING_OUTCOME_SECONDS."""
+    import time
+    import uuid
+
+    import orjson
+    from django.utils import timezone
+
+    from apps.deployments import logpipe, spool
+    from apps.monitoring.models import MonitoringWindow, Outcome, PendingOutcome
+    from workers.monitoring import monitoring_tick
+
+    settings.SERVING_SPOOL_DIR = tmp_path
+    settings.MONITORING_LOG_SETTLE_SECONDS = 1
+    settings.MONITORING_LOG_MAX_WAIT_SECONDS = 1
+    dep = make_deployment(project, users["owner"])
+    real, bogus = str(uuid.uuid4()), str(uuid.uuid4())
+    w = spool.SpoolWriter(tmp_path)  # answered 5 s ago, not drained yet
+    w.append(orjson.dumps({"k": "p", "t": time.time() - 5, "d": dep.pk, "v": dep.production_version_id,
+                           "b": str(uuid.uuid4()), "l": 1.0,
+                           "r": [[real, {"amount": 50.0, "age": 40.0, "is_mobile": False}, 1, {"0": 0.4, "1": 0.6},
+                                  None]]}) + b"\n")
+    w.close()
+    client = api_client(users["owner"])
+    url = f"/api/v1/deployments/{dep.slug}/outcomes"
+
+    def post():
+        r = client.post(url, data=json.dumps({"outcomes": [{"request_id": real, "label": 1},
+                                                           {"request_id": bogus, "label": 0}]}),
+                        content_type="application/json")
+        assert r.status_code in (200, 202), r.content
+        return r.json()
+
+    first = post()
+    assert first["status"] == "pending" and sorted(first["pending_request_ids"]) == sorted([real, bogus])
+    time.sleep(2.5)  # past the settle time and the windows' max wait: only the spool holds the mark back
+    monitoring_tick.delay(timezone.now().isoformat())
+    wait_for(lambda: MonitoringWindow.objects.filter(deployment=dep).exists(), message="the first tick")
+    again = post()
+    assert again["unknown_request_ids"] == [] and again["pending"] == 2  # the log has not caught up yet
+
+    spool.drain_once(tmp_path, logpipe.sink)  # the drainer catches up
+    time.sleep(1.5)
+    monitoring_tick.delay(timezone.now().isoformat())
+    wait_for(lambda: Outcome.objects.filter(request_id=real).exists(), message="the spooled row's outcome matched")
+    assert list(PendingOutcome.objects.values_list("request_id", flat=True)) == [uuid.UUID(bogus)]
+    last = post()
+    assert last["unknown_request_ids"] == [bogus] and last["pending"] == 0 and last["unchanged"] == 1

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
 from django.db.models import Q
 
 from apps.common.errors import PermissionDenied
+from apps.deployments import spool
 from apps.deployments.models import Deployment
 from apps.projects.permissions import can
 
@@ -70,3 +74,22 @@ def rows_q(*, start, end, first_request_id=None, last_request_id=None, time_fiel
 def window_rows_q(window, *, time_field: str = "created_at") -> Q:
     return rows_q(start=window.start, end=window.end, first_request_id=window.first_request_id,
                   last_request_id=window.last_request_id, time_field=time_field)
+
+
+def log_watermark(now: datetime, *, bounded: bool = True) -> datetime:
+    """The request time up to which the prediction log is complete, as far as monitoring can tell:
+    ``MONITORING_LOG_SETTLE_SECONDS`` before now, and before the oldest record still waiting in this
+    host's serving spool. ``bounded`` (windows): never more than ``MONITORING_LOG_MAX_WAIT_SECONDS``
+    back — a stuck drainer must not stop monitoring; rows later than that land in their closed window's
+    span, where their outcomes still count, but the window's drift figures are not recomputed. Pending
+    outcomes use the unbounded mark: a label is never declared unknown while its row may still be spooled."""
+    mark = now - timedelta(seconds=settings.MONITORING_LOG_SETTLE_SECONDS)
+    try:
+        pending = spool.oldest_pending(settings.SERVING_SPOOL_DIR)
+    except OSError:
+        pending = None
+    if pending is not None:
+        mark = min(mark, datetime.fromtimestamp(pending, UTC))
+    if not bounded:
+        return mark
+    return max(mark, now - timedelta(seconds=settings.MONITORING_LOG_MAX_WAIT_SECONDS))

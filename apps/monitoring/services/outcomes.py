@@ -18,7 +18,7 @@ from apps.deployments.models import Deployment, PredictionLog
 
 from .. import outcome_check
 from ..models import Outcome, PendingOutcome
-from .common import _f, _positive_class, _positive_score, _require
+from .common import _f, _positive_class, _positive_score, _require, log_watermark
 
 # --- outcomes --------------------------------------------------------------------------------------
 
@@ -122,8 +122,10 @@ def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | Non
     repeat with another label is reported as a conflict and the stored label is kept. A request id not
     in the prediction log yet — typically still in a serving process's spool — is held as *pending*
     and matched by the monitoring tick when the log catches up (``pending_request_ids``; the API then
-    answers 202). An id still not logged ``MONITORING_PENDING_OUTCOME_SECONDS`` after it was first
-    posted is dropped and reported in ``unknown_request_ids`` when posted again. Late arrivals are
+    answers 202). Once the log is complete past the time the id was first posted (the unbounded log
+    watermark: ``MONITORING_LOG_SETTLE_SECONDS`` and this host's spool) and the id is still not in it,
+    no prediction ever had it: a repeat post reports it in ``unknown_request_ids`` (so does one more
+    than ``MONITORING_PENDING_OUTCOME_SECONDS`` after the first, whatever the log). Late arrivals are
     accepted whatever their age; the label latency (``observed_at``, else received, − predicted) is
     stored per outcome. Outcomes are checked against the model (apps.monitoring.outcome_check): a label
     the answering version cannot have produced (for a pending id: the production version) or an
@@ -178,10 +180,13 @@ def outcomes_ingest(*, deployment: Deployment, actor, items, now: datetime | Non
 
 
 def _hold(deployment: Deployment, missing: dict, now: datetime) -> tuple[list, list]:
-    """Hold not-yet-logged outcomes as pending; ids pending past the hold time are dropped as unknown."""
+    """Hold not-yet-logged outcomes as pending. An id held since before the log watermark (the log has
+    caught up past its first post and it is still not there) is unknown; one held past the hold time is
+    dropped as unknown; the others stay pending."""
     if not missing:
         return [], []
     expiry = now - timedelta(seconds=settings.MONITORING_PENDING_OUTCOME_SECONDS)
+    caught_up = log_watermark(now, bounded=False)
     held = dict(PendingOutcome.objects.filter(request_id__in=list(missing)).values_list("request_id", "received_at"))
     expired = [rid for rid, at in held.items() if at < expiry]
     if expired:
@@ -190,23 +195,28 @@ def _hold(deployment: Deployment, missing: dict, now: datetime) -> tuple[list, l
                                                        received_at=now)
                                         for rid, label in missing.items() if rid not in held],
                                        batch_size=2000, ignore_conflicts=True)
-    gone = set(expired)
+    gone = set(expired) | {rid for rid, at in held.items() if at < caught_up}
     return [rid for rid in missing if rid not in gone], sorted(gone, key=str)
 
 
 def outcomes_pending_match(*, deployment: Deployment, now: datetime | None = None) -> dict:
     """Match pending outcomes whose predictions have reached the log (run by every monitoring tick);
-    drop those pending longer than ``MONITORING_PENDING_OUTCOME_SECONDS``."""
+    drop those pending longer than ``MONITORING_PENDING_OUTCOME_SECONDS``. ``unknown``: held ids the
+    log has caught up past and still lacks — kept (a repeat post answers them unknown) until the hold
+    time, still matched should their row appear after all."""
     now = now or timezone.now()
     expiry = now - timedelta(seconds=settings.MONITORING_PENDING_OUTCOME_SECONDS)
     dropped, _ = PendingOutcome.objects.filter(deployment=deployment, received_at__lt=expiry).delete()
     pending = dict(PendingOutcome.objects.filter(deployment=deployment).values_list("request_id", "label"))
     if not pending:
-        return {"matched": 0, "pending": 0, "dropped": dropped}
+        return {"matched": 0, "pending": 0, "unknown": 0, "dropped": dropped}
     res = _store(deployment, pending, now)
-    done = [rid for rid in pending if rid not in set(res["missing"])]
+    missing = set(res["missing"])
+    done = [rid for rid in pending if rid not in missing]
     PendingOutcome.objects.filter(request_id__in=done).delete()
-    return {"matched": res["created"], "pending": len(res["missing"]), "dropped": dropped}
+    unknown = PendingOutcome.objects.filter(deployment=deployment, request_id__in=list(missing),
+                                            received_at__lt=log_watermark(now, bounded=False)).count() if missing else 0
+    return {"matched": res["created"], "pending": len(missing) - unknown, "unknown": unknown, "dropped": dropped}
 
 
 def _enqueue_performance_refresh(deployment_id: int, t_min: datetime, t_max: datetime) -> None:

@@ -13,14 +13,21 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.errors import InvalidInput
-from apps.deployments import spool
 from apps.deployments.models import Deployment, DeploymentStatus, PredictionLog, PredictionMinuteStat
 from apps.projects.services import job_create, job_progress
 
 from .. import dle, drift, performance
 from ..models import FeatureWindowStat, MonitoringWindow, MonitorSettings, ThresholdOverride, WindowKind
 from .alerts import alert_rules_evaluate
-from .common import MAX_WINDOWS_PER_TICK, MIN_WINDOW_MINUTES, _f, _positive_score, _require, rows_q
+from .common import (
+    MAX_WINDOWS_PER_TICK,
+    MIN_WINDOW_MINUTES,
+    _f,
+    _positive_score,
+    _require,
+    log_watermark,
+    rows_q,
+)
 from .config import monitor_settings_for
 from .outcomes import outcomes_pending_match
 from .realized import _banded_dict, _realized_fill
@@ -240,22 +247,6 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
     if evaluate:
         alert_rules_evaluate(deployment=deployment, now=max(end, timezone.now()))
     return window
-
-
-def log_watermark(now: datetime) -> datetime:
-    """The request time up to which the prediction log is complete, as far as monitoring can tell:
-    ``MONITORING_LOG_SETTLE_SECONDS`` before now, and before the oldest record still waiting in this
-    host's serving spool — but never more than ``MONITORING_LOG_MAX_WAIT_SECONDS`` back (a stuck
-    drainer must not stop monitoring; rows later than that land in their closed window's span, where
-    their outcomes still count, but the window's drift figures are not recomputed)."""
-    mark = now - timedelta(seconds=settings.MONITORING_LOG_SETTLE_SECONDS)
-    try:
-        pending = spool.oldest_pending(settings.SERVING_SPOOL_DIR)
-    except OSError:
-        pending = None
-    if pending is not None:
-        mark = min(mark, datetime.fromtimestamp(pending, UTC))
-    return max(mark, now - timedelta(seconds=settings.MONITORING_LOG_MAX_WAIT_SECONDS))
 
 
 def _floor(t: datetime, minutes: int) -> datetime:
