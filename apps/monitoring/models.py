@@ -81,8 +81,8 @@ class Outcome(models.Model):
 
 class PendingOutcome(models.Model):
     """An outcome whose request id is not (yet) in the prediction log — typically still in a serving
-    process's spool. Matched by the monitoring tick when the log catches up; dropped (and counted as
-    unknown) after ``MONITORING_PENDING_OUTCOME_SECONDS``."""
+    process's spool. Matched by the monitoring tick when the log catches up; unknown once the log has
+    caught up past ``received_at`` without it; dropped after ``MONITORING_PENDING_OUTCOME_SECONDS``."""
 
     deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="+")
     request_id = models.UUIDField(unique=True)

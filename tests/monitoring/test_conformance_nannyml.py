@@ -63,8 +63,8 @@ def _deployment(project, owner):
     version = ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="test",
                                           artifact_sha256="0" * 64, artifact_format="skops", classes=[0, 1],
                                           reference_profile=profile, created_by=owner)
-    # Serving takes numeric inputs only (until string features are served), so the deployment row is made
-    # directly; the predictions reach the log through the real spool and drainers below.
+    # The deployment row is made directly and the predictions reach the log through the real spool and
+    # interleaved drainers below (test_conformance_api.py sends them through gunicorn's predict API).
     return Deployment.objects.create(project=project, slug="wfh", name="wfh", registered_model=model,
                                      production_version=version, owner=owner, status=DeploymentStatus.LIVE,
                                      created_by=owner)
