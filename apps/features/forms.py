@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
+from apps.common.forms import null_values_field
+
 from .models import ValueType
 
 DURATION_HELP = "e.g. 0, 30m, 1h, 2d, 1w"
@@ -36,8 +38,7 @@ class SourceUploadForm(forms.Form):
         required=False, max_length=20000, label="Column types",
         help_text="Declare types the file must have, e.g. customer_id:string, amount:float (string, int, float, "
                   "bool, datetime). Undeclared columns are inferred on the first upload; later versions keep them.")
-    null_values = forms.CharField(required=False, max_length=400, label="Null tokens",
-                                  help_text="Extra text read as missing, e.g. NA, null (only the empty cell otherwise)")
+    null_values = null_values_field()
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
@@ -107,8 +108,7 @@ class TrainingSetForm(forms.Form):
                              help_text="CSV or Parquet: the entity key column(s), the event timestamp and the label column(s)")
     timestamp_column = forms.CharField(max_length=120, initial="event_timestamp",
                                        help_text="Column of the label file with each example's event time")
-    null_values = forms.CharField(required=False, max_length=400, label="Null tokens",
-                                  help_text="Extra text read as missing, e.g. NA, null (only the empty cell otherwise)")
+    null_values = null_values_field()
     description = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, project, **kwargs):

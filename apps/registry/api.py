@@ -118,6 +118,8 @@ _UPLOAD_DOC = {
             "holdout": {"type": "string", "format": "binary", "description": "CSV or Parquet with the target"},
             "holdout_target": {"type": "string", "default": "target"},
             "training_data": {"type": "string", "format": "binary"},
+            "null_values": {"type": "string", "description": "extra null tokens of the holdout and training data "
+                            "files: a JSON list or comma-separated text (NA, null); only the empty cell by default"},
             "uploader_metrics": {"type": "string", "description": 'JSON object, e.g. {"auc": 0.91}'},
             "tags": {"type": "string", "description": "comma separated"},
             "code_ref": {"type": "string"}, "parent_version": {"type": "integer"},
@@ -142,7 +144,7 @@ def upload_version(request, project: str, model: str):
     version = services.model_version_upload(
         model=m, actor=request.auth, artifact=d["artifact"], filename=d["artifact"].name, holdout=d.get("holdout"),
         holdout_target=d.get("holdout_target") or "target", training_data=d.get("training_data"),
-        uploader_metrics=d.get("uploader_metrics"), tags=d.get("tags"), model_card=d.get("model_card") or "",
+        null_values=d.get("null_values"), uploader_metrics=d.get("uploader_metrics"), tags=d.get("tags"), model_card=d.get("model_card") or "",
         code_ref=d.get("code_ref") or "", parent_version=d.get("parent_version"),
         idempotency_key=idempotency_key(request))
     located(request, f"/api/v1/projects/{m.project.slug}/models/{m.name}/versions/{version.version}")

@@ -2,6 +2,8 @@ import json
 
 from django import forms
 
+from apps.common.forms import null_values_field
+
 from .models import ModelTask
 
 
@@ -40,6 +42,8 @@ class VersionUploadForm(forms.Form):
                                      help_text="Name of the target column in the holdout file.")
     training_data = forms.FileField(required=False, help_text="Optional CSV or Parquet of the training data: lineage "
                                                                "(hash) and the reference profile for drift monitoring.")
+    null_values = null_values_field("Extra text read as missing in the holdout and training data files, e.g. NA, "
+                                    "null (only the empty cell otherwise; \"NA\" is a string by default)")
     uploader_metrics = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"auc": 0.91}'}),
                                        label="Your metrics (JSON)", help_text="As measured in your notebook.")
     tags = forms.CharField(required=False, max_length=1000, help_text="Comma separated.")

@@ -299,10 +299,16 @@ def model_version_upload(*, model: RegisteredModel, actor, artifact: BinaryIO, f
                          holdout: BinaryIO | None = None, holdout_filename: str = "", holdout_target: str = "",
                          training_data: BinaryIO | None = None, training_data_filename: str = "",
                          training_set=None, uploader_metrics=None, tags=None, model_card: str = "",
-                         code_ref: str = "", parent_version: int | None = None,
+                         code_ref: str = "", parent_version: int | None = None, null_values=None,
                          idempotency_key: str | None = None) -> ModelVersion:
     """Store the artifact (content-addressed), create version N+1 in ``validating`` and enqueue its
-    validation job. A refused upload leaves no file behind."""
+    validation job. A refused upload leaves no file behind.
+
+    ``null_values``: extra null tokens of the holdout and training data files (a list, a JSON list or
+    ``NA, null`` text; only the empty cell is null by default), parsed as for every tabular upload
+    (``features.services.tabular_null_values``) and kept in the validation job's params."""
+    from apps.features.services import tabular_null_values
+
     project = model.project
     _require(actor, project, "model.upload")
     if model.is_archived:
@@ -316,6 +322,7 @@ def model_version_upload(*, model: RegisteredModel, actor, artifact: BinaryIO, f
     training_data_filename = (clean_filename(training_data_filename or getattr(training_data, "name", ""),
                                              field="training_data") if training_data else "")
     metrics = _clean_metrics(uploader_metrics)
+    nulls = tabular_null_values(null_values)
     tags = _clean_tags(tags)
     if len(model_card or "") > 100_000:
         raise InvalidInput("The model card must be at most 100,000 characters", field="model_card")
@@ -357,7 +364,8 @@ def model_version_upload(*, model: RegisteredModel, actor, artifact: BinaryIO, f
             )
             job = job_create(
                 kind="registry.validate", actor=actor, project=project,
-                title=f"Validate {model.name} v{number}", params={"version_id": version.pk},
+                title=f"Validate {model.name} v{number}",
+                params={"version_id": version.pk, **({"null_values": nulls} if nulls else {})},
                 task="workers.registry.model_version_validate",
                 idempotency_key=f"registry:{idempotency_key}" if idempotency_key else None,
                 target_url=reverse("registry:version-detail",
@@ -367,7 +375,8 @@ def model_version_upload(*, model: RegisteredModel, actor, artifact: BinaryIO, f
             version.save(update_fields=["job"])
             audit_record(actor=actor, verb="model_version.upload", project=project, target=version,
                          details={"sha256": art.sha256, "size": art.size, "format": fmt, "filename": filename,
-                                  "holdout": bool(hold), "training_data": bool(train)})
+                                  "holdout": bool(hold), "training_data": bool(train),
+                                  **({"null_values": nulls} if nulls else {})})
     except BaseException:
         _delete_unreferenced(stored_keys)
         raise

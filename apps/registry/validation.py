@@ -248,19 +248,23 @@ def _coerce(df: pd.DataFrame, contract: list[dict]) -> pd.DataFrame:
     return spec.coerce_frame(df, contract)
 
 
-def read_table(key: str, *, label: str, contract: list[dict] | None = None) -> pd.DataFrame:
+def read_table(key: str, *, label: str, contract: list[dict] | None = None,
+               null_values: list[str] | None = None) -> pd.DataFrame:
     """Read a holdout / training data file with the portal's one parser (``apps.common.tabular``): the
     contract's feature types are declared, so a text value in a numeric feature is refused naming the
-    column and rows (never coerced to NaN), duplicate column names are refused, "NA" stays a string."""
+    column and rows (never coerced to NaN), duplicate column names are refused, "NA" stays a string unless
+    the upload named it in ``null_values`` (its extra null tokens; only the empty cell by default)."""
     from apps.common import tabular
 
     types = {c["name"]: spec.canonical_type(c.get("type")) for c in (contract or [])
              if spec.canonical_type(c.get("type")) in tabular.TYPES}
     try:
         frame, _fmt = tabular.read_table(artifact_store().path(key), filename=f"The {label}", types=types,
-                                         max_rows=settings.REGISTRY_TABLE_MAX_ROWS)
-    except tabular.TableError as exc:
-        raise Rejected(f"{exc}", step="data") from exc
+                                         null_values=null_values, max_rows=settings.REGISTRY_TABLE_MAX_ROWS)
+    except tabular.TableError as exc:  # named by file: a version may carry a holdout and a training data file
+        message = str(exc)
+        raise Rejected(message if message.startswith(f"The {label}") else f"The {label}: {message}",
+                       step="data") from exc
     except Exception as exc:  # noqa: BLE001 - unreadable data files are rejections
         raise Rejected(f"The {label} cannot be read: {str(exc).splitlines()[0][:300]}", step="data") from exc
     return frame.to_pandas()
@@ -564,10 +568,18 @@ def _onnx_classes(data: bytes) -> list | None:
 # --- the whole validation ---------------------------------------------------------------------
 
 
+def upload_null_values(version: ModelVersion) -> list[str]:
+    """The extra null tokens the upload named for its holdout and training data files (kept in the
+    validation job's params by ``services.model_version_upload``)."""
+    params = (version.job.params or {}) if version.job_id else {}
+    return list(params.get("null_values") or [])
+
+
 def _inference_frame(version: ModelVersion, holdout: pd.DataFrame | None, declared: list[dict]) -> pd.DataFrame | None:
     """The data whose dtypes type the contract: the training data, else the holdout (target dropped)."""
     if version.training_data_key:
-        return read_table(version.training_data_key, label="training data file", contract=declared)
+        return read_table(version.training_data_key, label="training data file", contract=declared,
+                          null_values=upload_null_values(version))
     if version.training_set_id and version.training_set.artifact_key:
         return read_table(version.training_set.artifact_key, label="training set", contract=declared)
     return holdout
@@ -691,7 +703,11 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
         _check_declared_against_model(declared, described)
     # the data files are read with the declared types: a text value in a numeric feature is refused naming
     # the column and rows (apps.common.tabular)
-    holdout = read_table(version.holdout_key, label="holdout file", contract=declared) if version.holdout_key else None
+    nulls = upload_null_values(version)
+    if nulls:
+        report["null_values"] = nulls
+    holdout = (read_table(version.holdout_key, label="holdout file", contract=declared, null_values=nulls)
+               if version.holdout_key else None)
     raw_reference = _inference_frame(version, holdout, declared)
     contract = resolve_contract(version, described, raw_reference, report)
     names = [c["name"] for c in contract]

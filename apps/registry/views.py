@@ -144,7 +144,8 @@ def _upload_post(request, project, model_obj):
             version = services.model_version_upload(
                 model=model_obj, actor=request.user, artifact=data["artifact"], filename=data["artifact"].name,
                 holdout=data.get("holdout"), holdout_target=data.get("holdout_target") or "target",
-                training_data=data.get("training_data"), uploader_metrics=data.get("uploader_metrics"),
+                training_data=data.get("training_data"), null_values=data.get("null_values"),
+                uploader_metrics=data.get("uploader_metrics"),
                 tags=data.get("tags"), model_card=data.get("model_card") or "", code_ref=data.get("code_ref") or "",
                 parent_version=data.get("parent_version"))
             return redirect("registry:version-detail", project=project.slug, model=model_obj.name,

@@ -111,6 +111,8 @@ _CREATE_DOC = {
             "labels": {"type": "string", "format": "binary", "description": "CSV/Parquet: entity key, time, label"},
             "timestamp_column": {"type": "string", "default": "event_timestamp"},
             "label_column": {"type": "string"},
+            "null_values": {"type": "string", "description": "extra null tokens of the label file: a JSON list or "
+                            "comma-separated text (NA, null); only the empty cell by default"},
             "window_start": {"type": "string", "format": "date-time"},
             "window_end": {"type": "string", "format": "date-time"},
             "holdout_fraction": {"type": "number", "default": 0.2},
@@ -136,7 +138,7 @@ def create_training_job(request, project: str, model: str):
         model=m, actor=request.auth, parent_version=d["parent_version"], labels=d["labels"],
         labels_filename=d["labels"].name, timestamp_column=d["timestamp_column"], label_column=d["label_column"],
         window_start=d["window_start"], window_end=d["window_end"], holdout_split_at=d["holdout_split_at"],
-        holdout_fraction=d["holdout_fraction"] or 0.2, note=d["note"],
+        holdout_fraction=d["holdout_fraction"] or 0.2, null_values=d["null_values"], note=d["note"],
         idempotency_key=idempotency_key(request))
     located(request, f"/api/v1/projects/{m.project.slug}/models/{m.name}/training-jobs/{tj.pk}")
     return Status(202, _out(_qs().get(pk=tj.pk)))

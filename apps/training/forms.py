@@ -1,5 +1,6 @@
 from django import forms
 
+from apps.common.forms import null_values_field
 from apps.monitoring.models import Comparator
 
 
@@ -13,6 +14,7 @@ class TrainingJobForm(forms.Form):
                                        help_text="Column of the label file with the event time.")
     label_column = forms.CharField(max_length=120, required=False,
                                    help_text="Leave empty when the file has one column besides key and time.")
+    null_values = null_values_field()
     window_start = forms.DateTimeField(required=False, label="Labels from (UTC)",
                                        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     window_end = forms.DateTimeField(required=False, label="Labels until (UTC, exclusive)",

@@ -57,7 +57,7 @@ def training_create(request, project, model):
                     labels_filename=d["labels"].name, timestamp_column=d["timestamp_column"],
                     label_column=d["label_column"], window_start=d["window_start"], window_end=d["window_end"],
                     holdout_split_at=d["holdout_split_at"], holdout_fraction=d["holdout_fraction"] or 0.2,
-                    note=d["note"])
+                    null_values=d["null_values"], note=d["note"])
                 return redirect("training:training-detail", project=project.slug, model=model_obj.name, pk=tj.pk)
             except ApplicationError as exc:
                 add_domain_error(form, exc)

@@ -65,9 +65,10 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _read_labels(labels, filename: str, *, types: dict | None = None) -> pl.DataFrame:
+def _read_labels(labels, filename: str, *, types: dict | None = None, null_values=None) -> pl.DataFrame:
     """A polars/pandas frame as is; an upload or bytes through the portal's one table parser, with the
-    feature set's key types and the timestamp declared (``labels_validate`` then conforms frames too)."""
+    feature set's key types and the timestamp declared (``labels_validate`` then conforms frames too) and
+    the upload's extra ``null_values`` tokens (parsed already; only the empty cell is null by default)."""
     if isinstance(labels, pl.DataFrame):
         return labels
     if labels is not None and labels.__class__.__name__ == "DataFrame":  # pandas
@@ -97,7 +98,8 @@ def _read_labels(labels, filename: str, *, types: dict | None = None) -> pl.Data
                 fh.write(chunk)
         if size == 0:
             raise InvalidInput("The label file is empty", field="labels")
-        frame, _fmt = tabular.read_table(name, filename=filename or "labels.csv", types=types)
+        frame, _fmt = tabular.read_table(name, filename=filename or "labels.csv", types=types,
+                                         null_values=null_values)
     except tabular.TableError as exc:
         from apps.features.services import table_error
 
@@ -148,10 +150,13 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
                         timestamp_column: str = "event_timestamp", label_column: str = "", feature_set=None,
                         window_start=None, window_end=None, holdout_split_at=None,
                         holdout_fraction: float | None = 0.2, trigger: str = TrainingTrigger.MANUAL,
-                        note: str = "", idempotency_key: str | None = None) -> TrainingJob:
+                        note: str = "", null_values=None, idempotency_key: str | None = None) -> TrainingJob:
     """Check everything that can be checked now (labels against the feature set, naming the column),
-    store the label frame, create the job and queue it on the ``training`` queue after commit."""
-    from apps.features.services import label_types, labels_validate
+    store the label frame, create the job and queue it on the ``training`` queue after commit.
+
+    ``null_values``: extra null tokens of an uploaded label file (a list, a JSON list or ``NA, null``
+    text), parsed as for every tabular upload (``features.services.tabular_null_values``)."""
+    from apps.features.services import label_types, labels_validate, tabular_null_values
 
     project = model.project
     _require(actor, project, "training.run")
@@ -186,7 +191,8 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
     else:
         holdout_fraction = None
     timestamp_column = (timestamp_column or "").strip() or "event_timestamp"
-    frame = _read_labels(labels, labels_filename,
+    nulls = tabular_null_values(null_values)
+    frame = _read_labels(labels, labels_filename, null_values=nulls,
                          types=label_types(feature_set=feature_set, timestamp_column=timestamp_column))
     if frame.height > MAX_LABEL_ROWS:
         raise InvalidInput(f"The label file has {frame.height:,} rows (limit {MAX_LABEL_ROWS:,})", field="labels")
@@ -219,7 +225,7 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
                      target_label=f"training job #{tj.pk} of {model.name}",
                      details={"parent": str(parent), "feature_set": feature_set.name, "label_source": label_source,
                               "label_rows": frame.height, "label_sha256": stored.sha256, "trigger": trigger,
-                              "job": str(tj.job_id)})
+                              "job": str(tj.job_id), **({"null_values": nulls} if nulls else {})})
     return tj
 
 
