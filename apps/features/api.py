@@ -272,7 +272,8 @@ def update_feature_set(request, project: str, name: str, payload: FeatureSetPatc
              auth=[TokenAuth(cached=True), BrowserSessionAuth()])
 @api_permission("feature.view")
 def online_lookup(request, project: str, name: str, payload: OnlineIn):
-    """Online values for entity keys: per feature its value, event time and status (ok/expired/missing).
+    """Online values for entity keys: per feature its value, event time and status (ok/stale/expired/missing;
+    ``stale``: the view's online values lag a newer source version or an edit until re-materialized).
 
     The hot read path: who may read which set is remembered per process for API_HOT_PATH_CACHE_TTL (1 s).
     """

@@ -23,14 +23,39 @@ from .models import OnlineFeatureValue
 # before that column existed are rendered by the query.
 # The keys travel as ONE text parameter split by the server (unit separator, U+001F): dumping a Python
 # list as a PostgreSQL array costs more than the query's planning. Keys holding U+001F use the array form.
+# The same round trip also answers which of the views are stale (``STALE_RULE``): the second column.
+_STALE = ("(SELECT coalesce(string_agg(v.id::text, ','), '') FROM features_featureview v "
+          "WHERE v.id = ANY(string_to_array(%s, ',')::int[]) AND (v.last_materialized_at IS NULL "
+          "OR v.updated_at > v.last_materialized_at OR v.materialized_source_version_id IS DISTINCT FROM "
+          "(SELECT d.id FROM features_datasourceversion d WHERE d.source_id = v.source_id "
+          "ORDER BY d.version DESC LIMIT 1)))")
 _SELECT = ("SELECT '[' || coalesce(string_agg(CASE WHEN payload <> '' THEN payload ELSE json_build_array("
            "view_id, entity_key, \"values\", (extract(epoch FROM event_time) * 1000000)::bigint)::text END, ','), '') "
-           "|| ']' FROM features_onlinefeaturevalue WHERE view_id = ANY(string_to_array(%s, ',')::int[]) "
-           "AND entity_key = ")
+           "|| ']', " + _STALE + " FROM features_onlinefeaturevalue "
+           "WHERE view_id = ANY(string_to_array(%s, ',')::int[]) AND entity_key = ")
 _SQL = _SELECT + "ANY(string_to_array(%s, chr(31)))"
 _SQL_ARRAY = _SELECT + "ANY(%s)"
 _SEP = "\x1f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+STALE_RULE = """A view version's online values are *stale* while they lag what the offline join reads: it was
+never materialized, its source has a newer version than the one materialized, or its definition was edited
+(in place) after the materialization."""
+
+
+def stale_view_ids(view_ids: list[int]) -> set[int]:
+    """The views of ``view_ids`` whose online values are stale (``STALE_RULE``), by the ORM: the Redis and
+    SQLite paths (PostgreSQL answers it in the lookup's own query)."""
+    from django.db.models import F, OuterRef, Q, Subquery
+
+    from .models import DataSourceVersion, FeatureView
+
+    latest = DataSourceVersion.objects.filter(source=OuterRef("source")).order_by("-version").values("pk")[:1]
+    return set(FeatureView.objects.filter(pk__in=view_ids).annotate(latest=Subquery(latest)).filter(
+        Q(last_materialized_at__isnull=True) | Q(updated_at__gt=F("last_materialized_at"))
+        | Q(materialized_source_version__isnull=True) | ~Q(materialized_source_version=F("latest")))
+        .values_list("pk", flat=True))
 
 
 def _payload(view_id: int, key: str, values: dict, event_time: datetime) -> str:
@@ -56,6 +81,11 @@ class PostgresOnlineStore:
         return len(objs)
 
     def read(self, view_ids: list[int], keys: list[str]) -> dict[tuple[int, str], tuple[dict, datetime]]:
+        return self.read_served(view_ids, keys)[0]
+
+    def read_served(self, view_ids: list[int], keys: list[str]) -> tuple[dict[tuple[int, str], tuple[dict, datetime]],
+                                                                          set[int]]:
+        """(the stored values and event times by (view, key), the stale views among ``view_ids``)."""
         if connection.vendor == "postgresql":
             import psycopg
 
@@ -65,20 +95,21 @@ class PostgresOnlineStore:
                 ids = ",".join(map(str, map(int, view_ids)))
                 joined = _SEP.join(keys)
                 if joined.count(_SEP) == len(keys) - 1:
-                    cur.execute(_SQL, (ids, joined))
+                    cur.execute(_SQL, (ids, ids, joined))
                 else:
-                    cur.execute(_SQL_ARRAY, (ids, keys))
-                rows = orjson.loads(cur.fetchall()[0][0])
+                    cur.execute(_SQL_ARRAY, (ids, ids, keys))
+                payload, stale_text = cur.fetchall()[0]
+                rows = orjson.loads(payload)
             out, times = {}, {}
             for v, k, vals, us in rows:
                 t = times.get(us)  # values materialized together share their event times
                 if t is None:
                     t = times[us] = _EPOCH + timedelta(microseconds=us)
                 out[(v, k)] = (vals, t)
-            return out
+            return out, {int(i) for i in stale_text.split(",")} if stale_text else set()
         rows = OnlineFeatureValue.objects.filter(view_id__in=view_ids, entity_key__in=keys).values_list(
             "view_id", "entity_key", "values", "event_time")
-        return {(v, k): (vals, ev) for v, k, vals, ev in rows}
+        return {(v, k): (vals, ev) for v, k, vals, ev in rows}, stale_view_ids(view_ids)
 
     def clear(self, *, view) -> None:
         OnlineFeatureValue.objects.filter(view=view).delete()
@@ -116,6 +147,10 @@ class RedisOnlineStore:
         # Keep the database table in step as well: pages and freshness read it.
         PostgresOnlineStore().write(view=view, rows=rows, materialized_at=materialized_at)
         return len(rows)
+
+    def read_served(self, view_ids: list[int], keys: list[str]):
+        """(the stored values by (view, key), the stale views among ``view_ids`` — from the database)."""
+        return self.read(view_ids, keys), stale_view_ids(view_ids)
 
     def read(self, view_ids: list[int], keys: list[str]) -> dict[tuple[int, str], tuple[dict, datetime]]:
         pairs = [(v, k) for v in view_ids for k in keys]

@@ -160,7 +160,13 @@ class OnlineRow(Schema):
     entity: dict
     values: dict
     event_times: dict
-    status: dict
+    status: dict[str, Literal["ok", "stale", "expired", "missing"]] = Field(
+        ..., description="Per feature. ok: the value the offline join gives at the view's last materialization "
+        "(TTL judged now, inclusive). stale: the view version's online values lag what the offline join reads "
+        "(a newer source version or an edited definition not materialized yet, or never materialized) — the "
+        "value is the last materialization's, or null; re-materializing turns it into ok/expired/missing. "
+        "expired: older than the TTL (value null). missing: no value for this entity (value null). With as_of: "
+        "the join's own statuses (ok/expired/missing).")
 
 
 class OnlineOut(Schema):

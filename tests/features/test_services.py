@@ -304,7 +304,7 @@ def test_online_lookup_at_t_equals_offline_join_for_an_event_at_t(project, users
     assert [r["status"] for r in at] == [r["status"] for r in online]
 
 
-def test_redis_online_store_when_configured(store, settings):
+def test_redis_online_store_when_configured(store, settings, project, users):
     import redis
 
     url = "redis://127.0.0.1:6379/3"
@@ -321,6 +321,13 @@ def test_redis_online_store_when_configured(store, settings):
                                        now=START + timedelta(hours=10))
     assert res[0]["values"] == {"amount": 109.0, "n_tx": 9} and res[0]["event_times"]["amount"] == START + timedelta(hours=9)
     assert res[1]["status"]["amount"] == "missing"
+    # a newer source version not materialized yet: the Redis path says stale too (from the database)
+    services.data_source_upload(project=project, actor=users["owner"], name="transactions",
+                                upload=csv_bytes(feature_rows(5, 30)))
+    res = services.online_features_get(feature_set=store.feature_set, entity_keys=["c1", "nobody"],
+                                       now=START + timedelta(hours=10))
+    assert res[0]["status"] == {"amount": "stale", "n_tx": "stale"} and res[0]["values"]["amount"] == 109.0
+    assert res[1]["status"]["amount"] == "stale"
     online_store().clear(view=store.view)
     settings.FEATURES_ONLINE_REDIS_URL = ""
     assert online_store().name == "database"

@@ -244,6 +244,69 @@ def test_view_edit_new_source_version_materialize_online_equals_offline_on_both_
     assert v1["values"]["n_tx"] == 46 and v2["values"]["n_tx"] == 44   # lag 1h vs 3h, from the newer data
 
 
+def _lookup(client, keys, name="fraud-inputs"):
+    r = client.post(f"{BASE}/feature-sets/{name}/online", {"entity_keys": keys}, content_type="application/json")
+    assert r.status_code == 200, r.content
+    return r.json()["results"]
+
+
+def test_a_new_source_version_makes_online_values_stale_until_rematerialized(project, users, api_client):
+    """Between a new source version and its re-materialization the lookup never answers the old values as
+    ``ok``: they come back ``stale``; after the materialization they are ``ok`` and equal the offline join."""
+    owner = users["owner"]
+    store = make_feature_store(project=project, actor=owner)          # no TTL: the lookup's "now" is irrelevant
+    t = START + timedelta(hours=47, minutes=30)
+    services.feature_view_materialize(view=store.view, as_of=t)
+    c = api_client(users["data_scientist"])
+    keys = ["c1", "c4", "nobody"]
+    before = _lookup(c, keys)
+    assert [r["status"]["amount"] for r in before] == ["ok", "ok", "missing"]
+    assert before[0]["values"] == {"amount": 123.0, "n_tx": 23}
+    newer = feature_rows(5, 48).with_columns(pl.col("amount") * 10)  # v2: 24 more hours, other values
+    up = SimpleUploadedFile("tx.csv", csv_bytes(newer), content_type="text/csv")
+    assert c.post(f"{BASE}/sources/transactions/versions", {"file": up}).status_code == 201
+    stale = _lookup(c, keys)
+    assert [r["status"] for r in stale] == [{"amount": "stale", "n_tx": "stale"}] * 3
+    assert [r["values"] for r in stale] == [r["values"] for r in before]  # the last materialization's, flagged
+    services.feature_view_materialize(view=store.view, as_of=t)        # what the queued job runs
+    after = _lookup(c, keys)
+    assert [r["status"]["n_tx"] for r in after] == ["ok", "ok", "missing"]
+    assert [r["values"] for r in after] == _offline(store.feature_set, keys, t)
+    assert after[0]["values"] == {"amount": 1460.0, "n_tx": 46}
+
+
+def test_an_edited_or_never_materialized_view_is_stale(project, users, api_client):
+    owner = users["owner"]
+    store = make_feature_store(project=project, actor=owner)
+    c = api_client(users["data_scientist"])
+    assert _lookup(c, ["c1"])[0]["status"] == {"amount": "stale", "n_tx": "stale"}  # never materialized
+    services.feature_view_materialize(view=store.view, as_of=store.end)
+    assert _lookup(c, ["c1"])[0]["status"] == {"amount": "ok", "n_tx": "ok"}
+    # a second, unused view edited in place after its materialization: its values follow the old definition
+    other = services.feature_view_create(project=project, actor=owner, name="counts", entity=store.entity,
+                                         source=store.source, timestamp_column="event_timestamp",
+                                         features=["n_tx"], online=True)
+    services.feature_view_materialize(view=other, as_of=store.end)
+    both = services.feature_set_create(project=project, actor=owner, name="both",
+                                       references=["customer_stats:amount", "counts:n_tx as n"])
+    assert _lookup(c, ["c1"], "both")[0]["status"] == {"amount": "ok", "n": "ok"}
+    services.feature_set_update(feature_set=both, actor=owner, references=["customer_stats:amount"])
+    services.feature_view_update(view=other, actor=owner, availability_lag="5h")      # unused now: in place
+    from apps.projects.models import Job
+
+    job = Job.objects.filter(kind="features.materialize").latest("created_at")      # visible re-materialization
+    assert job.params["view_ids"] == [other.pk] and job.title == "Re-materialize counts v1 (edited)"
+    services.feature_set_update(feature_set=both, actor=owner, references=["customer_stats:amount",
+                                                                           "counts:n_tx as n"])
+    res = _lookup(c, ["c1", "nobody"], "both")
+    assert [r["status"] for r in res] == [{"amount": "ok", "n": "stale"}, {"amount": "missing", "n": "stale"}]
+    assert res[0]["values"] == {"amount": 123.0, "n": 23}                  # lag 1h's value, flagged stale
+    other.refresh_from_db()
+    services.feature_view_materialize(view=other, as_of=store.end)
+    res = _lookup(c, ["c1"], "both")[0]
+    assert res["status"] == {"amount": "ok", "n": "ok"} and res["values"] == {"amount": 123.0, "n": 19}
+
+
 def test_materialize_api_honours_the_version_and_defaults_to_every_version_in_use(project, users, api_client):
     from apps.projects.models import Job
 

@@ -213,6 +213,10 @@ def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
         view.features.all().delete()
         Feature.objects.bulk_create([Feature(view=view, **f) for f in feats])
         audit_record(actor=actor, verb="feature.view.update", project=project, target=view, details=_view_audit(view))
+        if view.online and view.last_materialized_at:  # its online values follow the old definition: stale
+            job_create(kind="features.materialize", actor=actor, project=project,  # until this job has run
+                       title=f"Re-materialize {view} (edited)", params={"view_ids": [view.pk]},
+                       task="workers.features.feature_view_materialize_run")
         return view
 
 

@@ -158,11 +158,16 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
         {"entity": {"customer_id": "c1"},
          "values": {"amount_mean_7d": 12.5, "n_tx_24h": None, ...},       # feature set order
          "event_times": {"amount_mean_7d": datetime(UTC) | None, ...},
-         "status": {"amount_mean_7d": "ok", "n_tx_24h": "expired", ...}}  # ok | expired | missing
+         "status": {"amount_mean_7d": "ok", "n_tx_24h": "expired", ...}}  # ok | stale | expired | missing
 
     ``missing``: no value for this entity (unknown key, or nothing available yet);
     ``expired``: the value is older than the view's TTL — the value is then None. The TTL is inclusive:
-    a value exactly TTL old is still ``ok`` (``pit.ttl_expired``, the join's rule).
+    a value exactly TTL old is still ``ok`` (``pit.ttl_expired``, the join's rule);
+    ``stale``: the view version's online values lag what the offline join reads (``online.STALE_RULE``: a
+    newer source version or an edited definition not materialized yet, or never materialized) — every
+    feature of that view is ``stale``; the value is the last materialization's (None when it had none for
+    this entity or it is older than the TTL). ``ok`` therefore always equals the offline join at the last
+    materialization; re-materializing turns ``stale`` back into ``ok``/``expired``/``missing``.
     Online, batch-only features are always ``missing`` (``feature_set_online_check`` refuses them upfront).
     """
     plan = _lookup_plan(feature_set)
@@ -189,12 +194,14 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
         return _features_as_of(feature_set=feature_set, plan=plan, entities=entities, canon=canon, as_of=as_of)
     as_of = now or datetime.now(UTC)
     keys = list({c[j] for c in canon for j in join_keys})
-    found = online_store().read(list(plan["views"]), keys) if keys else {}
+    found, stale = online_store().read_served(list(plan["views"]), keys) if keys else ({}, set())
     out = []
     views, order, reorder = plan["steps"], plan["order"], plan["reorder"]
     expired_at: dict = {}  # event time → expired? (values materialized together share their event times)
     if len(views) == 1 and not reorder:  # one view (the common case): build each result's dicts directly
-        vid, join_key, ttl, fnames, onames, nones, ok, expired, missing = views[0]
+        vid, join_key, ttl, fnames, onames, nones, ok, expired, missing, stale_status = views[0]
+        if vid in stale:
+            ok = expired = missing = stale_status
         for ent, ck in zip(entities, canon, strict=True):
             hit = found.get((vid, ck[join_key]))
             if hit is None:
@@ -212,12 +219,13 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
         return out
     for ent, ck in zip(entities, canon, strict=True):
         values, times, status = {}, {}, {}
-        for vid, join_key, ttl, fnames, onames, nones, ok, expired, missing in views:
+        for vid, join_key, ttl, fnames, onames, nones, ok, expired, missing, stale_status in views:
+            is_stale = vid in stale
             hit = found.get((vid, ck[join_key]))
             if hit is None:
                 values.update(nones)
                 times.update(nones)
-                status.update(missing)
+                status.update(stale_status if is_stale else missing)
                 continue
             stored, event_time = hit
             times.update(dict.fromkeys(onames, event_time))
@@ -226,10 +234,10 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
                 gone = expired_at[(event_time, ttl)] = pit.ttl_expired(event_time, as_of, ttl)
             if gone:
                 values.update(nones)
-                status.update(expired)
+                status.update(stale_status if is_stale else expired)
             else:
                 values.update(zip(onames, map(stored.get, fnames), strict=True))
-                status.update(ok)
+                status.update(stale_status if is_stale else ok)
         if reorder:
             values, times, status = ({n: d[n] for n in order} for d in (values, times, status))
         out.append({"entity": ent, "values": values, "event_times": times, "status": status})

@@ -144,7 +144,7 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
             # per view: the dicts every result starts from (copied, never shared between results)
             steps.append((vid, v["join_key"], v["ttl"], tuple(f for f, _ in v["features"]), onames,
                           dict.fromkeys(onames), dict.fromkeys(onames, "ok"), dict.fromkeys(onames, "expired"),
-                          dict.fromkeys(onames, "missing")))
+                          dict.fromkeys(onames, "missing"), dict.fromkeys(onames, "stale")))
         plan = {"views": views, "order": order, "steps": steps,
                 "reorder": [o for st in steps for o in st[4]] != order,
                 "join_keys": sorted({v["join_key"] for v in views.values()}),
