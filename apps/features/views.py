@@ -165,7 +165,7 @@ def view_detail(request, project, name: str):
         request, project, view=view, features=[(f, stats.get(f.name, {})) for f in features], figures=figures,
         freshness=services.feature_view_freshness(view=view), usage=selectors.feature_view_usage(view=view),
         versions=project.feature_views.filter(name=view.name).select_related("materialized_source_version__source")
-        .order_by("-version"), source_version=src_version,
+        .order_by("-version"), source_version=src_version, key_problem=services.view_key_problem(view, src_version),
         job=job, lag=services.format_duration(view.availability_lag), ttl=services.format_duration(view.ttl),
         sla=services.format_duration(view.freshness_sla), schedule=services.format_duration(view.materialize_every)))
 

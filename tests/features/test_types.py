@@ -431,3 +431,45 @@ def parquet_from(frame: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.write_parquet(buf)
     return buf.getvalue()
+
+
+# --- views that predate declared key types -----------------------------------------------------------------
+
+
+def test_a_view_whose_key_column_type_differs_from_its_entity_is_never_joined(int_store, users, api_client,
+                                                                              logged_in_client):
+    """A view created before key types were enforced may read an int column for a string entity ("007"
+    stored as 7): materialization, lookups (online and as_of), training sets and the schedule refuse it,
+    naming the view, the column and the fix; the view page says so."""
+    from apps.common.errors import Conflict
+    from apps.features.models import Entity, FeatureView
+    from apps.features.services.sets import _PLANS
+
+    view = int_store["view"]
+    services.feature_view_materialize(view=view, as_of=START + timedelta(hours=5))   # rows from before
+    Entity.objects.filter(pk=int_store["entity"].pk).update(value_type="string")    # as such a view was made
+    _PLANS.clear()
+    FeatureView.objects.filter(pk=view.pk).update(materialize_every=timedelta(minutes=1))
+    view = FeatureView.objects.select_related("entity", "source").get(pk=view.pk)
+    message = ("View acct v1 cannot be joined: its key column 'account_id' holds int values in acct-src v1, but "
+               "entity 'account' has string keys")
+    c = api_client(users["data_scientist"])
+    for body in ({"entity_keys": ["1"]}, {"entity_keys": ["1"], "as_of": "2024-01-01T05:00:00Z"}):
+        r = c.post(f"{BASE}/feature-sets/acct-set/online", body, content_type="application/json")
+        assert r.status_code == 409 and r.json()["detail"].startswith(message), r.content
+        assert "declaring column_types account_id:string" in r.json()["detail"]
+    r = c.post(f"{BASE}/feature-views/acct/materialize")
+    assert r.status_code == 409 and r.json()["detail"].startswith(message)
+    with pytest.raises(Conflict, match="cannot be joined"):
+        services.feature_view_materialize(view=view)
+    assert services.feature_view_materialize_due(now=START + timedelta(days=1000)) == []
+    labels = SimpleUploadedFile("l.csv", b"account_id,event_timestamp,y\n1,2024-01-01T05:00:00Z,1\n")
+    r = c.post(f"{BASE}/training-sets", {"name": "t", "feature_set": "acct-set", "labels": labels})
+    assert r.status_code == 409 and r.json()["detail"].startswith(message)
+    with pytest.raises(Conflict, match="cannot be joined"):
+        services.training_set_build_frame(feature_set=int_store["feature_set"], labels=pl.DataFrame(
+            {"account_id": ["1"], "event_timestamp": [START]}), timestamp_column="event_timestamp")
+    page = logged_in_client(users["owner"]).get("/projects/fraud/features/views/acct/")
+    from django.utils.html import escape
+
+    assert page.status_code == 200 and escape(message) in page.content.decode()

@@ -36,6 +36,7 @@ from .feature_views import (  # noqa: F401
     feature_views_rematerialize_for_source,
     format_duration,
     parse_duration_text,
+    view_key_problem,
     view_spec,
 )
 from .online import (  # noqa: F401

@@ -229,6 +229,26 @@ def view_spec(view: FeatureView, *, label_key: str | None = None, names: dict[st
                         ttl=view.ttl, written_at_column=view.written_at_column or None)
 
 
+def view_key_problem(view: FeatureView, version=None) -> str:
+    """Why ``view`` cannot be joined by its entity's declared key type ('' when it can).
+
+    Views are refused at creation when their key column's type differs from the entity's
+    (``_view_fields``); a view created before that rule may read, say, an int-typed column for a string
+    entity (its "007" keys stored as 7). Such a view would silently join the wrong entities, so the
+    materialization, the training-set join and the online lookup refuse it with this message.
+    ``version``: the source version the join reads (default the latest)."""
+    version = version or view.source.latest_version
+    if version is None:
+        return ""
+    have, want = version.column_types.get(view.entity_column), view.entity.value_type
+    if have is None or have == want:
+        return ""
+    return (f"View {view} cannot be joined: its key column {view.entity_column!r} holds {have} values in "
+            f"{version}, but entity {view.entity.name!r} has {want} keys (the view predates declared key types; "
+            f"keys would be matched by another type, e.g. '007' read as 7). Upload the data as a new source "
+            f"declaring column_types {view.entity_column}:{want} and edit the view to read it")
+
+
 def feature_view_versions_in_use(*, view: FeatureView):
     """The online versions of ``view``'s name that must be kept materialized: the current one and every
     version a feature set reads (each is served under its own version)."""

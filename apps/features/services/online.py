@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.common.errors import InvalidInput, NotFound
+from apps.common.errors import Conflict, InvalidInput, NotFound
 from apps.common.tabular import canonical_key
 from apps.projects.models import Job
 from apps.projects.services import audit_record, job_create, job_progress
@@ -22,7 +22,7 @@ from ..models import (
 )
 from ..online import online_store
 from .common import _require, data_source_frame
-from .feature_views import feature_view_versions_in_use, view_spec
+from .feature_views import feature_view_versions_in_use, view_key_problem, view_spec
 from .sets import _lookup_plan
 
 # --- online store -----------------------------------------------------------------------------------
@@ -47,6 +47,9 @@ def feature_view_materialize(*, view: FeatureView, as_of: datetime | None = None
     version = view.source.latest_version
     if version is None:
         raise InvalidInput(f"Source {view.source.name!r} has no data")
+    problem = view_key_problem(view, version)
+    if problem:
+        raise Conflict(problem)
     as_of = as_of or timezone.now()
     if job:
         job_progress(job=job, progress=10, message=f"Reading {version}")
@@ -86,6 +89,10 @@ def feature_view_materialize_request(*, view: FeatureView, actor, idempotency_ke
     batch = [v for v in views if not v.online]
     if batch:
         raise InvalidInput(f"View {batch[0]} is batch-only: only online views are materialized", field="version")
+    for v in views:
+        problem = view_key_problem(v)
+        if problem:
+            raise Conflict(problem)
     if idempotency_key:
         idempotency_key = f"features.materialize:{view.pk}:{version or '*'}:{actor.pk}:{idempotency_key[:60]}"
         existing = Job.objects.filter(idempotency_key=idempotency_key).first()
@@ -127,10 +134,10 @@ def feature_view_materialize_due(*, now: datetime | None = None) -> list[str]:
     for params in Job.objects.filter(kind="features.materialize", status__in=["queued", "running"]) \
             .values_list("params", flat=True):
         busy |= {params.get("view_id"), *(params.get("view_ids") or [])}
-    for view in views.select_related("project"):
+    for view in views.select_related("project", "entity", "source"):
         if view.last_materialized_at and view.last_materialized_at + view.materialize_every > now:
             continue
-        if view.pk in busy:
+        if view.pk in busy or view_key_problem(view):  # refused (the view page and the lookup say why)
             continue
         job = job_create(kind="features.materialize", project=view.project,
                          title=f"Scheduled materialization of {view.name} v{view.version}",
@@ -171,6 +178,8 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
     Online, batch-only features are always ``missing`` (``feature_set_online_check`` refuses them upfront).
     """
     plan = _lookup_plan(feature_set)
+    if plan["key_problems"]:
+        raise Conflict(plan["key_problems"][0])
     join_keys = plan["join_keys"]
     entities = []
     for k in entity_keys:

@@ -17,6 +17,7 @@ from ..models import (
     FeatureView,
 )
 from .common import _clean_name, _require
+from .feature_views import view_key_problem
 
 # --- feature sets ---------------------------------------------------------------------------------
 
@@ -132,8 +133,11 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
     if plan is None:
         items = list(feature_set.ordered_items)
         views = {}
+        key_problems = []  # views that predate declared key types (``view_key_problem``): never joined
         for it in items:
             v = it.feature.view
+            if v.pk not in views and view_key_problem(v):
+                key_problems.append(view_key_problem(v))
             views.setdefault(v.pk, {"ttl": v.ttl, "join_key": v.entity.join_key, "key_type": v.entity.value_type,
                                     "online": v.online, "features": []})
             views[v.pk]["features"].append((it.feature.name, it.output_name))
@@ -148,7 +152,7 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
         plan = {"views": views, "order": order, "steps": steps,
                 "reorder": [o for st in steps for o in st[4]] != order,
                 "join_keys": sorted({v["join_key"] for v in views.values()}),
-                "key_types": {v["join_key"]: v["key_type"] for v in views.values()}}
+                "key_types": {v["join_key"]: v["key_type"] for v in views.values()}, "key_problems": key_problems}
         if len(_PLANS) > 1000:
             _PLANS.clear()
         _PLANS[key] = plan

@@ -33,7 +33,7 @@ from .common import (
     tabular_null_values,
     upload_is_large,
 )
-from .feature_views import view_spec
+from .feature_views import view_key_problem, view_spec
 from .sets import _lookup_plan
 
 # --- training sets ---------------------------------------------------------------------------------
@@ -124,6 +124,9 @@ def training_set_join(*, feature_set: FeatureSet, labels, timestamp_column: str,
         if version is None:
             raise InvalidInput(f"Source {view.source.name!r} of view {view.name!r} has no data")
         used_versions[view.source_id] = version
+        problem = view_key_problem(view, version)
+        if problem:
+            raise Conflict(problem, field="feature_set")
         names = dict(info["features"])
         pairs.append((view_spec(view, label_key=info["join_key"], names=names), data_source_frame(version=version)))
     try:
@@ -148,6 +151,9 @@ def training_set_request(*, project: Project, actor, name: str, feature_set: Fea
     name = _clean_name(name)
     if feature_set is None or feature_set.project_id != project.pk:
         raise InvalidInput("Choose a feature set of this project", field="feature_set")
+    problems = _lookup_plan(feature_set)["key_problems"]
+    if problems:  # a view that predates declared key types would join the wrong entities
+        raise Conflict(problems[0], field="feature_set")
     if TrainingSet.objects.filter(project=project, name=name).exists():
         raise Conflict(f"A training set named {name!r} already exists", field="name")
     timestamp_column = (timestamp_column or "").strip()
