@@ -20,6 +20,7 @@ from .forms import (
     SourceUploadForm,
     TrainingSetForm,
 )
+from .online import stale_view_ids
 
 
 def _ctx(request, project, **extra) -> dict:
@@ -161,11 +162,15 @@ def view_detail(request, project, name: str):
     from apps.projects.models import Job
 
     job = Job.objects.filter(kind="features.materialize", params__view_id=view.pk).order_by("-created_at").first()
+    versions = list(project.feature_views.filter(name=view.name).select_related("materialized_source_version__source")
+                    .order_by("-version"))
+    stale = stale_view_ids([v.pk for v in versions if v.online])
+    for v in versions:
+        v.online_stale = v.pk in stale  # the lookup answers its features "stale" until it is re-materialized
     return render(request, "features/view_detail.html", _ctx(
         request, project, view=view, features=[(f, stats.get(f.name, {})) for f in features], figures=figures,
         freshness=services.feature_view_freshness(view=view), usage=selectors.feature_view_usage(view=view),
-        versions=project.feature_views.filter(name=view.name).select_related("materialized_source_version__source")
-        .order_by("-version"), source_version=src_version, key_problem=services.view_key_problem(view, src_version),
+        versions=versions, source_version=src_version, key_problem=services.view_key_problem(view, src_version),
         job=job, lag=services.format_duration(view.availability_lag), ttl=services.format_duration(view.ttl),
         sla=services.format_duration(view.freshness_sla), schedule=services.format_duration(view.materialize_every)))
 

@@ -111,3 +111,10 @@ def test_view_page_shows_each_versions_online_store(store, project, users, logge
     assert Job.objects.filter(kind="features.materialize", params__view_ids=[new.pk]).exists()  # queued, visible
     page = logged_in_client(users["analyst"]).get(reverse("features:view-detail", args=[project.slug, new.name]))
     assert b"not materialized yet" in page.content and b"from transactions v1, 5 entities" in page.content
+    assert b">stale</span>" not in page.content
+    # a newer source version: v1's online values are stale until the queued re-materialization has run
+    services.data_source_upload(project=project, actor=users["owner"], name="transactions",
+                                upload=csv_bytes(feature_rows(5, 30)))
+    page = logged_in_client(users["analyst"]).get(reverse("features:view-detail", args=[project.slug, new.name]))
+    assert b"from transactions v1, 5 entities <span class=\"badge badge-warn\"" in page.content
+    assert page.content.count(b">stale</span>") == 1
