@@ -229,3 +229,18 @@ def test_training_pages(trainable, users, logged_in_client):
     frag = client.get(r["Location"], headers={"HX-Request": "true"})
     assert frag.status_code == 286 and "fraud v2" in frag.content.decode() and "training-metrics" in frag.content.decode()
     assert logged_in_client(users["analyst"]).get(base + "new/").status_code == 403
+
+
+def test_a_feature_set_with_a_view_that_predates_declared_key_types_is_refused_upfront(trainable, users):
+    from apps.common.errors import Conflict
+    from apps.features.models import Entity
+    from apps.features.services import _PLANS
+
+    fs, model, parent = trainable
+    Entity.objects.filter(pk=fs.entity.pk).update(value_type="int")  # its view reads a string key column
+    _PLANS.clear()
+    with pytest.raises(Conflict, match="View customer_stats v1 cannot be joined: its key column 'customer_id' holds "
+                                       "string values") as exc:
+        training.training_job_create(model=model, actor=users["owner"], parent_version=parent,
+                                     labels=labels_csv(concept_labels(fs)), labels_filename="l.csv")
+    assert exc.value.errors[0]["field"] == "feature_set" and not TrainingJob.objects.exists()

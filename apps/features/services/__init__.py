@@ -53,6 +53,7 @@ from .sets import (  # noqa: F401
     REF_RE,
     _lookup_plan,
     feature_set_create,
+    feature_set_key_problems,
     feature_set_online_check,
     feature_set_update,
     feature_set_usage,

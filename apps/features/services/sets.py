@@ -158,3 +158,8 @@ def _lookup_plan(feature_set: FeatureSet) -> dict:
         _PLANS[key] = plan
     return plan
 
+
+def feature_set_key_problems(*, feature_set: FeatureSet) -> list[str]:
+    """Why the set cannot be joined (``view_key_problem`` of its views: views that predate declared key
+    types); empty when it can. Training sets, training jobs and lookups refuse such a set upfront."""
+    return list(_lookup_plan(feature_set)["key_problems"])

@@ -156,7 +156,12 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
 
     ``null_values``: extra null tokens of an uploaded label file (a list, a JSON list or ``NA, null``
     text), parsed as for every tabular upload (``features.services.tabular_null_values``)."""
-    from apps.features.services import label_types, labels_validate, tabular_null_values
+    from apps.features.services import (
+        feature_set_key_problems,
+        label_types,
+        labels_validate,
+        tabular_null_values,
+    )
 
     project = model.project
     _require(actor, project, "training.run")
@@ -179,6 +184,9 @@ def training_job_create(*, model: RegisteredModel, actor, parent_version, labels
     if list(feature_set.output_names) != model.feature_names:
         raise InvalidInput(f"Feature set {feature_set.name} gives {', '.join(feature_set.output_names)} but "
                            f"{model.name} takes {', '.join(model.feature_names)}", field="feature_set")
+    problems = feature_set_key_problems(feature_set=feature_set)
+    if problems:  # a view that predates declared key types would join the wrong entities
+        raise Conflict(problems[0], field="feature_set")
     window_start, window_end = _aware(window_start, "window_start"), _aware(window_end, "window_end")
     if window_start and window_end and window_start >= window_end:
         raise InvalidInput("The time window must end after it starts", field="window_end")
