@@ -202,11 +202,27 @@ def version_detail(request, project, model, version):
         project, title=f"{model_obj.name} v{v.version}", model=model_obj, v=v,
         lineage=selectors.model_version_lineage(version=v), card_html=render_model_card(v.model_card),
         report=report, tolerance=TOLERANCE_TEXT,
-        features=list((v.reference_profile or {}).get("features", {}).items()),
+        features=[(name, _with_dates(p)) for name, p in (v.reference_profile or {}).get("features", {}).items()],
         prediction_profile=(v.reference_profile or {}).get("prediction"),
         can_download=can(request.user, project, "model.download") and v.status != VersionStatus.REJECTED,
         can_archive=can(request.user, project, "model.archive"),
         others=[o for o in model_obj.versions.exclude(pk=v.pk).order_by("-version")[:20]]))
+
+
+def _with_dates(entry: dict) -> dict:
+    """A datetime feature's profile (seconds since 1970 UTC) with its figures as date-times for the page."""
+    if entry.get("type") != "datetime" or entry.get("mean") is None:
+        return entry
+    from datetime import UTC, datetime
+
+    q = entry.get("quantiles") or []
+
+    def at(seconds):
+        return datetime.fromtimestamp(seconds, UTC)
+
+    return {**entry, "as_dates": {"mean": at(entry["mean"]), "min": at(entry["min"]), "max": at(entry["max"]),
+                                  "median": at(q[len(q) // 2]) if q else None,
+                                  "std_days": (entry.get("std") or 0.0) / 86400}}
 
 
 @project_view("model.view")

@@ -142,3 +142,23 @@ def test_contract_preview_refuses_unreadable_files_and_checks_permission_and_csr
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(users["data_scientist"])
     assert strict.post(PREVIEW, {"holdout": f.upload_file(b"a\n1\n", "h.csv")}).status_code == 403
+
+
+def test_version_page_shows_a_datetime_features_profile_as_dates(project, users, logged_in_client):
+    import numpy as np
+    import pandas as pd
+
+    from apps.registry.models import ModelVersion, RegisteredModel
+    from apps.registry.profile import build_reference_profile
+
+    contract = [{"name": "amount", "type": "float"}, {"name": "signup", "type": "datetime"}]
+    df = pd.DataFrame({"amount": [1.0, 2.0, 3.0],
+                       "signup": np.array(["2026-01-01T00:00", "2026-01-02T00:00", "2026-01-03T12:00"],
+                                          dtype="datetime64[ns]")})
+    model = RegisteredModel.objects.create(project=project, name="dates", task="regression", input_contract=contract)
+    ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="k", artifact_sha256="0" * 64,
+                                artifact_format="skops", reference_profile=build_reference_profile(df, contract))
+    html = logged_in_client(users["analyst"]).get("/projects/fraud/models/dates/v1/").content.decode()
+    row = html.split('<td class="mono">signup</td>')[1].split("</tr>")[0]
+    assert "2026-01-01 00:00" in row and "2026-01-02 00:00" in row and "2026-01-03 12:00" in row
+    assert "days" in row and "176" not in row  # dates, not seconds since 1970
