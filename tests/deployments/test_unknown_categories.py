@@ -105,6 +105,15 @@ def test_strict_encoder_refuses_unknown_categories_in_both_forms_and_pass_cannot
     with pytest.raises(InvalidInput, match=r"'country' cannot let unknown categories through .*v1 refuses them"):
         services.registered_model_contract_update(model=version.model, actor=owner,
                                                   input_contract=_contract(pipe, X, country={"unknown": "pass"}))
+    from apps.projects.services import api_token_create
+
+    token = api_token_create(user=owner, name="nb")[1]
+    resp = client.put(f"/api/v1/projects/{project.slug}/models/churn/contract",
+                      json.dumps({"input_contract": _contract(pipe, X, plan={"unknown": "pass"})}),
+                      content_type="application/json", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 422 and "'plan' cannot let unknown categories through" in resp.json()["detail"]
+    version.model.refresh_from_db()
+    assert all(c["unknown"] == "refuse" for c in version.model.input_contract if "categories" in c)
     for resp in _both_forms(client, project, owner, version, unknown):
         assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "instances[0].country"
         assert "is not a known category" in resp.json()["detail"]
