@@ -236,6 +236,17 @@ def _datetime_column(values):
     return s.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
 
+def epoch_seconds(values):
+    """Date-times as float seconds since 1970-01-01 UTC (missing or unparseable → NaN): ISO 8601 text (a time
+    without zone is UTC, as serving reads it), datetime64 values or Timestamps. What drift monitoring compares
+    for a ``datetime`` feature (the reference profile and the logged inputs alike)."""
+    import numpy as np
+    import pandas as pd
+
+    s = pd.to_datetime(pd.Series(values, dtype="object"), errors="coerce", utc=True, format="ISO8601")
+    return ((s - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype="float64", na_value=np.nan)
+
+
 def typed_column(values, typ: str):
     """One column as the array the model gets: float → float64 (null → NaN); int → int64 (float64 with
     NaN when a value is null); bool → bool (object with None when a value is null); string → text (pandas'

@@ -32,7 +32,23 @@ class RegisteredModelForm(forms.Form):
         self.fields["feature_set"].queryset = FeatureSet.objects.filter(project=project) if project else FeatureSet.objects.none()
 
 
+class FieldGroup:
+    """Some of a form's fields, rendered by ``common/_form_fields.html`` like a form (the upload page puts the
+    contract preview between its data-file fields and the rest)."""
+
+    def __init__(self, form, names, *, with_form_errors: bool):
+        self.form, self.names, self.with_form_errors = form, names, with_form_errors
+
+    def __iter__(self):
+        return (self.form[name] for name in self.names)
+
+    def non_field_errors(self):
+        return self.form.non_field_errors() if self.with_form_errors else []
+
+
 class VersionUploadForm(forms.Form):
+    FILE_FIELDS = ("artifact", "holdout", "holdout_target", "training_data")
+
     artifact = forms.FileField(help_text="skops (preferred), ONNX, joblib or pickle of a scikit-learn estimator, "
                                          "or an XGBoost (JSON/UBJSON) or LightGBM (text) model file. "
                                          "The format is detected from the content.")
@@ -52,6 +68,14 @@ class VersionUploadForm(forms.Form):
     parent_version = forms.IntegerField(required=False, min_value=1, help_text="Version this one was derived from.")
     model_card = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}), max_length=100_000,
                                  help_text="Markdown: intended use, data, limitations.")
+
+    @property
+    def files_part(self) -> FieldGroup:
+        return FieldGroup(self, self.FILE_FIELDS, with_form_errors=True)
+
+    @property
+    def rest_part(self) -> FieldGroup:
+        return FieldGroup(self, [n for n in self.fields if n not in self.FILE_FIELDS], with_form_errors=False)
 
     def clean_uploader_metrics(self):
         raw = (self.cleaned_data.get("uploader_metrics") or "").strip()

@@ -215,3 +215,23 @@ def clean(found: list[dict]) -> list[dict]:
 def infer_contract(estimator, frame: pd.DataFrame | None, *, exclude: tuple = ()) -> tuple[list[dict], list[str]]:
     found, sources = found_contract(estimator, frame, exclude=exclude)
     return clean(found), sources
+
+
+PREVIEW_VALUES = 12
+
+
+def preview_from_frame(frame: pd.DataFrame, *, exclude: tuple = ()) -> list[dict]:
+    """What a data file alone says about the contract (the upload form's preview, before any model is read):
+    one item per column besides ``exclude`` — ``name``, ``type``, ``nullable``, ``why`` and, for text
+    columns, ``seen`` (up to 12 distinct values, most frequent first) and ``n_seen``. The worker later
+    takes names and order from the model and categories from its encoders (:func:`found_contract`)."""
+    found, _sources = found_contract(None, frame, exclude=exclude)
+    out = []
+    for item in found:
+        row = {k: item[k] for k in ("name", "type", "nullable", "why")}
+        if item["type"] == "string":
+            counts = frame[item["name"]].dropna().astype(str).value_counts()
+            row["seen"] = [str(v) for v in counts.index[:PREVIEW_VALUES]]
+            row["n_seen"] = int(counts.size)
+        out.append(row)
+    return out

@@ -33,6 +33,10 @@ A column profile is one of::
                                                      # the last one closed; sum(counts) == n
     }
 
+    datetime features (contract type datetime) are profiled as numeric on seconds since 1970-01-01 UTC, with
+    ``"type": "datetime"`` and ``"unit": "epoch_seconds"``; monitoring converts the logged ISO 8601 values the
+    same way (``apps.registry.contract.epoch_seconds``).
+
     categorical (contract type bool/string, or int declared categorical; the label of a multiclass classifier; the label of a binary
     classifier without probabilities):
     {
@@ -208,10 +212,14 @@ def build_reference_profile(df: pd.DataFrame, contract: list[dict], predictions=
     for column in contract:
         name = column["name"]
         typ = canonical_type(column.get("type", "float"))
-        if typ == "datetime":
-            continue  # not drift-monitored (a time stamp is expected to move)
         values = df[name].to_numpy()
-        entry = profile_categorical(values) if _categorical(column) else profile_numeric(values)
+        if typ == "datetime":  # drift on the time line: seconds since 1970-01-01 UTC (KS, PSI, Wasserstein)
+            from .contract import epoch_seconds
+
+            entry = profile_numeric(epoch_seconds(values))
+            entry["unit"] = "epoch_seconds"
+        else:
+            entry = profile_categorical(values) if _categorical(column) else profile_numeric(values)
         entry["type"] = typ
         features[name] = entry
     prediction = None

@@ -90,3 +90,60 @@ def model_versions_for_compare(*, model: RegisteredModel, a: int | None, b: int 
 def ready_versions_for_project(*, project: Project) -> QuerySet[ModelVersion]:
     """READY versions of a project (used by deployments to pick a version)."""
     return ModelVersion.objects.filter(model__project=project, status=VersionStatus.READY).select_related("model")
+
+
+def contract_preview_for_upload(*, model: RegisteredModel, actor, holdout=None, training_data=None,
+                                holdout_target: str = "target") -> dict:
+    """The contract a model whose contract is still to be inferred would get from an upload's data file — the
+    training data, else the holdout without its target column — read from the file's columns and dtypes
+    only, as validation reads them (``apps.common.tabular``; no model is loaded in the web process: the
+    worker adds the model's names, order and encoder categories). ``{"source", "filename", "target",
+    "features", "notes"}``; an unreadable file is InvalidInput naming it."""
+    import tempfile
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from apps.common import tabular
+    from apps.common.errors import PermissionDenied
+    from apps.projects.permissions import can
+
+    from . import infer
+
+    if not can(actor, model.project, "model.upload"):
+        raise PermissionDenied(f"Your role in {model.project.name} does not allow model.upload")
+    upload, field, label = ((training_data, "training_data", "training data file") if training_data
+                            else (holdout, "holdout", "holdout file"))
+    if upload is None:
+        raise InvalidInput("Choose a holdout or training data file to preview the contract", field="holdout")
+    target = (holdout_target or "target").strip() or "target"
+    with tempfile.TemporaryDirectory(prefix="slipway-preview-") as tmp:
+        path = getattr(upload, "temporary_file_path", lambda: None)()
+        if path is None:
+            path = Path(tmp) / "table"
+            with open(path, "wb") as fh:
+                for chunk in upload.chunks():
+                    fh.write(chunk)
+        try:
+            frame, _fmt = tabular.read_table(path, filename=f"The {label}",
+                                             max_rows=settings.REGISTRY_TABLE_MAX_ROWS)
+        except tabular.TableError as exc:
+            raise InvalidInput(str(exc), field=field) from exc
+        except Exception as exc:  # noqa: BLE001 - an unreadable upload is the uploader's error
+            raise InvalidInput(f"The {label} cannot be read: {str(exc).splitlines()[0][:300]}", field=field) from exc
+    df = frame.to_pandas()
+    notes = []
+    if field == "holdout" and target not in df.columns:
+        notes.append(f"The holdout file has no target column {target!r}: validation would reject it (set the "
+                     "target column's name below)")
+    if field == "training_data" and holdout:
+        notes.append("Types come from the training data file, as validation reads them; the holdout is then read "
+                     "with those types")
+    try:
+        features = infer.preview_from_frame(df, exclude=(target,))
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field=field) from exc
+    if not features:
+        raise InvalidInput(f"The {label} has no columns besides the target {target!r}", field=field)
+    return {"source": label, "filename": getattr(upload, "name", ""), "target": target, "features": features,
+            "notes": notes, "rows": int(len(df))}

@@ -186,6 +186,7 @@ def registered_model_contract_update(*, model: RegisteredModel, actor, input_con
         problems = list(dict.fromkeys(problems))
         raise InvalidInput("Only nullable, categories and the unknown-category policy can change (register a new "
                            "model for other features or types): " + "; ".join(problems), field="input_contract")
+    _check_pass_against_versions(model, new)
     changes = {}
     for before, after in zip(old, new, strict=True):
         diff = {k: [before.get(k), after.get(k)] for k in CONTRACT_EDITABLE if before.get(k) != after.get(k)}
@@ -205,6 +206,25 @@ def registered_model_contract_update(*, model: RegisteredModel, actor, input_con
         task_send_on_commit("workers.deployments.serving_generation_bump", best_effort=True)
     model.input_contract = new
     return model
+
+
+def _check_pass_against_versions(model: RegisteredModel, contract: list[dict]) -> None:
+    """``"unknown": "pass"`` promises the model gets the value: refused, naming feature and version, for a
+    feature whose validated versions raise on an unseen category (validation's probe:
+    ``apps.registry.unknown_probe``; versions validated before the probe existed carry no record)."""
+    passing = [c["name"] for c in contract if c.get("unknown") == "pass"]
+    if not passing:
+        return
+    problems = []
+    for v in model.versions.filter(status__in=[VersionStatus.READY, VersionStatus.ARCHIVED]).order_by("version"):
+        refused = set(((v.validation_report or {}).get("unknown_categories") or {}).get("refused_by_model") or ())
+        for name in passing:
+            if name in refused:
+                problems.append(f"{name!r} cannot let unknown categories through (\"unknown\": \"pass\"): v{v.version} "
+                                "refuses them (its encoder raises on an unseen value, e.g. "
+                                "OneHotEncoder(handle_unknown=\"error\"))")
+    if problems:
+        raise InvalidInput("; ".join(problems), field="input_contract")
 
 
 @transaction.atomic

@@ -9,6 +9,8 @@ urlpatterns = [
     path("projects/<slug:project>/models/new/", views.model_create, name="model-create"),
     path("projects/<slug:project>/models/<slug:model>/", views.model_detail, name="model-detail"),
     path("projects/<slug:project>/models/<slug:model>/upload/", views.version_upload, name="version-upload"),
+    path("projects/<slug:project>/models/<slug:model>/upload/contract-preview/", views.contract_preview,
+         name="contract-preview"),
     path("projects/<slug:project>/models/<slug:model>/compare/", views.version_compare, name="version-compare"),
     path("projects/<slug:project>/models/<slug:model>/v<int:version>/", views.version_detail, name="version-detail"),
     path("projects/<slug:project>/models/<slug:model>/v<int:version>/status/", views.version_status,

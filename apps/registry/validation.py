@@ -35,6 +35,7 @@ from apps.common.storage import artifact_store
 from . import contract as spec
 from . import infer as infer_mod
 from . import profile as profile_mod
+from . import unknown_probe
 from .boosters import BoosterRejected, read_lightgbm, read_ubjson, xgboost_encoding
 from .loading import _estimator_predict_fn, native_predict_fn, onnx_predict_fn, onnx_session, skops_loads
 from .models import NATIVE_FORMATS, ModelTask, ModelVersion
@@ -565,6 +566,22 @@ def _onnx_classes(data: bytes) -> list | None:
     return None
 
 
+def _onnx_unknown_problem(task: str, onnx_fn, answered: dict, strict_text: list[str]) -> str | None:
+    """Why the ONNX form would treat an unseen category otherwise than the scikit-learn form (None: alike).
+    ``answered``: the scikit-learn answers to rows with one feature unseen (``apps.registry.unknown_probe``)."""
+    if strict_text:
+        return (f"the model refuses unseen values of {', '.join(map(repr, strict_text))}, a text feature without "
+                "a list of categories: the scikit-learn form answers them with a 422")
+    for name, (X, ref) in answered.items():
+        try:
+            same = onnx_compare(task, ref, onnx_fn(X))["verified"]
+        except Exception as exc:  # noqa: BLE001 - the ONNX form fails where scikit-learn answers
+            return f"on an unknown category of {name!r} the ONNX form fails ({type(exc).__name__}) where scikit-learn answers"
+        if not same:
+            return f"on an unknown category of {name!r} the ONNX form answers otherwise than scikit-learn"
+    return None
+
+
 # --- the whole validation ---------------------------------------------------------------------
 
 
@@ -773,6 +790,15 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
     if len(sp) != len(smoke_df):
         raise Rejected(f"The smoke prediction returned {len(sp)} rows for {len(smoke_df)} inputs", step="smoke")
     report["smoke"] = {"rows": len(smoke_df), "example": _json_value(sp[0])}
+    probe_answers, strict_text = {}, []
+    if estimator is not None:  # a scikit-learn model: what does it do with a category it has never seen?
+        refused, probe_answers = unknown_probe.run_probes(predict, unknown_probe.probe_frames(smoke_df, contract),
+                                                          lambda frame: _matrix(frame, contract))
+        report["unknown_categories"] = {"refused_by_model": sorted(refused), "answered_by_model": sorted(probe_answers)}
+        problems = unknown_probe.pass_conflicts(contract, refused)
+        if problems:
+            raise Rejected("The unknown-category policy contradicts the model: " + "; ".join(problems), step="contract")
+        strict_text = [c["name"] for c in contract if c["name"] in refused and not c.get("categories")]
 
     step("metrics", 55, "Computing holdout metrics")
     hpreds = hproba = None
@@ -855,7 +881,11 @@ def validate(version: ModelVersion, progress: Progress) -> dict:
                 onx = convert_to_onnx(estimator, len(names))
             else:
                 onx = convert_to_onnx_mixed(estimator, contract)
-            oc = onnx_compare(model.task, predict(X), onnx_predict_fn(onnx_session(onx), classes)(X))
+            onnx_fn = onnx_predict_fn(onnx_session(onx), classes)
+            oc = onnx_compare(model.task, predict(X), onnx_fn(X))
+            problem = _onnx_unknown_problem(model.task, onnx_fn, probe_answers, strict_text) if oc["verified"] else None
+            if problem:
+                oc = {**oc, "verified": False, "unknown_categories": problem}
         except Exception as exc:  # noqa: BLE001 - no ONNX form is fine: serving uses skops
             report["onnx"] = {"converted": False, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
         else:

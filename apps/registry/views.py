@@ -125,6 +125,39 @@ def version_upload(request, project, model):
     return _upload_form(request, project, model_obj, VersionUploadForm())
 
 
+@csrf_exempt  # the CSRF check runs in _contract_preview_post, after the size-limited upload handler is installed
+@require_POST
+@project_view("model.upload")
+def contract_preview(request, project, model):
+    """The upload form's htmx preview of the contract a data file gives (files only; never the model)."""
+    model_obj = selectors.registered_model_get(project=project, name=model)
+    try:
+        limit_upload(request)
+    except PayloadTooLarge as exc:
+        return _preview(request, model_obj, error=exc.message, status=413)
+    return _contract_preview_post(request, model_obj)
+
+
+@csrf_protect
+def _contract_preview_post(request, model_obj):
+    try:
+        if not (request.FILES.get("holdout") or request.FILES.get("training_data")):
+            return _preview(request, model_obj)  # the file was unchosen: back to the empty state
+        preview = selectors.contract_preview_for_upload(
+            model=model_obj, actor=request.user, holdout=request.FILES.get("holdout"),
+            training_data=request.FILES.get("training_data"), holdout_target=request.POST.get("holdout_target", ""))
+    except PayloadTooLarge as exc:
+        return _preview(request, model_obj, error=exc.message, status=413)
+    except ApplicationError as exc:
+        return _preview(request, model_obj, error=exc.message, status=422)
+    return _preview(request, model_obj, preview=preview)
+
+
+def _preview(request, model_obj, *, preview=None, error="", status=200):
+    return render(request, "registry/_contract_preview.html", {"model": model_obj, "preview": preview,
+                                                               "preview_error": error}, status=status)
+
+
 def _upload_form(request, project, model_obj, form, status=200, error=""):
     return render(request, "registry/version_upload.html", _ctx(
         project, title=f"Upload a version of {model_obj.name}", model=model_obj, form=form, error=error,
@@ -170,11 +203,27 @@ def version_detail(request, project, model, version):
         project, title=f"{model_obj.name} v{v.version}", model=model_obj, v=v,
         lineage=selectors.model_version_lineage(version=v), card_html=render_model_card(v.model_card),
         report=report, tolerance=TOLERANCE_TEXT,
-        features=list((v.reference_profile or {}).get("features", {}).items()),
+        features=[(name, _with_dates(p)) for name, p in (v.reference_profile or {}).get("features", {}).items()],
         prediction_profile=(v.reference_profile or {}).get("prediction"),
         can_download=can(request.user, project, "model.download") and v.status != VersionStatus.REJECTED,
         can_archive=can(request.user, project, "model.archive"),
         others=[o for o in model_obj.versions.exclude(pk=v.pk).order_by("-version")[:20]]))
+
+
+def _with_dates(entry: dict) -> dict:
+    """A datetime feature's profile (seconds since 1970 UTC) with its figures as date-times for the page."""
+    if entry.get("type") != "datetime" or entry.get("mean") is None:
+        return entry
+    from datetime import UTC, datetime
+
+    q = entry.get("quantiles") or []
+
+    def at(seconds):
+        return datetime.fromtimestamp(seconds, UTC)
+
+    return {**entry, "as_dates": {"mean": at(entry["mean"]), "min": at(entry["min"]), "max": at(entry["max"]),
+                                  "median": at(q[len(q) // 2]) if q else None,
+                                  "std_days": (entry.get("std") or 0.0) / 86400}}
 
 
 @project_view("model.view")

@@ -267,3 +267,65 @@ def test_bool_feature_logged_as_numbers_by_entity_mode_is_not_reported_drifted(d
     flag = window.features.get(feature="is_mobile")
     assert flag.kind == "categorical" and not flag.drifted
     assert flag.stats["unseen_rate"] == 0.0 and set(flag.histogram["categories"]) == {"True", "False"}
+
+
+def test_datetime_feature_is_drift_monitored_on_the_time_line(project, users):
+    """A declared ``datetime`` feature gets KS/PSI/Wasserstein on seconds since 1970 UTC: the reference
+    profile is built from the typed column, the logged ISO 8601 values (any zone, or none = UTC) are read
+    the same way; signups a year later than the reference are drifted and out of range, the same period is not."""
+    import pandas as pd
+
+    from apps.deployments.services import deployment_create
+    from apps.registry.models import ModelVersion, RegisteredModel
+    from apps.registry.profile import build_reference_profile
+
+    contract = [{"name": "amount", "type": "float"}, {"name": "age", "type": "float"},
+                {"name": "signup", "type": "datetime", "nullable": True}]
+    rng = np.random.default_rng(0)
+    start = pd.Timestamp("2025-01-01").value // 10**9
+    year = 365 * 86400
+
+    def signups(n, offset):
+        return pd.to_datetime(rng.uniform(start + offset, start + offset + year, n).astype("int64"), unit="s")
+
+    ref = pd.DataFrame({"amount": rng.normal(50, 10, 4000), "age": rng.normal(40, 12, 4000),
+                        "signup": signups(4000, 0).to_numpy(dtype="datetime64[ns]")})
+    ref.loc[:99, "signup"] = pd.NaT
+    profile = build_reference_profile(ref, contract, sample_rows=0)
+    entry = profile["features"]["signup"]
+    assert entry["kind"] == "numeric" and entry["type"] == "datetime" and entry["unit"] == "epoch_seconds"
+    assert entry["missing_rate"] == pytest.approx(100 / 4000)
+    assert start <= entry["min"] < entry["max"] <= start + year
+    owner = users["owner"]
+    model = RegisteredModel.objects.create(project=project, name="signups", task="binary_classification",
+                                           input_contract=contract, created_by=owner)
+    version = ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="test",
+                                          artifact_sha256="0" * 64, artifact_format="skops", classes=[0, 1],
+                                          reference_profile=profile, created_by=owner)
+    dep = deployment_create(project=project, actor=owner, version=version, slug="signups", owner=owner,
+                            override_reason="test fixture")
+
+    def log(n, at, offset):
+        times = signups(n, offset)
+        zones = ["Z", "", "+02:00"]
+        rows = []
+        for i, t in enumerate(times):
+            local = t + pd.Timedelta(hours=2) if zones[i % 3] == "+02:00" else t
+            text = local.strftime("%Y-%m-%dT%H:%M:%S") + zones[i % 3]
+            rows.append(PredictionLog(request_id=uuid.uuid4(), batch_id=uuid.uuid4(), deployment_id=dep.pk,
+                                      version_id=version.pk, created_at=at + timedelta(seconds=i % 800),
+                                      inputs={"amount": float(rng.normal(50, 10)), "age": float(rng.normal(40, 12)),
+                                              "signup": text if i % 50 else None},
+                                      output=1, probabilities={"0": 0.4, "1": 0.6}, latency_ms=1.0))
+        PredictionLog.objects.bulk_create(rows)
+
+    log(1500, T0, 0)
+    log(1500, T0 + timedelta(minutes=15), year)
+    same = services.window_compute(deployment=dep, start=T0, end=T0 + timedelta(minutes=15), evaluate=False)
+    later = services.window_compute(deployment=dep, start=T0 + timedelta(minutes=15),
+                                    end=T0 + timedelta(minutes=30), evaluate=False)
+    a, b = same.features.get(feature="signup"), later.features.get(feature="signup")
+    assert a.kind == "numeric" and not a.drifted and a.stats["ks_pvalue"] > 0.01
+    assert a.stats["missing_rate"] == pytest.approx(1 / 50) and a.stats["out_of_range_rate"] < 0.01
+    assert b.drifted and b.stats["ks_pvalue"] < 1e-6 and b.stats["out_of_range_rate"] > 0.95
+    assert not later.features.get(feature="amount").drifted

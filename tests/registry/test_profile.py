@@ -43,3 +43,18 @@ def test_profile_constant_and_all_missing_columns():
     assert prof["features"]["k"]["histogram"] == {"edges": [3.0, 3.0], "counts": [5]}
     assert prof["features"]["m"]["missing_rate"] == 1.0 and prof["features"]["m"]["quantiles"] == []
     assert prof["prediction"] == {"kind": "categorical", "n": 5, "missing_rate": 0.0, "frequencies": {"a": 3, "b": 2}}
+
+
+def test_datetime_feature_is_profiled_on_seconds_since_1970_utc():
+    import pandas as pd
+
+    from apps.registry.contract import epoch_seconds
+
+    df = pd.DataFrame({"t": np.array(["2026-01-01T00:00:00", "NaT", "2026-01-02T00:00:00"], dtype="datetime64[ns]")})
+    prof = build_reference_profile(df, [{"name": "t", "type": "datetime", "nullable": True}], sample_rows=0)
+    entry = prof["features"]["t"]
+    assert entry["kind"] == "numeric" and entry["type"] == "datetime" and entry["n"] == 2
+    assert entry["min"] == 1767225600.0 and entry["max"] == 1767225600.0 + 86400
+    # logged ISO 8601 text reads the same (no zone = UTC; offsets honoured; junk and null are missing)
+    got = epoch_seconds(["2026-01-01T00:00:00Z", "2026-01-01T00:00:00", "2026-01-01T01:00:00+01:00", None, "x"])
+    assert got[:3].tolist() == [1767225600.0] * 3 and np.isnan(got[3:]).all()

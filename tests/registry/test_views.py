@@ -74,3 +74,91 @@ def test_version_status_fragment_refreshes_when_done(ready, users, logged_in_cli
     resp = logged_in_client(users["analyst"]).get("/projects/fraud/models/churn/v1/status/",
                                                   headers={"HX-Request": "true"})
     assert resp.status_code == 200 and resp["HX-Refresh"] == "true"
+
+
+# --- the upload form's contract preview (htmx; data files only) ----------------------------------------
+
+
+def _infer_model(project, users):
+    return services.registered_model_create(project=project, actor=users["data_scientist"], name="churn",
+                                            task="binary_classification", input_contract="infer")
+
+
+PREVIEW = "/projects/fraud/models/churn/upload/contract-preview/"
+
+
+def test_contract_preview_reads_the_holdout_columns_and_dtypes_without_its_target(project, users,
+                                                                                   logged_in_client):
+    _infer_model(project, users)
+    client = logged_in_client(users["data_scientist"])
+    page = client.get("/projects/fraud/models/churn/upload/")
+    assert b'id="contract-preview-source"' in page.content and b'hx-params="holdout,training_data,holdout_target"' in page.content
+    csv = (b"country,Monthly Spend ($),tenure months,signup,label\n"
+           b"DE,12.5,3,2026-01-02,yes\nUS,,7,2026-02-03T10:00:00Z,no\nDE,9.0,1,2026-03-04,no\n")
+    resp = client.post(PREVIEW, {"holdout": f.upload_file(csv, "h.csv"), "holdout_target": "label"},
+                       headers={"HX-Request": "true"})
+    assert resp.status_code == 200, resp.content
+    html = resp.content.decode()
+    assert html.strip().startswith('<div id="contract-preview"')
+    rows = [r for r in html.split("<tr>")[2:]]
+    assert [r.split('class="mono">')[1].split("<")[0] for r in rows] == ["country", "Monthly Spend ($)",
+                                                                          "tenure months", "signup"]
+    assert "string" in rows[0] and "DE, US" in rows[0]
+    assert "float" in rows[1] and ">yes<" in rows[1]  # a missing value: nullable
+    assert "int" in rows[2] and ">no<" in rows[2]
+    assert "datetime" in rows[3]
+    assert "label" not in "".join(rows)
+
+
+def test_contract_preview_prefers_the_training_data_and_names_a_missing_target(project, users, logged_in_client):
+    _infer_model(project, users)
+    client = logged_in_client(users["data_scientist"])
+    resp = client.post(PREVIEW, {"holdout": f.upload_file(b"a,b\n1,2\n", "h.csv"),
+                                 "training_data": f.upload_file(b"a,b,target\n1.5,x,1\n", "t.csv"),
+                                 "holdout_target": "target"})
+    html = resp.content.decode()
+    assert resp.status_code == 200 and "training data file" in html and "as validation reads them" in html
+    assert ">float<" in html and ">string<" in html
+    resp = client.post(PREVIEW, {"holdout": f.upload_file(b"a,b\n1,2\n", "h.csv"), "holdout_target": "target"})
+    assert "has no target column &#x27;target&#x27;" in resp.content.decode()
+
+
+def test_contract_preview_refuses_unreadable_files_and_checks_permission_and_csrf(project, users, logged_in_client):
+    _infer_model(project, users)
+    ds = logged_in_client(users["data_scientist"])
+    bad = ds.post(PREVIEW, {"holdout": f.upload_file(b"\x00\x01binary", "h.csv")})
+    assert bad.status_code == 422 and b"not a CSV or Parquet file" in bad.content
+    dup = ds.post(PREVIEW, {"holdout": f.upload_file(b"a,a,target\n1,2,3\n", "h.csv")})
+    assert dup.status_code == 422 and b'id="contract-preview-error"' in dup.content
+    empty = ds.post(PREVIEW, {"holdout_target": "target"})
+    assert empty.status_code == 200 and b"contract-preview-empty" in empty.content
+    assert ds.get(PREVIEW).status_code == 405
+    assert logged_in_client(users["analyst"]).post(PREVIEW, {"holdout": f.upload_file(b"a\n1\n", "h.csv")}
+                                                   ).status_code == 403
+    assert logged_in_client(users["outsider"]).post(PREVIEW, {"holdout": f.upload_file(b"a\n1\n", "h.csv")}
+                                                    ).status_code == 404
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(users["data_scientist"])
+    assert strict.post(PREVIEW, {"holdout": f.upload_file(b"a\n1\n", "h.csv")}).status_code == 403
+
+
+def test_version_page_shows_a_datetime_features_profile_as_dates(project, users, logged_in_client):
+    import numpy as np
+    import pandas as pd
+
+    from apps.registry.models import ModelVersion, RegisteredModel
+    from apps.registry.profile import build_reference_profile
+
+    contract = [{"name": "amount", "type": "float"}, {"name": "signup", "type": "datetime"}]
+    df = pd.DataFrame({"amount": [1.0, 2.0, 3.0],
+                       "signup": np.array(["2026-01-01T00:00", "2026-01-02T00:00", "2026-01-03T12:00"],
+                                          dtype="datetime64[ns]")})
+    model = RegisteredModel.objects.create(project=project, name="dates", task="regression", input_contract=contract)
+    ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="k", artifact_sha256="0" * 64,
+                                artifact_format="skops", reference_profile=build_reference_profile(df, contract))
+    html = logged_in_client(users["analyst"]).get("/projects/fraud/models/dates/v1/").content.decode()
+    row = html.split('<td class="mono">signup</td>')[1].split("</tr>")[0]
+    assert "2026-01-01 00:00" in row and "2026-01-02 00:00" in row and "2026-01-03 12:00" in row
+    assert "days" in row and "176" not in row  # dates, not seconds since 1970

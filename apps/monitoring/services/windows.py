@@ -60,6 +60,19 @@ def _column_values(rows_inputs: list[dict], name: str, numeric: bool):
     return np.array(vals, dtype=object)
 
 
+def _datetime_features(profile: dict, refs: dict) -> set[str]:
+    """Features profiled on the time line (``datetime`` contract features: seconds since 1970 UTC)."""
+    return {name for name, entry in (profile.get("features") or {}).items()
+            if name in refs and entry.get("type") == "datetime"}
+
+
+def _epoch_values(rows_inputs: list[dict], name: str) -> np.ndarray:
+    """A datetime feature's logged ISO 8601 values as seconds since 1970 UTC, as its reference was profiled."""
+    from apps.registry.contract import epoch_seconds
+
+    return epoch_seconds([r.get(name) if isinstance(r, dict) else None for r in rows_inputs])
+
+
 def _references(profile: dict) -> tuple[dict, object | None]:
     refs = {}
     for name, entry in (profile.get("features") or {}).items():
@@ -169,8 +182,10 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
         window.latency_p95_ms = _f(float(np.percentile(latency, 95)))
         profile = version.reference_profile or {}
         refs, pred_ref = _references(profile)
-        current = {name: drift.align_bool_values(ref, _column_values(inputs, name,
-                                                                      isinstance(ref, drift.NumericReference)))
+        times = _datetime_features(profile, refs)
+        current = {name: (_epoch_values(inputs, name) if name in times else
+                          drift.align_bool_values(ref, _column_values(inputs, name,
+                                                                      isinstance(ref, drift.NumericReference))))
                    for name, ref in refs.items()}
         scores = None
         positive = (version.classes or [None, None])[-1] if len(version.classes or []) == 2 else None
@@ -186,7 +201,7 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
             pred_values = None
         overrides = {o.feature: o.values for o in ThresholdOverride.objects.filter(deployment=deployment)}
         sample = profile.get("sample") or None
-        numeric = [n for n, r in refs.items() if isinstance(r, drift.NumericReference)]
+        numeric = [n for n, r in refs.items() if isinstance(r, drift.NumericReference) and n not in times]
         pca = pca_reference(version, numeric=numeric, chunk_size=chunk_size, thresholds=th) if len(numeric) > 1 \
             else None
         result = drift.dataset_drift(refs, current, thresholds=th, overrides=overrides, prediction_reference=pred_ref,
