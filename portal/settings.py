@@ -294,7 +294,10 @@ REGISTRY_SANDBOX_TIMEOUT_SECONDS = env.int("SLIPWAY_REGISTRY_SANDBOX_TIMEOUT_SEC
 REGISTRY_TABLE_MAX_ROWS = env.int("SLIPWAY_REGISTRY_TABLE_MAX_ROWS", default=2_000_000)
 
 # --- monitoring ---
-MONITORING_TICK_SECONDS = env.int("MONITORING_TICK_SECONDS", default=60)
+# The beat tick closes due windows and shows a new deployment's first (partial) window; it is cheap when
+# nothing is due. The trailing partial window is recomputed at most every MONITORING_PARTIAL_REFRESH_SECONDS.
+MONITORING_TICK_SECONDS = env.int("MONITORING_TICK_SECONDS", default=15)
+MONITORING_PARTIAL_REFRESH_SECONDS = env.int("MONITORING_PARTIAL_REFRESH_SECONDS", default=60)
 MONITORING_MAX_WINDOW_ROWS = env.int("MONITORING_MAX_WINDOW_ROWS", default=200_000)
 # windows close only on request times the prediction log has surely caught up with (drainers' delay)
 MONITORING_LOG_SETTLE_SECONDS = env.float("MONITORING_LOG_SETTLE_SECONDS", default=60.0)

@@ -16,6 +16,12 @@ def monitoring_tick(now: str | None = None):
     return services.monitoring_tick(now=datetime.fromisoformat(now) if now else None)
 
 
+@shared_task(name="workers.monitoring.monitoring_start", acks_late=True)
+def monitoring_start(deployment_id: int):
+    """Sent by the deployments app when a version goes live: calibration from its holdout, settings."""
+    return services.monitoring_start(deployment_id=deployment_id)
+
+
 @shared_task(name="workers.monitoring.drift_check_run", acks_late=True)
 def drift_check_run(job_id):
     job_run(job_id=job_id, body=lambda job: services.drift_check_run(job=job))

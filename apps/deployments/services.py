@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from apps.common.tasks import task_send_on_commit
 from apps.projects.models import Membership, Project
 from apps.projects.permissions import can
 from apps.projects.services import audit_record
@@ -145,7 +146,14 @@ def deployment_create(*, project: Project, actor, version, slug: str = "", name:
             audit_record(actor=actor, verb="deployment.first_version_override", project=project, target=dep,
                          details={"version": str(version), "reason": override})
         serving_generation_bump()
+        _monitoring_start(dep)
     return dep
+
+
+def _monitoring_start(dep: Deployment) -> None:
+    """Monitoring (above this app) prepares for the new production version: CBPE calibration from its
+    holdout, count windows. Best effort: the monitoring tick works without it."""
+    task_send_on_commit("workers.monitoring.monitoring_start", dep.pk, best_effort=True)
 
 
 def deployment_never_live(deployment: Deployment) -> bool:
@@ -248,6 +256,7 @@ def deployment_version_set(*, deployment: Deployment, actor, version, reason: st
                      details={"from": str(previous), "to": str(version), "from_id": previous.pk,
                               "to_id": version.pk, "reason": reason, **(details or {})})
         serving_generation_bump()
+        _monitoring_start(dep)
     return dep
 
 

@@ -1,7 +1,7 @@
 """Monitoring data: outcomes, per-window aggregates (what the dashboards read), alert rules, alerts.
 
-- ``MonitorSettings``: one per deployment: window by time (minutes, ≥ 15) or by count (every N
-  predictions), schedule on/off, default thresholds (``drift.Thresholds`` fields), the CBPE calibrator.
+- ``MonitorSettings``: one per deployment: window by count (every N predictions; the default, 1,000) or
+  by time (minutes, ≥ 15), schedule on/off, default thresholds (``drift.Thresholds`` fields), the CBPE calibrator.
 - ``ThresholdOverride``: per-feature thresholds, each with the reason someone gave.
 - ``Outcome``: ground truth by prediction ``request_id`` — the prediction's time, output and score are
   copied in at ingestion, so performance windows never re-read the prediction log.
@@ -25,9 +25,11 @@ class WindowKind(models.TextChoices):
 class MonitorSettings(models.Model):
     deployment = models.OneToOneField("deployments.Deployment", on_delete=models.CASCADE,
                                       related_name="monitor_settings")
-    window_kind = models.CharField(max_length=8, choices=WindowKind.choices, default=WindowKind.TIME)
+    # count windows by default: a new deployment's first (partial) window shows at the first tick after its
+    # first predictions, instead of when the first clock-hour closes
+    window_kind = models.CharField(max_length=8, choices=WindowKind.choices, default=WindowKind.COUNT)
     window_minutes = models.PositiveIntegerField(default=60)
-    window_count = models.PositiveIntegerField(default=10_000)
+    window_count = models.PositiveIntegerField(default=1_000)
     schedule_enabled = models.BooleanField(default=True)
     thresholds = models.JSONField(default=dict, blank=True)  # drift.Thresholds fields
     calibration = models.JSONField(default=dict, blank=True)  # performance.Calibrator.to_dict()

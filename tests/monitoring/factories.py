@@ -19,8 +19,11 @@ def world(rng, n, *, shift=0.0):
     return df, score
 
 
-def make_deployment(project, owner, *, slug="fraud-scorer", seed=0):
+def make_deployment(project, owner, *, slug="fraud-scorer", seed=0, window_kind="time"):
+    """A live deployment. New deployments get count windows by default; these tests were written for
+    hourly time windows, which they ask for (``window_kind="count"`` keeps the default)."""
     from apps.deployments.services import deployment_create
+    from apps.monitoring.models import MonitorSettings
     from apps.registry.models import ModelVersion, RegisteredModel
     from apps.registry.profile import build_reference_profile
 
@@ -34,8 +37,11 @@ def make_deployment(project, owner, *, slug="fraud-scorer", seed=0):
     version = ModelVersion.objects.create(model=model, version=1, status="ready", artifact_key="test",
                                           artifact_sha256="0" * 64, artifact_format="skops", classes=[0, 1],
                                           reference_profile=profile, created_by=owner)
-    return deployment_create(project=project, actor=owner, version=version, slug=slug, owner=owner,
-                             override_reason="first version live without review (test fixture)")
+    dep = deployment_create(project=project, actor=owner, version=version, slug=slug, owner=owner,
+                            override_reason="first version live without review (test fixture)")
+    if window_kind == "time":
+        MonitorSettings.objects.update_or_create(deployment=dep, defaults={"window_kind": "time"})
+    return dep
 
 
 def log_predictions(deployment, *, n, start, seconds=600, shift=0.0, seed=1):

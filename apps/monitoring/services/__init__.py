@@ -35,6 +35,7 @@ from .outcomes import (
 )
 from .realized import performance_refresh
 from .skew import SKEW_SAMPLE, skew_check
+from .start import monitoring_start
 from .windows import (
     _floor,
     drift_check_request,
@@ -51,6 +52,6 @@ __all__ = [
     "alert_rule_create", "alert_rule_enabled_set", "alert_rule_update", "alert_rules_evaluate", "alert_snooze", "calibration_fit", "drift_check_request",
     "drift_check_run", "due_time_windows", "log_watermark", "outcomes_ingest_request", "outcomes_ingest_run",
     "outcomes_pending_match", "monitor_settings_for", "monitor_settings_update",
-    "monitoring_tick", "notification_deliver", "outcomes_ingest", "performance_refresh", "skew_check",
+    "monitoring_start", "monitoring_tick", "notification_deliver", "outcomes_ingest", "performance_refresh", "skew_check",
     "threshold_override_set", "webhook_signature", "window_compute", "window_metric",
 ]

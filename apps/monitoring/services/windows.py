@@ -315,18 +315,22 @@ def _tick_deployment(deployment: Deployment, ms: MonitorSettings, now: datetime)
             ms.last_window_end = end
             done += 1
         start = ms.last_window_end
-        if start is not None and start < mark:
+        if start is not None and start < now and _partial_due(deployment):
             latest = _partial_state(deployment)
-            n = PredictionLog.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=mark).count()
+            n = PredictionLog.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=now).count()
             if n and latest != (start, n):
-                window_compute(deployment=deployment, start=start, end=mark, partial=True, evaluate=False)
+                window_compute(deployment=deployment, start=start, end=now, partial=True, evaluate=False)
         return done
     base = PredictionLog.objects.filter(deployment=deployment, created_at__lt=mark).order_by("created_at", "request_id")
     while done < MAX_WINDOWS_PER_TICK:
         keys = list(base.filter(_after(ms.last_request_at, ms.last_request_id))
                     .values_list("created_at", "request_id")[: ms.window_count])
         if len(keys) < ms.window_count:
-            if keys and _partial_state(deployment) != (keys[0][0], len(keys)):
+            # the trailing window shows every row logged so far, settled or not: it is recomputed anyway
+            keys = list(PredictionLog.objects.filter(_after(ms.last_request_at, ms.last_request_id),
+                                                     deployment=deployment, created_at__lt=now)
+                        .order_by("created_at", "request_id").values_list("created_at", "request_id")[: ms.window_count])
+            if keys and _partial_due(deployment) and _partial_state(deployment) != (keys[0][0], len(keys)):
                 window_compute(deployment=deployment, start=keys[0][0], end=keys[-1][0],
                                first_request_id=keys[0][1], last_request_id=keys[-1][1], partial=True, evaluate=False)
             break
@@ -336,6 +340,14 @@ def _tick_deployment(deployment: Deployment, ms: MonitorSettings, now: datetime)
         ms.last_request_at, ms.last_request_id = keys[-1]
         done += 1
     return done
+
+
+def _partial_due(deployment: Deployment) -> bool:
+    """The trailing partial window is shown at the first tick that sees rows (a new deployment's dashboard
+    fills within a tick of its first predictions), then refreshed at most every
+    ``MONITORING_PARTIAL_REFRESH_SECONDS`` — the tick itself runs more often than that."""
+    made = MonitoringWindow.objects.filter(deployment=deployment, partial=True).values_list("created_at", flat=True).first()
+    return made is None or (timezone.now() - made).total_seconds() >= settings.MONITORING_PARTIAL_REFRESH_SECONDS
 
 
 def _partial_state(deployment: Deployment):
