@@ -252,9 +252,12 @@ class Notification(models.Model):
         FAILED = "failed", "Failed"
         SUPPRESSED = "suppressed", "Suppressed (snoozed)"
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    # an alert's notification; a test of a rule's webhook ("Test webhook" on the configuration page) has
+    # no alert, only its rule
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.CASCADE, related_name="tests")
     channel = models.CharField(max_length=10)  # email / webhook
-    event = models.CharField(max_length=10)  # opened / resolved
+    event = models.CharField(max_length=10)  # opened / resolved / test
     target = models.CharField(max_length=500)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

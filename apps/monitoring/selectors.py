@@ -193,31 +193,43 @@ def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
     ref = [float(v) for v in (histogram.get("reference") or [])]
     cur = [float(v) for v in (histogram.get("current") or [])]
     rs, cs = (sum(ref) or 1.0), (sum(cur) or 1.0)
+    xaxis: dict
     if kind == "numeric":
         edges = histogram.get("edges") or []
-        x = [f"{_edge(edges[i])}–{_edge(edges[i + 1])}" for i in range(len(edges) - 1)]
+        names = [f"{_edge(edges[i])} to {_edge(edges[i + 1])}" for i in range(len(edges) - 1)]
         axis_title = f"{title or 'value'} (reference decile bins)"
     else:
-        x = [str(c) for c in histogram.get("categories") or []]
+        names = [str(c) for c in histogram.get("categories") or []]
         axis_title = title or "category"
-    n = min(len(x), len(ref), len(cur)) if cur else min(len(x), len(ref))
-    x = x[:n]
+    n = min(len(names), len(ref), len(cur)) if cur else min(len(names), len(ref))
+    names = names[:n]
+    if kind == "numeric":
+        # bars at their bin's position; the axis names at most 6 bin edges, level (a range per bar, rotated,
+        # crowded the axis); each bar's range is in its hover text and the summary
+        step = max(1, -(-n // 5))
+        marks = list(range(0, n + 1, step))
+        x = list(range(n))
+        xaxis = {"type": "linear", "range": [-0.5, n - 0.5], "tickangle": 0, "tickvals": [i - 0.5 for i in marks],
+                 "ticktext": [_edge(edges[i]) for i in marks], "zeroline": False, "title": {"text": axis_title}}
+    else:
+        x = names
+        xaxis = {"type": "category", "title": {"text": axis_title}, "tickangle": -30, "automargin": True}
     ref_share = [r / rs for r in ref[:n]]
     cur_share = [c / cs for c in cur[:n]] if cur else []
     summary = f"Share of rows per bin of {title or 'the value'}, reference vs current window"
     if cur_share and n:
         i = max(range(n), key=lambda k: abs(cur_share[k] - ref_share[k]))
-        summary += (f"; the largest difference is in {x[i]}: {cur_share[i]:.0%} of the current window vs "
+        summary += (f"; the largest difference is in {names[i]}: {cur_share[i]:.0%} of the current window vs "
                     f"{ref_share[i]:.0%} of the reference")
-    hover = "%{x}: %{y:.1%}<extra>%{fullData.name}</extra>"
+    hover = "%{customdata}: %{y:.1%}<extra>%{fullData.name}</extra>"
     data = [{"type": "bar", "name": "reference", "x": x, "y": ref_share, "marker": {"color": "#7b8794"},
-             "hovertemplate": hover}]
+             "customdata": names, "hovertemplate": hover}]
     if cur_share:
         data.append({"type": "bar", "name": "current window", "x": x, "y": cur_share,
-                     "marker": {"color": "#d9822b"}, "hovertemplate": hover})
+                     "marker": {"color": "#d9822b"}, "customdata": names, "hovertemplate": hover})
     return {"data": data, "summary": summary + ".",
-            "layout": {"height": 300, "barmode": "group",
-                       "xaxis": {"type": "category", "title": {"text": axis_title}, "tickangle": -30},
+            "layout": {"height": 300, "barmode": "group", "bargap": 0.15,
+                       "xaxis": xaxis,
                        "yaxis": {"title": {"text": "share of rows"}, "tickformat": ".0%", "rangemode": "tozero"},
                        "legend": {"orientation": "h"}}}
 

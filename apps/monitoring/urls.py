@@ -26,4 +26,8 @@ urlpatterns = [
          views.configure_rule_update, name="configure-rule-update"),
     path("projects/<slug:project>/monitoring/<slug:deployment>/configure/rules/<int:rule_id>/mute/",
          views.configure_rule_mute, name="configure-rule-mute"),
+    path("projects/<slug:project>/monitoring/<slug:deployment>/configure/rules/<int:rule_id>/test/",
+         views.configure_rule_test, name="configure-rule-test"),
+    path("projects/<slug:project>/monitoring/<slug:deployment>/configure/rules/<int:rule_id>/test/<int:notification_id>/",
+         views.configure_rule_test_status, name="configure-rule-test-status"),
 ]

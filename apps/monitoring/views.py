@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HTMX_STOP_POLLING
 
 from apps.common.errors import ApplicationError, NotFound
 from apps.common.htmx import render_job_status
@@ -145,6 +146,8 @@ def _configure_page(request, project, dep, *, status=200, **forms_given):
     from .models import AlertRule
 
     rules = list(AlertRule.objects.filter(deployment=dep).order_by("name"))
+    for rule in rules:  # the latest webhook test of each rule, shown beside its "Test webhook" button
+        rule.last_test = rule.tests.order_by("-created_at", "-id").first()
     edit_id = forms_given.pop("edit_id", None) or _int(request.GET.get("edit"))
     edit_rule = next((r for r in rules if r.pk == edit_id), None)
     ctx = {"project": project, "tab": "monitoring", "deployment": dep, "title": f"Configure monitoring · {dep.slug}",
@@ -267,3 +270,35 @@ def configure_rule_mute(request, project, deployment, rule_id):
     services.alert_rule_enabled_set(rule=rule, actor=request.user, enabled=enabled)
     messages.success(request, f"Alert rule “{rule.name}” {'unmuted' if enabled else 'muted'}.")
     return redirect("monitoring:configure", project=project.slug, deployment=dep.slug)
+
+
+@require_POST
+@project_view("monitoring.configure")
+def configure_rule_test(request, project, deployment, rule_id):
+    """Send a test payload to the rule's webhook (a worker delivers it); the result shows beside the rule."""
+    dep, rule = _rule_for(request, project, deployment, rule_id)
+    try:
+        n = services.alert_rule_webhook_test(rule=rule, actor=request.user)
+    except ApplicationError as exc:
+        if request.htmx:
+            return render(request, "monitoring/_webhook_test.html", {"error": exc.message, "rule": rule}, status=422)
+        messages.error(request, exc.message)
+        return redirect("monitoring:configure", project=project.slug, deployment=dep.slug)
+    if request.htmx:
+        return render(request, "monitoring/_webhook_test.html", {"n": n, "rule": rule, "project": project,
+                                                                 "deployment": dep})
+    messages.success(request, f"Test payload sent to the webhook of “{rule.name}”; its result shows beside the rule.")
+    return redirect("monitoring:configure", project=project.slug, deployment=dep.slug)
+
+
+@project_view("monitoring.configure")
+def configure_rule_test_status(request, project, deployment, rule_id, notification_id):
+    dep, rule = _rule_for(request, project, deployment, rule_id)
+    n = rule.tests.filter(pk=notification_id).first()
+    if n is None:
+        raise NotFound("No such webhook test of this rule")
+    response = render(request, "monitoring/_webhook_test.html", {"n": n, "rule": rule, "project": project,
+                                                                 "deployment": dep})
+    if n.status in (n.Status.DELIVERED, n.Status.FAILED):
+        response.status_code = HTMX_STOP_POLLING
+    return response

@@ -10,6 +10,7 @@ from apps.common.forms import add_domain_error
 from apps.common.htmx import render_job_status
 from apps.deployments import selectors
 from apps.deployments.models import Canary
+from apps.deployments.services import deployment_never_live
 from apps.projects.access import project_view, user_view
 from apps.projects.permissions import can
 
@@ -108,8 +109,13 @@ def shadow_score(request, project, deployment, run_id: int):
 @require_http_methods(["GET", "POST"])
 def promotion_create(request, project, deployment):
     dep = _dep(request, project, deployment, "promotion.request")
-    form = PromotionRequestForm(request.POST or None, candidates=_candidates(dep),
-                                initial={"candidate": request.GET.get("candidate")})
+    # a paused deployment that never went live: its own first version is the candidate (offered and chosen)
+    first = deployment_never_live(dep)
+    candidates = (selectors.deployable_versions(project=dep.project).filter(model=dep.registered_model) if first
+                  else _candidates(dep))
+    form = PromotionRequestForm(request.POST or None, candidates=candidates,
+                                initial={"candidate": request.GET.get("candidate")
+                                         or (dep.production_version_id if first else None)})
     if request.method == "POST" and form.is_valid():
         try:
             req = promotion.promotion_request_open(deployment=dep, actor=request.user, **form.cleaned_data)

@@ -21,6 +21,22 @@
       window.history.back();
     }
   });
+  // The pressed feature button follows the feature panel shown — also after Back restores an older page
+  // from htmx's history cache (whose snapshot was taken after the click had already moved the mark).
+  function syncFeaturePicker() {
+    var panel = document.getElementById("feature-panel");
+    var picker = document.querySelector("[data-feature-picker]");
+    if (!panel || !picker || !panel.dataset.feature) return;
+    picker.querySelectorAll("button[data-feature]").forEach(function (b) {
+      var on = b.dataset.feature === panel.dataset.feature;
+      b.classList.toggle("btn-primary", on);
+      if (on) b.setAttribute("aria-pressed", "true"); else b.removeAttribute("aria-pressed");
+    });
+    var input = document.getElementById("feature-input");
+    if (input) input.value = panel.dataset.feature;
+  }
+  document.addEventListener("htmx:historyRestore", syncFeaturePicker);
+  document.addEventListener("htmx:afterSettle", syncFeaturePicker);
   // A link to a part of the page inside a closed <details> (the readiness page's sections) opens it.
   function openTarget() {
     var id = decodeURIComponent(window.location.hash.slice(1));

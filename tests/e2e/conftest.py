@@ -8,6 +8,8 @@ any), and every page a test takes a screenshot of is checked with axe-core (0 cr
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,26 @@ def login(live_server):
         return page
 
     return do
+
+
+@pytest.fixture
+def celery_beat(celery_worker, _test_broker, tmp_path):
+    """A real ``celery beat`` process (the production scheduler, with the portal's schedule: prediction-log
+    drain, monitoring tick, …) sending through the session's broker to the session's worker."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if _test_broker is not None:  # the embedded file-system broker: the beat process writes to the same folders
+        data = tmp_path / "beat-data"
+        data.mkdir()
+        (data / "broker").symlink_to(_test_broker)
+        env["SLIPWAY_DATA_DIR"] = str(data)
+    log = (tmp_path / "beat.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
+                             "-s", str(tmp_path / "beat-schedule")], cwd=Path(__file__).resolve().parents[2],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

@@ -110,6 +110,8 @@ def test_analyst_dashboard_fills_after_check_now_and_keeps_state_in_the_url(
     page.go_back()
     expect(page).to_have_url(f"{base}?windows=12&feature=age")
     expect(page.locator("#feature-panel")).to_have_attribute("data-feature", "age")
+    expect(page.locator(".feature-picker button[data-feature='age']")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator(".feature-picker button[aria-pressed]")).to_have_count(1)
     page.wait_for_selector("[data-figure='fig-feature-hist'] .main-svg")
     shot(page, "analyst-dashboard")
     for width in (1280, 1920):

@@ -12,9 +12,12 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from apps.common.errors import InvalidInput
 from apps.common.tasks import task_send
+from apps.projects.services import audit_record
 
-from ..models import Alert, Notification
+from ..models import Alert, AlertRule, Notification
+from .common import _require
 
 
 def _payload(alert: Alert, event: str) -> dict:
@@ -56,16 +59,39 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def alert_rule_webhook_test(*, rule: AlertRule, actor) -> Notification:
+    """Send a test payload to the rule's webhook, signed like a real one, through the same delivery as
+    alerts (a worker; one attempt, no retries): the configuration page shows the status code or error."""
+    _require(actor, rule.deployment, "monitoring.configure")
+    if not rule.webhook_url:
+        raise InvalidInput("This rule has no webhook URL to test", field="webhook_url")
+    dep = rule.deployment
+    payload = {"event": "alert.test", "test": True, "rule": rule.name, "metric": rule.metric,
+               "comparator": rule.comparator, "threshold": rule.threshold, "severity": rule.severity,
+               "deployment": dep.slug, "project": dep.project.slug, "sent_by": actor.username,
+               "message": f"Test of the webhook of “{rule.name}” on {dep.slug}: no alert is open",
+               "sent_at": timezone.now().isoformat()}
+    with transaction.atomic():
+        n = Notification.objects.create(rule=rule, channel="webhook", event="test", target=rule.webhook_url[:500],
+                                        payload=payload)
+        audit_record(actor=actor, verb="monitoring.alert_rule_webhook_test", project=dep.project, target=rule,
+                     details={"url": rule.webhook_url, "notification_id": n.pk})
+        transaction.on_commit(partial(_enqueue_notification, n.pk))
+    return n
+
+
 def notification_deliver(*, notification_id: int, final_attempt: bool = False) -> bool:
-    """Send one notification. Returns True when delivered (or nothing to do), False to retry."""
-    n = Notification.objects.select_related("alert__rule").filter(pk=notification_id).first()
+    """Send one notification. Returns True when delivered (or nothing to do, or a test that failed: tests
+    are tried once), False to retry."""
+    n = Notification.objects.select_related("alert__rule", "rule").filter(pk=notification_id).first()
     if n is None or n.status in (Notification.Status.DELIVERED, Notification.Status.SUPPRESSED):
         return True
     n.attempts += 1
-    rule = n.alert.rule
+    rule = n.alert.rule if n.alert_id else n.rule
+    final_attempt = final_attempt or n.event == "test"
     try:
         if n.channel == "email":
-            subject = f"[Slipway {n.alert.severity}] {n.payload.get('event')}: {rule.name}"
+            subject = f"[Slipway {n.payload.get('severity')}] {n.payload.get('event')}: {rule.name}"
             send_mail(subject, json.dumps(n.payload, indent=2), None, n.target.split(","))
             n.response_code = None
         else:
@@ -87,4 +113,4 @@ def notification_deliver(*, notification_id: int, final_attempt: bool = False) -
         n.error = f"{type(exc).__name__}: {exc}"[:500]
         n.status = Notification.Status.FAILED if final_attempt else Notification.Status.RETRYING
         n.save()
-        return False
+        return n.event == "test"
