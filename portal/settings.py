@@ -123,9 +123,13 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        else "portal.staticfiles.VersionedStaticFilesStorage"
     },
 }
+if DEBUG:
+    # development: static URLs carry their content hash (?v=…), so browsers may keep the files for a day
+    # (plotly.min.js is 4.7 MB) and an edited file still gets a new URL. Production: hashed names, immutable.
+    WHITENOISE_MAX_AGE = 24 * 3600
 MEDIA_ROOT = DATA_DIR / "media"
 
 # Artifact storage: content-addressed files written by the server (models, datasets, training sets).

@@ -94,3 +94,40 @@ print("login", c.get("/login/", secure=True).status_code)
     for line in lines[1:3]:
         status, _url, cache = line.split(" ", 2)
         assert status == "200" and "immutable" in cache and "max-age=315360000" in cache, line
+
+
+def test_development_static_urls_carry_their_content_hash_and_are_kept_a_day(tmp_path):
+    """DEBUG=true (rundemo): no collectstatic, yet plotly.js is not revalidated on every chart page — its URL
+    carries the file's content hash, and an edited file gets a new URL at once."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL")}
+    env.update({"DEBUG": "true", "SLIPWAY_DATA_DIR": str(tmp_path / "data")})
+    script = """
+import django, hashlib, pathlib, plotly
+django.setup()
+from django.test import Client
+from django.template import engines
+from portal import staticfiles
+html = engines["django"].from_string("{% load static %}{% static 'vendor/plotly/plotly.min.js' %} {% static 'js/slipway.js' %}").render({})
+print(html)
+c = Client()
+for url in html.split():
+    r = c.get(url)
+    print(r.status_code, url, r["Cache-Control"])
+js = pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+print(hashlib.md5(js.read_bytes()).hexdigest()[:12])
+f = pathlib.Path("TMPDIR") / "edited.js"
+f.write_text("a"); first = staticfiles.content_hash(str(f))
+import os, time; f.write_text("bb"); os.utime(f, (time.time() + 5, time.time() + 5))
+print(first != staticfiles.content_hash(str(f)))
+""".replace("TMPDIR", str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    urls = lines[0].split()
+    assert urls[0] == f"/static/vendor/plotly/plotly.min.js?v={lines[3]}", urls
+    assert re.fullmatch(r"/static/js/slipway\.js\?v=[0-9a-f]{12}", urls[1]), urls
+    for line in lines[1:3]:
+        status, _url, cache = line.split(" ", 2)
+        assert status == "200" and cache.startswith("max-age=86400"), line
+    assert lines[4] == "True"

@@ -95,6 +95,7 @@ def portfolio(request):
     ctx = {"form": form, "rows": rows, "sort": sort, "descending": descending, "figures": figures,
            "charts": selectors.portfolio_charts(figures=figures, trend=trend), "trend": trend,
            "base_query": params.urlencode(), "query": request.GET.urlencode(), "stages": scoring.STAGES,
+           "stage_help": scoring.STAGE_HELP,
            "columns": [("name", "Project"), ("stage", "Stage"), ("score", "Readiness"), ("mlts", "ML Test Score"),
                        ("lead_time", "Lead time"), ("owner", "Owner"), ("open_alerts", "Open alerts"),
                        ("last_promotion", "Last promotion")]}
