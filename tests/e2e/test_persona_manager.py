@@ -42,6 +42,7 @@ def test_manager_reads_portfolio_then_a_readiness_page(page, live_server, login,
     expect(legend).to_contain_text("no production traffic is answered yet")
     expect(legend).to_contain_text("100 when every item passes")
     expect(legend).to_contain_text("the weakest of the four groups")
+    expect(page.locator("#portfolio-body .plotly-chart .main-svg").first).to_be_visible(timeout=15_000)
     shot(page, "manager-portfolio")
 
     table.get_by_role("link", name="Fraud detection").click()
