@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0005_request_order_windows_pending_outcomes'),
+        ('monitoring', '0006_remove_decision_threshold'),
     ]
 
     operations = [

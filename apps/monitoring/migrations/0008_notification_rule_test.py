@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0006_count_windows_by_default'),
+        ('monitoring', '0007_count_windows_by_default'),
     ]
 
     operations = [
