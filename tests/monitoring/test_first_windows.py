@@ -61,3 +61,17 @@ def test_first_predictions_show_at_the_next_tick_as_a_partial_window(project, us
 def test_new_settings_default_to_count_windows():
     field = {f.name: f for f in MonitorSettings._meta.fields}
     assert field["window_kind"].default == "count" and field["window_count"].default == 1000
+
+
+@pytest.mark.django_db
+def test_empty_dashboard_looks_for_its_first_window_and_stops_once_filled(project, users, logged_in_client):
+    dep = make_deployment(project, users["owner"], window_kind="count")
+    client = logged_in_client(users["analyst"])
+    url = f"/projects/{project.slug}/monitoring/{dep.slug}/"
+    html = client.get(url).content.decode()
+    assert 'hx-trigger="job-finished from:body, every 10s"' in html and "within a minute of the first" in html
+    now = timezone.now()
+    log_predictions(dep, n=40, start=now - timedelta(seconds=10), seconds=5)
+    services.monitoring_tick(now=now)
+    body = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dashboard-body").content.decode()
+    assert "40 predictions" in body and "every 10s" not in body and 'hx-trigger="job-finished from:body"' in body
