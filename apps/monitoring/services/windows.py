@@ -326,11 +326,13 @@ def _tick_deployment(deployment: Deployment, ms: MonitorSettings, now: datetime)
         keys = list(base.filter(_after(ms.last_request_at, ms.last_request_id))
                     .values_list("created_at", "request_id")[: ms.window_count])
         if len(keys) < ms.window_count:
+            if not _partial_due(deployment):
+                break
             # the trailing window shows every row logged so far, settled or not: it is recomputed anyway
             keys = list(PredictionLog.objects.filter(_after(ms.last_request_at, ms.last_request_id),
                                                      deployment=deployment, created_at__lt=now)
                         .order_by("created_at", "request_id").values_list("created_at", "request_id")[: ms.window_count])
-            if keys and _partial_due(deployment) and _partial_state(deployment) != (keys[0][0], len(keys)):
+            if keys and _partial_state(deployment) != (keys[0][0], len(keys)):
                 window_compute(deployment=deployment, start=keys[0][0], end=keys[-1][0],
                                first_request_id=keys[0][1], last_request_id=keys[-1][1], partial=True, evaluate=False)
             break
