@@ -147,7 +147,7 @@ def _canaries() -> dict:
     from .models import Canary
 
     out = {}
-    for c in Canary.objects.values("deployment_id", "candidate_id", "candidate__version", "percent", "sticky_by"):
+    for c in Canary.objects.filter(paused_at__isnull=True).values("deployment_id", "candidate_id", "candidate__version", "percent", "sticky_by"):
         out[c["deployment_id"]] = {"candidate_id": c["candidate_id"], "label": f"v{c['candidate__version']}",
                                    "percent": float(c["percent"]), "sticky_by": c["sticky_by"]}
     return out

@@ -501,6 +501,10 @@ def _advance_shadow(firing: PolicyFiring) -> None:
         _step(firing, "fail", firing.outcome)
         return
     needed = promotion_policy(run.deployment.project).min_shadow_requests
+    if run.scored < needed and run.is_paused:
+        firing.outcome = (f"Shadow run #{run.pk} is paused (emergency rollback) at {run.scored:,} of the {needed:,} "
+                          "requests the promotion policy asks for; it waits until the run is resumed")
+        return
     if run.scored < needed and run.is_active:
         firing.outcome = (f"Shadow run #{run.pk} has scored {run.scored:,} of the {needed:,} requests the promotion "
                           "policy asks for; the promotion request opens when it has")
