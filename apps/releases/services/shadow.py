@@ -59,7 +59,10 @@ def _candidate_check(deployment: Deployment, candidate, *, allow_production: boo
 
 
 def shadow_run_start(*, deployment: Deployment, actor, candidate, backfill_hours: float = 24.0) -> ShadowRun:
-    """Start shadowing ``candidate`` on ``deployment``; it also scores traffic of the last ``backfill_hours``."""
+    """Start shadowing ``candidate`` on ``deployment``; it also scores traffic of the last ``backfill_hours``
+    — but never traffic from before the candidate's training-data cut-off (its registration: whatever
+    trained it existed by then, e.g. a retraining's window of outcomes), so the run holds out-of-sample
+    requests only, the same rule the comparison applies."""
     _require(actor, deployment.project, "shadow.manage")
     _candidate_check(deployment, candidate)
     try:
@@ -68,14 +71,15 @@ def shadow_run_start(*, deployment: Deployment, actor, candidate, backfill_hours
         raise InvalidInput("Backfill must be a number of hours", field="backfill_hours") from exc
     if not 0 <= backfill_hours <= 24 * 90:
         raise InvalidInput("Backfill must be between 0 and 2160 hours (90 days)", field="backfill_hours")
-    since = timezone.now() - timedelta(hours=backfill_hours)
+    since = max(timezone.now() - timedelta(hours=backfill_hours), candidate.created_at)
     try:
         with transaction.atomic():
             run = ShadowRun.objects.create(deployment=deployment, candidate=candidate, since=since, started_by=actor)
             audit_record(actor=actor, verb="shadow.start", project=deployment.project, target=run,
                          target_label=f"{deployment.slug}: {candidate}",
                          details={"deployment": deployment.slug, "candidate": str(candidate),
-                                  "candidate_id": candidate.pk, "backfill_hours": backfill_hours})
+                                  "candidate_id": candidate.pk, "backfill_hours": backfill_hours,
+                                  "since": since.isoformat(), "cutoff": candidate.created_at.isoformat()})
     except IntegrityError as exc:
         raise Conflict(f"{candidate} is already shadowing {deployment.slug}", field="candidate") from exc
     transaction.on_commit(lambda: _enqueue_score(run.pk))

@@ -44,7 +44,10 @@ log = logging.getLogger(__name__)
 MAX_TRIGGERS = 10
 LABEL_COLUMN = "label"
 TIMESTAMP_COLUMN = "event_timestamp"
-SHADOW_BACKFILL_HOURS = 24.0  # the new version also scores the last day of logged traffic
+# The shadow run asks for a day of backfill, but a run never scores traffic from before the candidate's
+# training-data cut-off (``shadow_run_start``): the retrained version was just registered, so its run scores
+# only requests answered after that — never the window of outcomes that trained it.
+SHADOW_BACKFILL_HOURS = 24.0
 
 
 def _require(actor, deployment: Deployment, action: str) -> None:
