@@ -148,9 +148,7 @@ class OnlineCache:
             except Exception as exc:  # noqa: BLE001 - only an unreachable store falls back, see _is_outage
                 if not is_outage(exc):
                     raise
-                from .serving import _reset_db
-
-                _reset_db()
+                _close_connection()
                 logger.warning("Online store unreachable; answering from this process's copy",
                                extra={"error": type(exc).__name__})
             else:
@@ -174,6 +172,15 @@ class OnlineCache:
                     elif vid not in self._complete:
                         raise NotCached(vid, key)
         return found
+
+
+def _close_connection() -> None:
+    from django.db import connection
+
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001 - the connection is already broken
+        pass
 
 
 def is_outage(exc: BaseException) -> bool:

@@ -9,8 +9,9 @@ hashes and the model (by version id) are cached in the process. Every ``SERVING_
 (1 s) one tiny query reads the ``ServingGeneration`` counter; when it changed, entries are reloaded on
 their next use — so a pause, a revoked key or a new production version reach every process within
 ~1 s, without a restart. When the database is unreachable the last known state keeps serving (and
-the prediction log spools locally), so an outage of PostgreSQL does not stop predictions that need
-no online features.
+the prediction log spools locally), so an outage of PostgreSQL does not stop predictions; entity-key
+deployments answer from each process's copy of online values (``online_cache``: small views whole,
+recently read entities otherwise) and refuse the rest with 503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class ServingCache:
     def clear(self) -> None:
         with self._lock:
             self._state, self._checked = None, 0.0
+        ONLINE.clear()  # the online values copy belongs to the state it was read under
 
     @property
     def _predictors(self) -> dict:

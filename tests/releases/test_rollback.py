@@ -132,3 +132,27 @@ def test_releases_page_shows_the_paused_canary_and_resumes_it(project, users, cl
     page = client.get(f"{base}/releases").content.decode()
     assert 'id="canary-paused"' not in page and "Canary resumed" in page
     assert ShadowRun.objects.get(pk=run.pk).status == ShadowStatus.ACTIVE
+
+
+def test_api_resumes_a_paused_canary_and_shadow_run(project, users, api_client):
+    owner = users["owner"]
+    v1, v2, v3 = versions(project, users["data_scientist"], kinds=("weak", "strong", "weak"))
+    dep, _ = deploy(project, owner, v1)
+    dep = deployment_version_set(deployment=dep, actor=owner, version=v2, kind=DeploymentEvent.Kind.PROMOTE)
+    rollout.canary_set(deployment=dep, actor=owner, candidate=v3, percent=10)
+    run = shadow.shadow_run_start(deployment=dep, actor=owner, candidate=v3, backfill_hours=0)
+    base = f"/api/v1/projects/{project.slug}"
+    api = api_client(owner)
+    assert api.post(f"{base}/deployments/{dep.slug}/canary/resume").status_code == 409  # not paused
+    assert api.post(f"{base}/deployments/{dep.slug}/rollback", data="{}",
+                    content_type="application/json").status_code == 200
+    assert api.get(f"{base}/shadow-runs/{run.pk}").json()["status"] == "paused"
+    assert api_client(users["reviewer"]).post(f"{base}/shadow-runs/{run.pk}/resume").status_code == 403
+    resumed = api.post(f"{base}/deployments/{dep.slug}/canary/resume")
+    assert resumed.status_code == 200, resumed.content
+    assert resumed.json() == {"deployment": dep.slug, "candidate_id": v3.pk, "percent": 10.0, "sticky_by": "request",
+                              "paused": False}
+    run_out = api.post(f"{base}/shadow-runs/{run.pk}/resume")
+    assert run_out.status_code == 200 and run_out.json()["status"] == "active"
+    again = api.post(f"{base}/shadow-runs/{run.pk}/resume")
+    assert again.status_code == 409 and "not paused" in again.json()["detail"]
