@@ -198,3 +198,18 @@ def test_online_copy_is_bounded_in_bytes_and_dropped_when_a_view_is_rematerializ
         cache.read_through(down, [1], ["k199"], store_down=False)
     cache.preload(2, "t1", [["a", {"amount": 1.0}, 0]])
     assert cache.lookup([2], ["a", "unknown"]) == {(2, "a"): ({"amount": 1.0}, datetime(1970, 1, 1, tzinfo=UTC))}
+
+
+def test_online_copy_answers_a_view_the_store_reported_stale_as_stale(settings):
+    from datetime import UTC, datetime
+
+    from apps.deployments.online_cache import OnlineCache
+
+    settings.SERVING_ONLINE_CACHE_BYTES = 1_000_000
+    cache = OnlineCache()
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    found, stale = cache.read_through(lambda v, k: ({(1, "a"): ({"x": 1}, t)}, {1}), [1], ["a"], store_down=False)
+    assert stale == {1}
+    assert cache.read_through(None, [1], ["a"], store_down=True) == ({(1, "a"): ({"x": 1}, t)}, {1})
+    cache.read_through(lambda v, k: ({(1, "a"): ({"x": 1}, t)}, set()), [1], ["a"], store_down=False)
+    assert cache.read_through(None, [1], ["a"], store_down=True)[1] == set()  # re-materialized: no longer stale
