@@ -1,7 +1,7 @@
 """Benchmark: serving a mixed-type pipeline (text + numbers) vs a bare WSGI endpoint calling the same pipeline.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/slipway_x .venv/bin/python bench/serving_mixed.py
-    ... bench/serving_mixed.py --requests 2000 --seconds 10 --workers 2 --worker-class gthread [--onnx]
+    ... bench/serving_mixed.py --quick | --seconds 8 --rounds 3 --workers 2 --worker-class gthread [--onnx]
 
 Creates a throwaway database next to DATABASE_URL's (dropped at the end) with one READY version of the
 pipeline a data scientist brings first — ColumnTransformer([OneHotEncoder on "country" and "plan",
@@ -13,8 +13,9 @@ contract — deploys it, and starts two gunicorn servers with the same worker cl
 - a bare WSGI app that parses the JSON, builds a one-row pandas DataFrame (as a notebook would) and calls
   the same pipeline's ``predict_proba`` (the same skops bytes) — no framework, no auth, no log.
 
-Both are measured by the same asyncio keep-alive client (interleaved rounds): sequential single-row
-p50/p99, then throughput at 8 and 64 connections. Goals: p50 ≤ 1.5×, throughput ≥ 0.7×; with ``--onnx``
+Both are measured by ``bench/serving.py``'s load helpers (imported, one copy): ``wrk`` when installed, else
+its asyncio client, in interleaved rounds at 1, 8 and 64 connections, with server CPU per request from
+/proc; error answers are reported apart and fail the run. Goals: p50 ≤ 1.5×, throughput ≥ 0.7×; with ``--onnx``
 the portal serves the registry's verified ONNX form (string tensors) and should beat the bare scikit-learn
 endpoint. At the end every answered prediction must be in the log. (``bench/serving.py`` is the numeric,
 many-deployment benchmark with wrk.)
@@ -23,7 +24,6 @@ many-deployment benchmark with wrk.)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -78,65 +78,10 @@ def bare_app(environ, start_response):
     return [out]
 
 
-# --- the client ---------------------------------------------------------------------------------
+# --- the client: bench/serving.py's (wrk when installed, else its asyncio client; server CPU from /proc) ---
 
-
-def _request(port: int, path: str, key: str | None, payload: bytes) -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n")
-    if key:
-        head += f"Authorization: Bearer {key}\r\n"
-    return head.encode() + b"\r\n" + payload
-
-
-async def _conn_loop(port: int, raw: bytes, stop_at: float, counts: dict, latencies: list | None, limit: int | None):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    n = 0
-    try:
-        while time.perf_counter() < stop_at and (limit is None or n < limit):
-            t0 = time.perf_counter()
-            writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            lower = head.lower()
-            i = lower.find(b"content-length:")
-            length = int(lower[i + 15:lower.find(b"\r\n", i)])
-            await reader.readexactly(length)
-            if latencies is not None:
-                latencies.append(time.perf_counter() - t0)
-            counts[status] = counts.get(status, 0) + 1
-            n += 1
-            if b"connection: close" in lower:
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    finally:
-        writer.close()
-
-
-def _merge(into: dict, counts: dict) -> None:
-    for k, v in counts.items():
-        into[k] = into.get(k, 0) + v
-
-
-def sequential(port: int, raw: bytes, n: int, keep: bool = False) -> dict:
-    latencies: list[float] = []
-    counts: dict = {}
-    asyncio.run(_conn_loop(port, raw, time.perf_counter() + 3600, counts, latencies, n))
-    return {"latencies": latencies, "counts": counts}
-
-
-def throughput(port: int, raw: bytes, connections: int, seconds: float) -> dict:
-    counts: dict = {}
-
-    async def main():
-        stop_at = time.perf_counter() + seconds
-        await asyncio.gather(*[_conn_loop(port, raw, stop_at, counts, None, None) for _ in range(connections)])
-
-    t0 = time.perf_counter()
-    asyncio.run(main())
-    elapsed = time.perf_counter() - t0
-    return {"rps": counts.get(200, 0) / elapsed, "counts": counts, "elapsed": elapsed}
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import CpuMeter, run_python, run_wrk, wrk_script  # noqa: E402 - one copy of the load helpers
 
 # --- orchestration ------------------------------------------------------------------------------
 
@@ -163,24 +108,31 @@ print("BENCH" + json.dumps(out))
 """
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901 - one linear script
+    import shutil
+    import statistics
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="500 sequential requests, 5 s per throughput phase")
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--quick", action="store_true", help="3 s phases, 1 round")
+    ap.add_argument("--seconds", type=float, default=8.0, help="seconds per phase (one side, one round)")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--slice", type=float, default=2.0, help="seconds per alternating throughput slice")
     ap.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"],
                     help="gthread (1 thread) keeps connections alive; sync closes after every response")
+    ap.add_argument("--connections", default="1,8,64")
+    ap.add_argument("--client", default="auto", choices=["auto", "wrk", "python"])
     ap.add_argument("--onnx", action="store_true", help="let the portal serve the verified ONNX form")
-    ap.add_argument("--models", default="bench-mixed")
     ap.add_argument("--no-access-log", action="store_true", help="SERVING_ACCESS_LOG=false (errors are still logged)")
-    ap.add_argument("--drain-in-workers", action="store_true",
-                    help="drain the log from a thread in each web worker (GUNICORN_DRAINER=false) instead of the "
-                         "drainer process gunicorn starts by default")
     args = ap.parse_args()
     if args.quick:
-        args.requests, args.seconds = 500, 5.0
+        args.seconds, args.rounds = 3.0, 1
+    conns = [int(c) for c in args.connections.split(",")]
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    if client == "wrk" and not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install wrk)")
+        return 2
 
     sys.path.insert(0, str(ROOT))
     import subprocess
@@ -201,6 +153,7 @@ def main() -> int:
         conn.execute(f'CREATE DATABASE "{name}"')
     tmp = Path(tempfile.mkdtemp(prefix="slipway-bench-"))
     servers = []
+    failures: list[str] = []
     try:
         env = base_env(url, tmp, BENCH_ONNX="1" if args.onnx else "0")
         print(f"preparing database {name} …", flush=True)
@@ -209,67 +162,62 @@ def main() -> int:
             print(out.stderr[-3000:])
             return 1
         info = json.loads([x for x in out.stdout.splitlines() if x.startswith("BENCH")][-1][5:])
+        reuse = "true" if args.worker_class == "gthread" else "false"
         common = ["--worker-connections", "1000"]
-        portal_env = base_env(url, tmp, GUNICORN_WORKER_CLASS=args.worker_class,
-                              SERVING_ACCESS_LOG="false" if args.no_access_log else "true", LOG_LEVEL="INFO",
-                              GUNICORN_DRAINER="false" if args.drain_in_workers else "true",
-                              SERVING_DRAIN_IN_PROCESS="true" if args.drain_in_workers else "false")
+        portal_env = base_env(url, tmp, GUNICORN_WORKER_CLASS=args.worker_class, GUNICORN_REUSE_PORT=reuse,
+                              SERVING_ACCESS_LOG="false" if args.no_access_log else "true", LOG_LEVEL="INFO")
         portal = Gunicorn(portal_env, workers=args.workers, log=tmp / "portal.log", extra=common)
         servers.append(portal)
         bare_env = base_env(url, tmp, BENCH_BARE_MODELS=json.dumps({k: [v["path"], v["names"], v["mixed"]]
                                                                     for k, v in info.items()}))
         bare_conf = tmp / "bare_gunicorn.py"  # same worker settings as the portal, no portal hooks
-        bare_conf.write_text(f"worker_class = {args.worker_class!r}\nthreads = 1\nkeepalive = 30\n")
+        bare_conf.write_text(f"worker_class = {args.worker_class!r}\nthreads = 1\nkeepalive = 30\n"
+                             f"reuse_port = {reuse == 'true'}\n")
         bare = Gunicorn(bare_env, workers=args.workers, app="serving_mixed:bare_app", log=tmp / "bare.log",
                         conf=str(bare_conf), extra=[*common, "--chdir", str(ROOT / "bench")])
         servers.append(bare)
-        answered = 0
+        meters = {"portal": CpuMeter(portal.proc.pid, admin_url, name), "bare": CpuMeter(bare.proc.pid)}
+        instance = {"country": "FR", "Monthly Spend ($)": 42.5, "plan": "pro", "tenure months": 14}
+        body = json.dumps({"instances": [instance]}).encode()
+        path = "/api/v1/deployments/bench-mixed/predict"
+        targets = {"portal": [{"path": path, "body": body, "headers": {
+                       "Content-Type": "application/json", "Authorization": f"Bearer {info['bench-mixed']['key']}"}}],
+                   "bare": [{"path": path, "body": body, "headers": {"Content-Type": "application/json"}}]}
+        ports = {"portal": portal.port, "bare": bare.port}
+        scripts = {k: wrk_script(tmp / f"{k}.lua", t) for k, t in targets.items()}
+        answered, slack = 0, 0
+        for label in ports:  # warm-up
+            r = run_python(ports[label], targets[label], 2, 1.0)
+            if label == "portal":
+                answered, slack = answered + r["ok"], slack + 2
+        print(f"client: {client}; {args.workers} {args.worker_class} workers per server; {args.rounds} interleaved "
+              f"rounds of {args.seconds:.0f} s per side and cell\n", flush=True)
         rows = []
-        for slug in args.models.split(","):
-            if info[slug]["mixed"]:
-                instance = {"country": "FR", "Monthly Spend ($)": 42.5, "plan": "pro", "tenure months": 14}
-            else:
-                instance = {n: 0.1 * (i + 1) for i, n in enumerate(info[slug]["names"])}
-            payload = json.dumps({"instances": [instance]}).encode()
-            path = f"/api/v1/deployments/{slug}/predict"
-            raw_portal = _request(portal.port, path, info[slug]["key"], payload)
-            raw_bare = _request(bare.port, path, None, payload)
-            for raw, port in ((raw_portal, portal.port), (raw_bare, bare.port)):  # warm-up
-                sequential(port, raw, 50)
-            answered += 50  # the portal's warm-up answers are logged too
-            # Interleaved in short rounds (portal, bare, portal, ...) so that background load on the
-            # machine hits both sides alike.
-            sides = {"portal": (raw_portal, portal.port), "bare": (raw_bare, bare.port)}
-            res = {k: {"lat": [], "seq_counts": {}, 8: [0, 0.0, {}], 64: [0, 0.0, {}]} for k in sides}
-            rounds = max(1, args.requests // 100)
-            for _ in range(rounds):
-                for label, (raw, port) in sides.items():
-                    seq = sequential(port, raw, 100, keep=True)
-                    res[label]["lat"].extend(seq["latencies"])
-                    _merge(res[label]["seq_counts"], seq["counts"])
-            for conns in (8, 64):
-                slices = max(1, int(round(args.seconds / args.slice)))
-                for _ in range(slices):
-                    for label, (raw, port) in sides.items():
-                        t = throughput(port, raw, conns, args.seconds / slices)
-                        res[label][conns][0] += t["counts"].get(200, 0)
-                        res[label][conns][1] += t["elapsed"]
-                        _merge(res[label][conns][2], t["counts"])
-            for label, r in res.items():
-                lat = sorted(r["lat"])
-                r["p50"], r["p99"] = 1000 * lat[len(lat) // 2], 1000 * lat[int(len(lat) * 0.99)]
-                r["rps8"], r["rps64"] = r[8][0] / r[8][1], r[64][0] / r[64][1]
-                for counts in (r["seq_counts"], r[8][2], r[64][2]):
-                    bad = {k: v for k, v in counts.items() if k != 200}
-                    if bad:
-                        print(f"  {label} {slug}: non-200 answers {bad}")
-                if label == "portal":
-                    answered += sum(c.get(200, 0) for c in (r["seq_counts"], r[8][2], r[64][2]))
-                print(f"{slug:10s} {label:6s} p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  "
-                      f"8 conns {r['rps8']:7.0f}/s  64 conns {r['rps64']:7.0f}/s   ({len(lat)} sequential requests)",
-                      flush=True)
-            p, b = res["portal"], res["bare"]
-            rows.append((slug, p["p50"] / b["p50"], p["rps8"] / b["rps8"], p["rps64"] / b["rps64"]))
+        for c in conns:
+            res = {k: {"p50": [], "rps": [], "cpu": [], "errors": {}} for k in ports}
+            for _ in range(args.rounds):  # interleaved: background load hits both sides alike
+                for label, port in ports.items():
+                    before = meters[label].sample()
+                    r = (run_wrk(port, scripts[label], c, args.seconds) if client == "wrk"
+                         else run_python(port, targets[label], c, args.seconds))
+                    cpu = CpuMeter.seconds(before, meters[label].sample())
+                    res[label]["p50"].append(r["p50"])
+                    res[label]["rps"].append(r["ok"] / r["elapsed"])
+                    res[label]["cpu"].append(1000 * cpu["total"] / max(1, r["ok"]))
+                    for k, v in r["errors"].items():
+                        res[label]["errors"][k] = res[label]["errors"].get(k, 0) + v
+                    if label == "portal":
+                        answered, slack = answered + r["ok"], slack + c
+            for label, rr in res.items():
+                if rr["errors"]:
+                    failures.append(f"{c} conns {label}: errors {rr['errors']}")
+            med = {k: {f: statistics.median(v[f]) for f in ("p50", "rps", "cpu")} for k, v in res.items()}
+            ratios = {f: statistics.median(x / y for x, y in zip(res["portal"][f], res["bare"][f], strict=True))
+                      for f in ("p50", "rps", "cpu")}
+            rows.append((c, med, ratios))
+            print(f"{c:3d} conns | portal p50 {med['portal']['p50']:6.2f} ms {med['portal']['rps']:6.0f}/s cpu "
+                  f"{med['portal']['cpu']:.3f} ms/req | bare p50 {med['bare']['p50']:6.2f} ms {med['bare']['rps']:6.0f}/s "
+                  f"cpu {med['bare']['cpu']:.3f} ms/req", flush=True)
 
         deadline = time.monotonic() + 120
         logged = -1
@@ -282,18 +230,25 @@ def main() -> int:
                 break
             time.sleep(1)
         print()
-        print(f"{'model':10s} {'p50 ratio':>10s} {'rps ratio @8':>13s} {'rps ratio @64':>14s}   (goals: ≤1.5, ≥0.7)")
-        for slug, r50, r8, r64 in rows:
-            print(f"{slug:10s} {r50:10.2f} {r8:13.2f} {r64:14.2f}")
-        print(f"\nanswered predictions {answered}, logged {logged}")
-        assert logged == answered, f"logged {logged} != answered {answered}"
-        print("OK: every answered prediction is in the log")
+        print(f"{'conns':>5s} {'p50 ratio':>10s} {'rps ratio':>10s} {'CPU ratio':>10s}   (goals: ≤1.5, ≥0.7; medians "
+              f"over {args.rounds} rounds, client {client})")
+        for c, _, ratios in rows:
+            print(f"{c:5d} {ratios['p50']:10.2f} {ratios['rps']:10.2f} {ratios['cpu']:10.2f}")
+        print(f"\nanswered predictions {answered}, logged {logged} (at most {slack} answered in flight when a phase "
+              "stopped may be logged but not counted)")
+        if not answered <= logged <= answered + slack:
+            failures.append(f"logged {logged} is not within [answered {answered}, answered + in-flight {answered + slack}]")
+        if failures:
+            print("\nFAILED:\n  " + "\n  ".join(failures))
+            return 1
+        print("OK: no error answers; every answered prediction is in the log")
         return 0
     finally:
         for s in servers:
             s.stop()
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

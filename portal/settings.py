@@ -245,6 +245,11 @@ SERVING_MODEL_CACHE_BYTES = env.int("SERVING_MODEL_CACHE_BYTES", default=256 * 1
 # The last serving state this host saw (deployments, contracts, key hashes, model locations): a worker that
 # starts while the database is down serves from it.
 SERVING_STATE_SNAPSHOT = Path(env("SERVING_STATE_SNAPSHOT", default=str(DATA_DIR / "serving-state.json")))
+# Entity-key deployments during a database outage (apps/deployments/online_cache.py): each process's copy of
+# online values (bytes), views held whole when at most this many entities, and the host's file of those views.
+SERVING_ONLINE_CACHE_BYTES = env.int("SERVING_ONLINE_CACHE_BYTES", default=64 * 1024 * 1024)
+SERVING_ONLINE_PRELOAD_ROWS = env.int("SERVING_ONLINE_PRELOAD_ROWS", default=10_000)
+SERVING_ONLINE_SNAPSHOT = Path(env("SERVING_ONLINE_SNAPSHOT", default=str(DATA_DIR / "serving-online.json")))
 # Shell-style slug patterns this pool serves (comma-separated); empty: every deployment.
 SERVING_DEPLOYMENTS = env.list("SERVING_DEPLOYMENTS", default=[])
 SERVING_ACCESS_LOG = env.bool("SERVING_ACCESS_LOG", default=True)  # one JSON log line per prediction request

@@ -269,7 +269,8 @@ def drain_forever(*, parent: int | None = None, stop: threading.Event | None = N
     drain every ``SERVING_DRAIN_INTERVAL`` seconds. In its own process it never holds a serving worker's
     GIL — as a thread inside the workers it cost a third of their throughput. Each round it also keeps the
     host's serving-state snapshot current (one tiny query; a full read only when the generation changed),
-    so a worker that starts during a database outage knows every deployment even on an idle host.
+    so a worker that starts during a database outage knows every deployment even on an idle host — and the
+    file of small online views (one tiny query; a full read only after a materialization).
     Exits when ``parent`` (the gunicorn master) is gone, or on SIGTERM/SIGINT after one last drain (the
     Celery beat drain covers any gap)."""
     import os
@@ -283,11 +284,12 @@ def drain_forever(*, parent: int | None = None, stop: threading.Event | None = N
         os.nice(settings.SERVING_DRAINER_NICE)
     logger.info("Prediction log drainer started", extra={"spool": str(spool_dir()), "interval_s": interval,
                                                          "nice": settings.SERVING_DRAINER_NICE})
-    generation = None
+    generation, online = None, None
     while not stop.is_set() and (parent is None or os.getppid() == parent):
         started = time.monotonic()
         _drain_safely()
         generation = _refresh_snapshot(generation)
+        online = _refresh_online_snapshot(online)
         stop.wait(max(0.05, interval - (time.monotonic() - started)))
     if stop.is_set():
         _drain_safely()  # the workers have closed their segments by now: flush what they left
@@ -313,6 +315,21 @@ def _refresh_snapshot(known: int | None) -> int | None:
 
     try:
         return snapshot_refresh(settings.SERVING_STATE_SNAPSHOT, known_generation=known)
+    except Exception:  # noqa: BLE001 - database down or disk full: keep the file we have, retry next round
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return known
+
+
+def _refresh_online_snapshot(known: dict | None) -> dict | None:
+    """Keep the host's file of small online views current (see serving_state / online_cache)."""
+    from .serving_state import online_snapshot_refresh
+
+    try:
+        return online_snapshot_refresh(settings.SERVING_ONLINE_SNAPSHOT, state_path=settings.SERVING_STATE_SNAPSHOT,
+                                       known=known, max_rows=settings.SERVING_ONLINE_PRELOAD_ROWS)
     except Exception:  # noqa: BLE001 - database down or disk full: keep the file we have, retry next round
         try:
             connection.close()

@@ -192,7 +192,8 @@ class Canary(models.Model):
     """A share of a deployment's live requests answered (and logged) by a candidate version.
 
     Read by the serving cache when it reloads a deployment (every change bumps the serving generation);
-    the split is a hash of the request id or the first entity key, so a caller sees a stable side.
+    the split is a hash of the request id or of each entity key, so a caller sees a stable side. A paused
+    canary (``paused_at``) is not served.
     """
 
     deployment = models.OneToOneField("deployments.Deployment", on_delete=models.CASCADE, related_name="canary")
@@ -202,6 +203,13 @@ class Canary(models.Model):
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
                                    related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
+    # Paused (by an emergency rollback): kept with its settings, answers nothing until resumed.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return f"canary {self.percent}% of {self.deployment_id} → {self.candidate_id}"
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None

@@ -9,8 +9,9 @@ hashes and the model (by version id) are cached in the process. Every ``SERVING_
 (1 s) one tiny query reads the ``ServingGeneration`` counter; when it changed, entries are reloaded on
 their next use — so a pause, a revoked key or a new production version reach every process within
 ~1 s, without a restart. When the database is unreachable the last known state keeps serving (and
-the prediction log spools locally), so an outage of PostgreSQL does not stop predictions that need
-no online features.
+the prediction log spools locally), so an outage of PostgreSQL does not stop predictions; entity-key
+deployments answer from each process's copy of online values (``online_cache``: small views whole,
+recently read entities otherwise) and refuse the rest with 503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from apps.common.secrets import secret_hash
 
 from . import contract as C
 from . import logpipe, metrics, serving_state
+from .online_cache import ONLINE, NotCached
 
 logger = logging.getLogger("slipway.serving")
 
@@ -69,15 +71,22 @@ class DeploymentState:
     canary_version_label: str = ""
     canary_percent: float = 0.0
     canary_sticky: str = "request"
+    # entity-key deployments: the feature set's lookup plan, from the state snapshot (no read of the set)
+    online_plan: dict | None = None
+
+
+RETRY_AFTER_S = 5  # the Retry-After of a 503 while the database (or the online store) is unreachable
 
 
 class ServingError(Exception):
-    def __init__(self, status: int, detail: str, errors: list | None = None, *, reason: str = ""):
+    def __init__(self, status: int, detail: str, errors: list | None = None, *, reason: str = "",
+                 retry_after: int | None = None):
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors or []
         self.reason = reason or str(status)
+        self.retry_after = retry_after
 
 
 class _RowIds:
@@ -112,6 +121,7 @@ class ServingCache:
     def clear(self) -> None:
         with self._lock:
             self._state, self._checked = None, 0.0
+        ONLINE.clear()  # the online values copy belongs to the state it was read under
 
     @property
     def _predictors(self) -> dict:
@@ -145,6 +155,8 @@ class ServingCache:
                 if st is None or st.source != "database" or serving_state.generation_from_db() != st.generation:
                     st = self._install(serving_state.snapshot_from_db(), source="database")
                     self._write_snapshot(st.raw)
+                if st.online_views:
+                    self._sync_online(st)
                 if previous is not None and previous.outage_since is not None:
                     previous.outage_since = None
                     metrics.safely(metrics.set_outage, False)
@@ -161,7 +173,8 @@ class ServingCache:
             snap = serving_state.snapshot_read(settings.SERVING_STATE_SNAPSHOT)
             if snap is None:
                 raise ServingError(503, "The serving state cannot be read right now (database unavailable and "
-                                        "no local snapshot); retry shortly", reason="db_unavailable")
+                                        "no local snapshot); retry shortly", reason="db_unavailable",
+                                   retry_after=RETRY_AFTER_S)
             st = self._install(snap, source="snapshot")
             logger.warning("Serving from the local state snapshot (database unreachable)",
                            extra={"generation": st.generation, "snapshot_age_s": round(time.time() - st.written_at, 1)})
@@ -171,6 +184,17 @@ class ServingCache:
             logger.warning("Serving state check failed (database unreachable); using the last known state",
                            extra={"generation": st.generation, "source": st.source})
         return st
+
+    @staticmethod
+    def _sync_online(st: ServingState) -> None:
+        """Database reachable: note each online view's last materialization (a changed view's copy is
+        dropped) and hold every small view whole, read again after each materialization (see online_cache)."""
+        stamps = serving_state.online_stamps_from_db(st.online_views)
+        ONLINE.note_stamps({vid: stamp for vid, (stamp, _, _) in stamps.items()})
+        ONLINE.note_stale(list(stamps), {vid for vid, (_, _, stale) in stamps.items() if stale})
+        for vid, (stamp, rows, stale) in stamps.items():
+            if stamp and rows <= settings.SERVING_ONLINE_PRELOAD_ROWS and ONLINE.preloaded.get(vid) != stamp:
+                ONLINE.preload(vid, stamp, serving_state.online_rows_from_db(vid), stale=stale)
 
     def _install(self, snap: dict, *, source: str) -> ServingState:
         st = ServingState.build(snap, source=source, allow=settings.SERVING_DEPLOYMENTS)
@@ -257,11 +281,19 @@ class ServingState:
         self.elsewhere = elsewhere  # slugs that exist but another pool serves
         self.raw = raw
         self.outage_since: float | None = None
+        served = {d.slug for d in deployments.values()}
+        self.online_views = serving_state.online_view_ids(
+            {**raw, "deployments": [d for d in raw["deployments"] if d["slug"] in served]})
 
     @classmethod
     def build(cls, snap: dict, *, source: str, allow: list[str]) -> ServingState:
         gen = snap["generation"]
         deployments, elsewhere = {}, set()
+        plans: dict[str, dict] = {}
+        for fs_id, spec in (snap.get("feature_sets") or {}).items():
+            from apps.features.services import lookup_plan_from_spec
+
+            plans[fs_id] = lookup_plan_from_spec(spec)
         for d in snap["deployments"]:
             if not serving_state.allowed(d["slug"], allow):
                 elsewhere.add(d["slug"])
@@ -281,7 +313,8 @@ class ServingState:
                 contract=contract, contract_error=contract_error, feature_set_id=d["feature_set_id"], task=d["task"],
                 generation=gen,
                 canary_version_id=canary.get("candidate_id"), canary_version_label=canary.get("label", ""),
-                canary_percent=canary.get("percent", 0.0), canary_sticky=canary.get("sticky_by", "request"))
+                canary_percent=canary.get("percent", 0.0), canary_sticky=canary.get("sticky_by", "request"),
+                online_plan=plans.get(str(d["feature_set_id"])) if d["input_mode"] == "entity" else None)
         # Every deployment's keys, also those another pool serves: credentials are checked before the
         # deployment is resolved (401 whether or not it exists), so a valid key of a deployment served
         # elsewhere gets the pool's 404, not a 401.
@@ -532,6 +565,7 @@ class Response:
     body: bytes
     request_id: str
     close: bool = False
+    retry_after: int | None = None
 
 
 def _json(obj) -> bytes:
@@ -600,17 +634,34 @@ def _entity_features(state: DeploymentState, keys: list[str]):
     from apps.common.errors import ApplicationError
 
     try:
-        from apps.features.models import FeatureSet
-        from apps.features.services import online_features_get
+        if state.online_plan is not None:  # the plan from the serving state: no read of the feature set
+            from apps.features.online import online_store
+            from apps.features.services import online_features_with_plan
 
-        feature_set = FeatureSet.objects.get(pk=state.feature_set_id)
-        values = online_features_get(feature_set=feature_set, entity_keys=keys)
+            store = online_store()
+            st = CACHE._state
+            down = store.name == "database" and st is not None and st.outage_since is not None
+
+            def read(view_ids, ks):
+                return ONLINE.read_through(store.read_served, view_ids, ks, store_down=down)
+
+            values = online_features_with_plan(plan=state.online_plan, entity_keys=keys, read=read)
+        else:  # a state snapshot written before plans were kept in it
+            from apps.features.models import FeatureSet
+            from apps.features.services import online_features_get
+
+            feature_set = FeatureSet.objects.get(pk=state.feature_set_id)
+            values = online_features_get(feature_set=feature_set, entity_keys=keys)
     except ApplicationError as exc:
         raise ServingError(exc.status_code, exc.message, exc.errors, reason="online_features") from exc
+    except NotCached as exc:
+        raise ServingError(503, f"The online feature store is unreachable and this server holds no copy of the "
+                                f"values of entity {exc.key!r}; retry shortly", reason="online_unavailable",
+                           retry_after=RETRY_AFTER_S) from exc
     except DatabaseError as exc:
         _reset_db()
         raise ServingError(503, "The online feature store is unavailable; retry shortly",
-                           reason="online_unavailable") from exc
+                           reason="online_unavailable", retry_after=RETRY_AFTER_S) from exc
     rows = _online_rows(values, keys)
     try:
         typed = C.online_rows(rows, state.contract, keys)
@@ -764,7 +815,7 @@ def _fail(exc: ServingError, rid: str, state, version_id, started: float) -> Res
     _access_log(level, exc.detail, {"request_id": rid, "deployment": dep_label, "status": exc.status,
                                     "reason": exc.reason})
     close = exc.status == 413
-    return Response(exc.status, _error_body(exc, rid), rid, close=close)
+    return Response(exc.status, _error_body(exc, rid), rid, close=close, retry_after=exc.retry_after)
 
 
 def _access_log(level: int, msg: str, extra: dict) -> None:
@@ -837,6 +888,8 @@ class ServingDispatcher:
                 headers = [*JSON_HEADERS, ("Content-Length", str(len(resp.body))), ("X-Request-ID", resp.request_id)]
                 if resp.close:
                     headers.append(("Connection", "close"))
+                if resp.retry_after is not None:
+                    headers.append(("Retry-After", str(resp.retry_after)))
                 start_response(_STATUS.get(resp.status, f"{resp.status} Error"), headers)
                 return [resp.body]
         return self.app(environ, start_response)
@@ -871,6 +924,11 @@ def warm_up_models() -> None:
     except ServingError:
         logger.warning("No serving state at start (database unreachable and no snapshot); loading on demand")
         return
+    if st.source == "snapshot" and st.online_views:  # database down: the online values the drainer kept
+        on_file = serving_state.online_snapshot_read(settings.SERVING_ONLINE_SNAPSHOT)
+        for vid in st.online_views:
+            if vid in on_file:
+                ONLINE.preload(vid, on_file[vid]["stamp"], on_file[vid]["rows"], stale=on_file[vid].get("stale", False))
     for vid in st.serving_version_ids():
         if CACHE.model_bytes >= settings.SERVING_MODEL_CACHE_BYTES:
             logger.warning("Serving model cache budget reached during preload; the rest load on first use",

@@ -12,6 +12,13 @@ on this host saw.
 
 The snapshot always holds ALL deployments; a pool restricted by ``SERVING_DEPLOYMENTS`` filters at use,
 so pools with different allow-lists can share one file.
+
+Entity-key deployments also need their feature set's lookup plan (``feature_sets``: plain JSON, no
+database read per request) and the online values themselves. A second file, ``SERVING_ONLINE_SNAPSHOT``,
+holds every online value of each *small* view (at most ``SERVING_ONLINE_PRELOAD_ROWS`` entities) that a
+live entity-key deployment reads, with the view's last materialization time; the drainer rewrites it when
+a materialization changed that time. Workers preload those views whole (from the database, else this
+file); see ``online_cache``.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ def snapshot_from_db() -> dict:
     canaries = _canaries()
     keys = dict(DeploymentApiKey.objects.filter(revoked_at__isnull=True).values_list("key_hash", "deployment_id"))
     version_ids = {d["production_version_id"] for d in deployments} | {c["candidate_id"] for c in canaries.values()}
+    feature_sets = _feature_set_specs({d["registered_model__feature_set_id"] for d in deployments
+                                       if d["input_mode"] == "entity" and d["registered_model__feature_set_id"]})
     versions = {}
     for v in ModelVersion.objects.filter(pk__in=version_ids).values(
             "id", "version", "status", "serving_format", "onnx_verified", "onnx_artifact_key", "safe_artifact_key",
@@ -60,7 +69,77 @@ def snapshot_from_db() -> dict:
         } for d in deployments],
         "keys": keys,
         "versions": versions,
+        "feature_sets": feature_sets,
     }
+
+
+def _feature_set_specs(ids: set[int]) -> dict:
+    """feature set id (as text) → its online lookup plan spec (``lookup_plan_spec``). A set that a model
+    uses cannot change its features (``feature_set_update``), so the spec stays right for the model."""
+    if not ids:
+        return {}
+    from apps.features.models import FeatureSet
+    from apps.features.services import lookup_plan_spec
+
+    return {str(fs.pk): lookup_plan_spec(fs) for fs in FeatureSet.objects.filter(pk__in=ids)}
+
+
+def online_view_ids(snap: dict, allow: list[str] | None = None) -> list[int]:
+    """The online views that this pool's live entity-key deployments read."""
+    specs = snap.get("feature_sets") or {}
+    out: list[int] = []
+    for d in snap["deployments"]:
+        spec = specs.get(str(d.get("feature_set_id")))
+        if d["live"] and d["input_mode"] == "entity" and spec and allowed(d["slug"], allow or []):
+            out += [int(v) for v in spec["views"] if int(v) not in out]
+    return out
+
+
+def online_stamps_from_db(view_ids: list[int]) -> dict[int, tuple[str, int, bool]]:
+    """view id → (last materialization time as text, rows in the online store, stale? — ``STALE_RULE``):
+    two small queries."""
+    from apps.features.models import FeatureView
+    from apps.features.online import stale_view_ids
+
+    stale = stale_view_ids(view_ids)
+    rows = FeatureView.objects.filter(pk__in=view_ids).values_list("pk", "last_materialized_at", "online_row_count")
+    return {pk: (at.isoformat() if at else "", n or 0, pk in stale) for pk, at, n in rows}
+
+
+def online_rows_from_db(view_id: int) -> list[list]:
+    """Every online value of one view: [entity key, values, event time in µs since the epoch]."""
+    from datetime import UTC, datetime, timedelta
+
+    from apps.features.models import OnlineFeatureValue
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return [[k, vals, (ev - epoch) // timedelta(microseconds=1)] for k, vals, ev in
+            OnlineFeatureValue.objects.filter(view_id=view_id).values_list("entity_key", "values", "event_time")
+            .iterator(chunk_size=5000)]
+
+
+def online_snapshot_refresh(path: str | os.PathLike, *, state_path: str | os.PathLike, known: dict | None,
+                            max_rows: int) -> dict | None:
+    """Rewrite the online-values file when the views it should hold, or their materialization, changed
+    (the drainer calls this every round; a full read only then). Returns the stamps now on file."""
+    snap = snapshot_read(state_path)
+    if snap is None:
+        return known
+    ids = online_view_ids(snap)
+    stamps = online_stamps_from_db(ids) if ids else {}
+    wanted = {vid: st for vid, st in stamps.items() if st[0] and st[1] <= max_rows}
+    current = {str(vid): [st[0], st[2]] for vid, st in wanted.items()}
+    if current == known and Path(path).exists():
+        return known
+    views = {str(vid): {"stamp": st[0], "stale": st[2], "rows": online_rows_from_db(vid)} for vid, st in wanted.items()}
+    _write_json(Path(path), {"format": SNAPSHOT_FORMAT, "written_at": time.time(), "views": views})
+    return current
+
+
+def online_snapshot_read(path: str | os.PathLike) -> dict:
+    """view id → {"stamp", "stale", "rows"} from the online-values file ({} when there is none)."""
+    data = snapshot_read(path)
+    return {int(k): v for k, v in (data or {}).get("views", {}).items()}
 
 
 def _canaries() -> dict:
@@ -68,7 +147,7 @@ def _canaries() -> dict:
     from .models import Canary
 
     out = {}
-    for c in Canary.objects.values("deployment_id", "candidate_id", "candidate__version", "percent", "sticky_by"):
+    for c in Canary.objects.filter(paused_at__isnull=True).values("deployment_id", "candidate_id", "candidate__version", "percent", "sticky_by"):
         out[c["deployment_id"]] = {"candidate_id": c["candidate_id"], "label": f"v{c['candidate__version']}",
                                    "percent": float(c["percent"]), "sticky_by": c["sticky_by"]}
     return out
@@ -80,16 +159,20 @@ def snapshot_write(path: str | os.PathLike, snapshot: dict) -> bool:
     current = snapshot_read(path)
     if current is not None and current.get("generation", -1) > snapshot["generation"]:
         return False
+    _write_json(path, snapshot)
+    return True
+
+
+def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, json.dumps(snapshot, separators=(",", ":")).encode())
+        os.write(fd, json.dumps(data, separators=(",", ":")).encode())
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    return True
 
 
 def snapshot_read(path: str | os.PathLike) -> dict | None:

@@ -247,6 +247,8 @@ def predict_view(request, slug):
     out = serving.predict(req)
     resp = HttpResponse(out.body, status=out.status, content_type="application/json")
     resp["X-Request-ID"] = out.request_id
+    if out.retry_after is not None:
+        resp["Retry-After"] = str(out.retry_after)
     return resp
 
 

@@ -124,6 +124,7 @@ class CanaryOut(Schema):
     candidate_id: int
     percent: float
     sticky_by: str
+    paused: bool = False
 
 
 class RollbackOut(Schema):
@@ -213,6 +214,13 @@ def shadow_run_get(request, project: str, run_id: int):
 @api_permission("shadow.manage")
 def shadow_run_stop(request, project: str, run_id: int):
     return _run_out(shadow.shadow_run_stop(run=_run(request, project, run_id, "shadow.manage"), actor=request.auth))
+
+
+@router.post("/projects/{project}/shadow-runs/{run_id}/resume", response=ShadowRunOut)
+@api_permission("shadow.manage")
+def shadow_run_resume(request, project: str, run_id: int):
+    """Resume a shadow run an emergency rollback paused (409 when it is not paused)."""
+    return _run_out(shadow.shadow_run_resume(run=_run(request, project, run_id, "shadow.manage"), actor=request.auth))
 
 
 @router.post("/projects/{project}/shadow-runs/{run_id}/score", response={202: JobAcceptedOut})
@@ -312,6 +320,16 @@ def canary_put(request, project: str, deployment: str, payload: CanaryIn):
     c = rollout.canary_set(deployment=dep, actor=request.auth, candidate=_version(dep, payload.candidate_id),
                              percent=payload.percent, sticky_by=payload.sticky_by)
     return {"deployment": dep.slug, "candidate_id": c.candidate_id, "percent": c.percent, "sticky_by": c.sticky_by}
+
+
+@router.post("/projects/{project}/deployments/{deployment}/canary/resume", response=CanaryOut)
+@api_permission("deployment.manage")
+def canary_resume(request, project: str, deployment: str):
+    """Resume a canary an emergency rollback paused (409 when there is none)."""
+    dep = _dep(request, project, deployment, "deployment.manage")
+    c = rollout.canary_resume(deployment=dep, actor=request.auth)
+    return {"deployment": dep.slug, "candidate_id": c.candidate_id, "percent": c.percent, "sticky_by": c.sticky_by,
+            "paused": False}
 
 
 @router.delete("/projects/{project}/deployments/{deployment}/canary", response={204: None})

@@ -20,6 +20,7 @@ from django.db.models import Q
 
 class ShadowStatus(models.TextChoices):
     ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"  # by an emergency rollback; resumable (the cursor is kept)
     STOPPED = "stopped", "Stopped"
 
 
@@ -41,6 +42,7 @@ class ShadowRun(models.Model):
     stopped_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
     stopped_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "deployments_shadowrun"  # the table kept its name when the model moved apps
@@ -54,6 +56,10 @@ class ShadowRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == ShadowStatus.ACTIVE
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == ShadowStatus.PAUSED
 
 
 class ShadowPrediction(models.Model):

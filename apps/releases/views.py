@@ -96,6 +96,18 @@ def shadow_stop(request, project, deployment, run_id: int):
 
 @project_view("shadow.manage")
 @require_POST
+def shadow_resume(request, project, deployment, run_id: int):
+    dep = _dep(request, project, deployment, "shadow.manage")
+    try:
+        shadow.shadow_run_resume(run=_run(dep, run_id), actor=request.user)
+        messages.success(request, "Shadow run resumed: it scores on from where it paused.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("releases:shadow-detail", project=project.slug, deployment=dep.slug, run_id=run_id)
+
+
+@project_view("shadow.manage")
+@require_POST
 def shadow_score(request, project, deployment, run_id: int):
     dep = _dep(request, project, deployment, "shadow.manage")
     job = shadow.shadow_run_score_request(run=_run(dep, run_id), actor=request.user)
@@ -240,7 +252,7 @@ def deployment_releases(request, project, deployment, canary_form=None):
         canary=canary, canary_form=canary_form or CanaryForm(candidates=_candidates(dep)),
         can_manage=can(request.user, project, "deployment.manage"),
         events=selectors.deployment_events(deployment=dep).filter(kind__in=("deploy", "version", "promote",
-                                                                            "rollback", "canary"))[:200],
+                                                                            "rollback", "canary", "shadow"))[:200],
         runs=dep.shadow_runs.select_related("candidate__model")[:20],
         requests=release_selectors.promotion_request_list(project=project, deployment=dep)[:20]),
         status=422 if form.errors else 200)
@@ -270,6 +282,18 @@ def canary_stop_view(request, project, deployment):
     try:
         rollout.canary_stop(deployment=dep, actor=request.user)
         messages.success(request, "Canary stopped: production answers every request.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("releases:deployment-releases", project=project.slug, deployment=dep.slug)
+
+
+@project_view("deployment.manage")
+@require_POST
+def canary_resume_view(request, project, deployment):
+    dep = _dep(request, project, deployment, "deployment.manage")
+    try:
+        rollout.canary_resume(deployment=dep, actor=request.user)
+        messages.success(request, "Canary resumed: serving processes pick it up within about a second.")
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("releases:deployment-releases", project=project.slug, deployment=dep.slug)

@@ -137,3 +137,35 @@ def test_shadow_evidence_counts_only_requests_after_the_candidate_was_registered
     page = logged_in_client(users["data_scientist"]).get(f"/projects/fraud/deployments/{dep.slug}/shadow/{run.pk}/")
     html = page.content.decode()
     assert 'id="cmp-window"' in html and "500 earlier requests not counted" in html and "100 requests" in html
+
+
+@pytest.mark.django_db
+def test_a_shadow_backfill_starts_at_the_candidates_training_data_cutoff(project, users, client, logged_in_client):
+    """Traffic logged before the candidate existed (what a retraining trained on) is never scored: a 24 h
+    backfill starts at the candidate's registration, so every scored row is out of sample and the page
+    states where the window starts and how many rows it holds."""
+    from apps.releases.models import ShadowPrediction
+    from apps.releases.services import shadow
+    from tests.registry.factories import register_ready_version
+
+    from .factories import MODEL, deploy, frame, send_traffic, strong_estimator, versions
+
+    (weak,) = versions(project, users["data_scientist"], kinds=("weak",))
+    dep, key = deploy(project, users["owner"], weak)
+    send_traffic(client, dep.slug, key, n=120)  # before the candidate: in sample for a retraining
+    X, y, names = frame()
+    strong = register_ready_version(project, users["data_scientist"], strong_estimator(X.iloc[:600], y[:600]),
+                                    X.iloc[600:1200], y[600:1200], names, "binary_classification",
+                                    model_name=MODEL, model=weak.model)
+    send_traffic(client, dep.slug, key, n=80, start=1400)  # after: out of sample
+    run = shadow.shadow_run_start(deployment=dep, actor=users["data_scientist"], candidate=strong, backfill_hours=24)
+    assert run.since == strong.created_at
+    shadow.shadow_run_score_pending(run_id=run.pk, force_compare=True)
+    run.refresh_from_db()
+    assert run.scored == 80
+    assert not ShadowPrediction.objects.filter(run=run, created_at__lte=strong.created_at).exists()
+    assert run.comparison["window"]["rows"] == 80 and run.comparison["window"]["excluded_in_sample"] == 0
+    html = logged_in_client(users["data_scientist"]).get(
+        f"/projects/fraud/deployments/{dep.slug}/shadow/{run.pk}/").content.decode()
+    assert "the candidate&#x27;s training-data cut-off" in html or "the candidate's training-data cut-off" in html
+    assert "80 requests scored" in html and "80 requests, 0 with outcomes" in html

@@ -105,6 +105,30 @@ def log_traffic(w: World, *, first_hour: int = 1, last_hour: int = N_TIMES - 1) 
     return ids
 
 
+def log_fresh_traffic(w: World, *, n: int = 240) -> list[uuid.UUID]:
+    """Predictions logged now (after a retrained candidate was registered: out-of-sample for its shadow run),
+    with the newest hour's features."""
+    from django.utils import timezone
+
+    from apps.deployments.models import PredictionLog
+    from apps.registry.loading import load_predictor
+
+    predictor = load_predictor(w.parent)
+    t = N_TIMES - 2
+    X = np.array([[100.0 * e + t, float(t)] for e in range(N_ENTITIES)])
+    preds, proba = predictor.predict(X)
+    now, batch, rows = timezone.now(), uuid.uuid4(), []
+    for i in range(n):
+        e = i % N_ENTITIES
+        p = float(proba[e, 1])
+        rows.append(PredictionLog(
+            request_id=uuid.uuid4(), batch_id=batch, deployment_id=w.deployment.pk, version_id=w.parent.pk,
+            created_at=now + timedelta(milliseconds=i), entity_key=f"c{e}", inputs={"amount": X[e, 0], "n_tx": t},
+            output=int(preds[e]), probabilities={"0": 1 - p, "1": p}, latency_ms=2.0))
+    PredictionLog.objects.bulk_create(rows)
+    return [r.request_id for r in rows]
+
+
 def post_outcomes(w: World, actor, *, limit: int | None = None) -> dict:
     """Ground truth for logged requests (newest concept), through monitoring's real ingest service."""
     from apps.deployments.models import PredictionLog

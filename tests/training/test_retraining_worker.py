@@ -17,6 +17,7 @@ from tests.conftest import wait_for
 from tests.training.retraining_factories import (
     accuracy_rule,
     degrading_world,
+    log_fresh_traffic,
     log_traffic,
     monitor,
     post_outcomes,
@@ -54,7 +55,14 @@ def test_degradation_fires_the_policy_once_and_ends_in_an_open_promotion_request
     alert = wait_for(lambda: Alert.objects.filter(deployment=w.deployment).first(), message="the accuracy alert")
     assert alert.value < 0.8
 
+    fed = []
+
     def advanced():
+        f = PolicyFiring.objects.filter(policy=policy, fired_at__isnull=False).first()
+        if f is not None and f.shadow_run_id and not fed:
+            # The shadow run never scores the traffic that trained the candidate (before its registration):
+            # only requests answered from now on count.
+            fed.append(log_fresh_traffic(w, n=240))
         beat(("workers.retraining.retraining_tick", []), ("workers.releases.shadow_tick", []))
         time.sleep(1.0)
         f = PolicyFiring.objects.filter(policy=policy, fired_at__isnull=False).first()
@@ -83,6 +91,10 @@ def test_degradation_fires_the_policy_once_and_ends_in_an_open_promotion_request
 
     run = ShadowRun.objects.get(pk=firing.shadow_run_id)
     assert run.candidate_id == version.pk and run.scored >= 200
+    assert run.since == version.created_at  # the backfill starts at the candidate's training-data cut-off
+    from apps.releases.models import ShadowPrediction
+
+    assert not ShadowPrediction.objects.filter(run=run, created_at__lte=version.created_at).exists()
     req = PromotionRequest.objects.get(pk=firing.promotion_request_id)
     assert req.status == "open" and req.decided_by is None and req.candidate_id == version.pk
     assert req.evidence["shadow"]["run_id"] == run.pk and req.evidence["candidate"]

@@ -3,6 +3,9 @@
 Entry points for other apps (stable):
 
 - ``online_features_get(*, feature_set, entity_keys, as_of=None) -> list[dict]`` — online lookup.
+- ``lookup_plan_spec(feature_set) -> dict`` (plain JSON) and ``lookup_plan_from_spec(spec)``, with
+  ``online_features_with_plan(*, plan, entity_keys, now=None, read=None)`` — the same lookup with no read
+  of the set, and optionally another reader than the store (serving keeps the spec in its state snapshot).
 - ``feature_set_online_check(*, feature_set) -> None`` — raises InvalidInput naming batch-only features.
 - ``training_set_build_frame(*, feature_set, labels, timestamp_column, ...) -> polars.DataFrame`` — the
   point-in-time join, synchronously, for training jobs and the skew check.
@@ -47,6 +50,7 @@ from .online import (  # noqa: F401
     feature_view_materialize_request,
     feature_view_materialize_run,
     online_features_get,
+    online_features_with_plan,
 )
 from .sets import (  # noqa: F401
     _PLANS,
@@ -57,6 +61,8 @@ from .sets import (  # noqa: F401
     feature_set_online_check,
     feature_set_update,
     feature_set_usage,
+    lookup_plan_from_spec,
+    lookup_plan_spec,
 )
 from .sources import (  # noqa: F401
     data_source_declared_types,

@@ -180,6 +180,14 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
     plan = _lookup_plan(feature_set)
     if plan["key_problems"]:
         raise Conflict(plan["key_problems"][0])
+    if as_of is not None:
+        entities, canon = _entities(plan, entity_keys)
+        return _features_as_of(feature_set=feature_set, plan=plan, entities=entities, canon=canon, as_of=as_of)
+    return online_features_with_plan(plan=plan, entity_keys=entity_keys, now=now)
+
+
+def _entities(plan: dict, entity_keys: list) -> tuple[list[dict], list[dict]]:
+    """(entities as given, their keys read by the entity's declared type)."""
     join_keys = plan["join_keys"]
     entities = []
     for k in entity_keys:
@@ -199,11 +207,22 @@ def online_features_get(*, feature_set: FeatureSet, entity_keys: list, as_of: da
             canon.append({j: canonical_key(ent[j], key_types[j]) for j in join_keys})
         except ValueError as exc:
             raise InvalidInput(f"entity_keys[{i}]: {exc}", field="entity_keys") from exc
-    if as_of is not None:
-        return _features_as_of(feature_set=feature_set, plan=plan, entities=entities, canon=canon, as_of=as_of)
+    return entities, canon
+
+
+def online_features_with_plan(*, plan: dict, entity_keys: list, now: datetime | None = None, read=None) -> list[dict]:
+    """The online lookup of ``online_features_get`` with a plan in hand (``lookup_plan_from_spec``) and,
+    optionally, another reader than the configured store: ``read(view_ids, keys)`` returns
+    ``({(view_id, key): (values, event_time)}, stale view ids)`` like ``online_store().read_served``
+    (serving passes a read-through copy). The TTL is judged at ``now`` (default: the current time) by the
+    same rule."""
+    if plan["key_problems"]:
+        raise Conflict(plan["key_problems"][0])
+    entities, canon = _entities(plan, entity_keys)
+    join_keys = plan["join_keys"]
     as_of = now or datetime.now(UTC)
     keys = list({c[j] for c in canon for j in join_keys})
-    found, stale = online_store().read_served(list(plan["views"]), keys) if keys else ({}, set())
+    found, stale = (read or online_store().read_served)(list(plan["views"]), keys) if keys else ({}, set())
     out = []
     views, order, reorder = plan["steps"], plan["order"], plan["reorder"]
     expired_at: dict = {}  # event time → expired? (values materialized together share their event times)

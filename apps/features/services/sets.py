@@ -127,32 +127,54 @@ def feature_set_online_check(*, feature_set: FeatureSet) -> None:
 _PLANS: dict[tuple, dict] = {}
 
 
+def lookup_plan_spec(feature_set: FeatureSet) -> dict:
+    """What the online lookup of ``feature_set`` needs, as plain JSON (serving keeps it in its state snapshot,
+    so a lookup needs no database read of the set): per view its TTL, join key, key type and features, and
+    the views' key problems (``view_key_problem``)."""
+    items = list(feature_set.ordered_items)
+    views: dict[str, dict] = {}
+    key_problems = []  # views that predate declared key types (``view_key_problem``): never joined
+    for it in items:
+        v = it.feature.view
+        if str(v.pk) not in views:
+            problem = view_key_problem(v)
+            if problem:
+                key_problems.append(problem)
+        views.setdefault(str(v.pk), {"ttl_s": v.ttl.total_seconds() if v.ttl is not None else None,
+                                     "join_key": v.entity.join_key, "key_type": v.entity.value_type,
+                                     "online": v.online, "features": []})
+        views[str(v.pk)]["features"].append([it.feature.name, it.output_name])
+    return {"views": views, "order": [it.output_name for it in items], "key_problems": key_problems}
+
+
+def lookup_plan_from_spec(spec: dict) -> dict:
+    """The lookup plan (see ``online_features_with_plan``) built from ``lookup_plan_spec``'s output."""
+    from datetime import timedelta
+
+    views = {int(vid): {"ttl": timedelta(seconds=v["ttl_s"]) if v["ttl_s"] is not None else None,
+                        "join_key": v["join_key"], "key_type": v["key_type"], "online": v["online"],
+                        "features": [tuple(f) for f in v["features"]]}
+             for vid, v in spec["views"].items()}
+    order = list(spec["order"])
+    steps = []
+    for vid, v in views.items():
+        onames = tuple(o for _, o in v["features"])
+        # per view: the dicts every result starts from (copied, never shared between results)
+        steps.append((vid, v["join_key"], v["ttl"], tuple(f for f, _ in v["features"]), onames,
+                      dict.fromkeys(onames), dict.fromkeys(onames, "ok"), dict.fromkeys(onames, "expired"),
+                      dict.fromkeys(onames, "missing"), dict.fromkeys(onames, "stale")))
+    return {"views": views, "order": order, "steps": steps,
+            "reorder": [o for st in steps for o in st[4]] != order,
+            "join_keys": sorted({v["join_key"] for v in views.values()}),
+            "key_types": {v["join_key"]: v["key_type"] for v in views.values()},
+            "key_problems": list(spec.get("key_problems", []))}
+
+
 def _lookup_plan(feature_set: FeatureSet) -> dict:
     key = (feature_set.pk, feature_set.revision, feature_set.created_at)  # created_at: a reused pk is another set
     plan = _PLANS.get(key)
     if plan is None:
-        items = list(feature_set.ordered_items)
-        views = {}
-        key_problems = []  # views that predate declared key types (``view_key_problem``): never joined
-        for it in items:
-            v = it.feature.view
-            if v.pk not in views and view_key_problem(v):
-                key_problems.append(view_key_problem(v))
-            views.setdefault(v.pk, {"ttl": v.ttl, "join_key": v.entity.join_key, "key_type": v.entity.value_type,
-                                    "online": v.online, "features": []})
-            views[v.pk]["features"].append((it.feature.name, it.output_name))
-        order = [it.output_name for it in items]
-        steps = []
-        for vid, v in views.items():
-            onames = tuple(o for _, o in v["features"])
-            # per view: the dicts every result starts from (copied, never shared between results)
-            steps.append((vid, v["join_key"], v["ttl"], tuple(f for f, _ in v["features"]), onames,
-                          dict.fromkeys(onames), dict.fromkeys(onames, "ok"), dict.fromkeys(onames, "expired"),
-                          dict.fromkeys(onames, "missing"), dict.fromkeys(onames, "stale")))
-        plan = {"views": views, "order": order, "steps": steps,
-                "reorder": [o for st in steps for o in st[4]] != order,
-                "join_keys": sorted({v["join_key"] for v in views.values()}),
-                "key_types": {v["join_key"]: v["key_type"] for v in views.values()}, "key_problems": key_problems}
+        plan = lookup_plan_from_spec(lookup_plan_spec(feature_set))
         if len(_PLANS) > 1000:
             _PLANS.clear()
         _PLANS[key] = plan

@@ -1,5 +1,6 @@
 """Rollout of a version on a live deployment: canaries (a share of live requests to a candidate) and
-rollback (back to the previous production version in one action)."""
+rollback (back along the release history in one action, pausing the other candidates; each paused canary
+or shadow run can be resumed by whoever may manage it, recorded on the timeline)."""
 
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ def rollback_target(*, deployment: Deployment):
 
 def deployment_rollback(*, deployment: Deployment, actor, reason: str = "") -> Deployment:
     """The emergency stop, in one action for the deployment's owner: production goes back along the release
-    history at once, and the canary and every active shadow run on the deployment are stopped (each recorded
-    on the timeline), so no other candidate keeps answering or collecting evidence."""
+    history at once, and the canary and every active shadow run on the deployment are paused (each recorded
+    on the timeline), so no other candidate keeps answering or collecting evidence until someone resumes it
+    (``canary_resume``, ``shadow_run_resume``)."""
     from apps.releases.models import ShadowRun, ShadowStatus
 
     project = deployment.project
@@ -75,25 +77,29 @@ def deployment_rollback(*, deployment: Deployment, actor, reason: str = "") -> D
             action="deployment.manage" if is_owner else "deployment.rollback",
             reason=f"Rolled back from {from_version}" + (f": {reason}" if reason else ""),
             details={"rollback": True})
-        canary = Canary.objects.select_for_update().filter(deployment=dep).select_related("candidate").first()
-        stopped = []
+        canary = Canary.objects.select_for_update().filter(deployment=dep, paused_at__isnull=True) \
+            .select_related("candidate").first()
+        paused = []
+        now = timezone.now()
         if canary is not None:
+            canary.paused_at, canary.paused_reason = now, f"Paused by the emergency rollback from {from_version}"
+            canary.save(update_fields=["paused_at", "paused_reason", "updated_at"])
             DeploymentEvent.objects.create(
                 deployment=dep, kind="canary", version=target, previous_version=canary.candidate, actor=actor,
-                reason=f"Canary of {canary.candidate} ({canary.percent:g}%) stopped by the emergency rollback")
-            stopped.append(f"canary {canary.candidate}")
-            canary.delete()
+                reason=f"Canary of {canary.candidate} ({canary.percent:g}%) paused by the emergency rollback "
+                       "(resume it on the releases page)")
+            paused.append(f"canary {canary.candidate}")
         for run in ShadowRun.objects.select_for_update().filter(deployment=dep, status=ShadowStatus.ACTIVE) \
                 .select_related("candidate"):
-            run.status, run.stopped_by, run.stopped_at = ShadowStatus.STOPPED, actor, timezone.now()
-            run.save(update_fields=["status", "stopped_by", "stopped_at"])
+            run.status, run.paused_at = ShadowStatus.PAUSED, now
+            run.save(update_fields=["status", "paused_at"])
             DeploymentEvent.objects.create(deployment=dep, kind="shadow", version=run.candidate, actor=actor,
-                                           reason=f"Shadow run #{run.pk} of {run.candidate} stopped by the "
-                                                  "emergency rollback")
-            stopped.append(f"shadow run #{run.pk}")
-        if stopped:
-            audit_record(actor=actor, verb="deployment.rollback_stop_candidates", project=project, target=dep,
-                         details={"stopped": stopped, "from": str(from_version), "to": str(target)})
+                                           reason=f"Shadow run #{run.pk} of {run.candidate} paused by the "
+                                                  "emergency rollback (resume it on its page)")
+            paused.append(f"shadow run #{run.pk}")
+        if paused:
+            audit_record(actor=actor, verb="deployment.rollback_pause_candidates", project=project, target=dep,
+                         details={"paused": paused, "from": str(from_version), "to": str(target)})
             serving_generation_bump()
     return dep
 
@@ -118,7 +124,7 @@ def canary_set(*, deployment: Deployment, actor, candidate, percent: float, stic
     with transaction.atomic():
         canary, _ = Canary.objects.update_or_create(
             deployment=deployment, defaults={"candidate": candidate, "percent": percent, "sticky_by": sticky_by,
-                                             "created_by": actor})
+                                             "created_by": actor, "paused_at": None, "paused_reason": ""})
         DeploymentEvent.objects.create(deployment=deployment, kind="canary", version=candidate,
                                        previous_version=deployment.production_version, actor=actor,
                                        reason=f"Canary: {percent:g}% of requests (sticky by {sticky_by}) to {candidate}")
@@ -139,3 +145,25 @@ def canary_stop(*, deployment: Deployment, actor) -> None:
                                        actor=actor, reason="Canary stopped: production answers every request")
         audit_record(actor=actor, verb="deployment.canary_stop", project=deployment.project, target=deployment)
         serving_generation_bump()
+
+
+def canary_resume(*, deployment: Deployment, actor):
+    """Resume a canary an emergency rollback paused (same share and stickiness), recorded on the timeline."""
+    _require(actor, deployment.project, "deployment.manage")
+    with transaction.atomic():
+        canary = Canary.objects.select_for_update().filter(deployment=deployment).select_related("candidate").first()
+        if canary is None or canary.paused_at is None:
+            raise Conflict(f"{deployment.slug} has no paused canary")
+        deployment.refresh_from_db(fields=["production_version"])
+        if canary.candidate_id == deployment.production_version_id:
+            raise Conflict(f"{canary.candidate} is the production version now: stop the canary instead")
+        canary.paused_at, canary.paused_reason = None, ""
+        canary.save(update_fields=["paused_at", "paused_reason", "updated_at"])
+        DeploymentEvent.objects.create(deployment=deployment, kind="canary", version=canary.candidate,
+                                       previous_version=deployment.production_version, actor=actor,
+                                       reason=f"Canary resumed: {canary.percent:g}% of requests (sticky by "
+                                              f"{canary.sticky_by}) to {canary.candidate}")
+        audit_record(actor=actor, verb="deployment.canary_resume", project=deployment.project, target=deployment,
+                     details={"candidate": str(canary.candidate), "percent": canary.percent})
+        serving_generation_bump()
+    return canary

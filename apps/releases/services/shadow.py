@@ -59,7 +59,10 @@ def _candidate_check(deployment: Deployment, candidate, *, allow_production: boo
 
 
 def shadow_run_start(*, deployment: Deployment, actor, candidate, backfill_hours: float = 24.0) -> ShadowRun:
-    """Start shadowing ``candidate`` on ``deployment``; it also scores traffic of the last ``backfill_hours``."""
+    """Start shadowing ``candidate`` on ``deployment``; it also scores traffic of the last ``backfill_hours``
+    — but never traffic from before the candidate's training-data cut-off (its registration: whatever
+    trained it existed by then, e.g. a retraining's window of outcomes), so the run holds out-of-sample
+    requests only, the same rule the comparison applies."""
     _require(actor, deployment.project, "shadow.manage")
     _candidate_check(deployment, candidate)
     try:
@@ -68,14 +71,15 @@ def shadow_run_start(*, deployment: Deployment, actor, candidate, backfill_hours
         raise InvalidInput("Backfill must be a number of hours", field="backfill_hours") from exc
     if not 0 <= backfill_hours <= 24 * 90:
         raise InvalidInput("Backfill must be between 0 and 2160 hours (90 days)", field="backfill_hours")
-    since = timezone.now() - timedelta(hours=backfill_hours)
+    since = max(timezone.now() - timedelta(hours=backfill_hours), candidate.created_at)
     try:
         with transaction.atomic():
             run = ShadowRun.objects.create(deployment=deployment, candidate=candidate, since=since, started_by=actor)
             audit_record(actor=actor, verb="shadow.start", project=deployment.project, target=run,
                          target_label=f"{deployment.slug}: {candidate}",
                          details={"deployment": deployment.slug, "candidate": str(candidate),
-                                  "candidate_id": candidate.pk, "backfill_hours": backfill_hours})
+                                  "candidate_id": candidate.pk, "backfill_hours": backfill_hours,
+                                  "since": since.isoformat(), "cutoff": candidate.created_at.isoformat()})
     except IntegrityError as exc:
         raise Conflict(f"{candidate} is already shadowing {deployment.slug}", field="candidate") from exc
     transaction.on_commit(lambda: _enqueue_score(run.pk))
@@ -91,12 +95,37 @@ def shadow_run_stop(*, run: ShadowRun, actor) -> ShadowRun:
     _require(actor, run.deployment.project, "shadow.manage")
     with transaction.atomic():
         run = ShadowRun.objects.select_for_update().get(pk=run.pk)
-        if run.status != ShadowStatus.ACTIVE:
+        if run.status == ShadowStatus.STOPPED:
             raise Conflict("This shadow run is already stopped")
         run.status, run.stopped_by, run.stopped_at = ShadowStatus.STOPPED, actor, timezone.now()
         run.save(update_fields=["status", "stopped_by", "stopped_at"])
         audit_record(actor=actor, verb="shadow.stop", project=run.deployment.project, target=run,
                      target_label=f"{run.deployment.slug}: {run.candidate}", details={"scored": run.scored})
+    return run
+
+
+def shadow_run_resume(*, run: ShadowRun, actor) -> ShadowRun:
+    """Resume a run an emergency rollback paused: it scores on from its cursor (the traffic logged during
+    the pause included), recorded on the deployment's timeline."""
+    from apps.deployments.models import DeploymentEvent
+
+    _require(actor, run.deployment.project, "shadow.manage")
+    try:
+        with transaction.atomic():
+            run = ShadowRun.objects.select_for_update().select_related("deployment", "candidate").get(pk=run.pk)
+            if run.status != ShadowStatus.PAUSED:
+                raise Conflict(f"This shadow run is {run.status}, not paused")
+            if run.candidate_id == run.deployment.production_version_id:
+                raise Conflict(f"{run.candidate} is the production version now: there is nothing to shadow")
+            run.status, run.paused_at = ShadowStatus.ACTIVE, None
+            run.save(update_fields=["status", "paused_at"])
+            DeploymentEvent.objects.create(deployment=run.deployment, kind="shadow", version=run.candidate, actor=actor,
+                                           reason=f"Shadow run #{run.pk} of {run.candidate} resumed")
+            audit_record(actor=actor, verb="shadow.resume", project=run.deployment.project, target=run,
+                         target_label=f"{run.deployment.slug}: {run.candidate}", details={"scored": run.scored})
+    except IntegrityError as exc:
+        raise Conflict(f"{run.candidate} is already shadowing {run.deployment.slug} in another run") from exc
+    transaction.on_commit(lambda: _enqueue_score(run.pk))
     return run
 
 

@@ -44,7 +44,10 @@ log = logging.getLogger(__name__)
 MAX_TRIGGERS = 10
 LABEL_COLUMN = "label"
 TIMESTAMP_COLUMN = "event_timestamp"
-SHADOW_BACKFILL_HOURS = 24.0  # the new version also scores the last day of logged traffic
+# The shadow run asks for a day of backfill, but a run never scores traffic from before the candidate's
+# training-data cut-off (``shadow_run_start``): the retrained version was just registered, so its run scores
+# only requests answered after that — never the window of outcomes that trained it.
+SHADOW_BACKFILL_HOURS = 24.0
 
 
 def _require(actor, deployment: Deployment, action: str) -> None:
@@ -501,6 +504,10 @@ def _advance_shadow(firing: PolicyFiring) -> None:
         _step(firing, "fail", firing.outcome)
         return
     needed = promotion_policy(run.deployment.project).min_shadow_requests
+    if run.scored < needed and run.is_paused:
+        firing.outcome = (f"Shadow run #{run.pk} is paused (emergency rollback) at {run.scored:,} of the {needed:,} "
+                          "requests the promotion policy asks for; it waits until the run is resumed")
+        return
     if run.scored < needed and run.is_active:
         firing.outcome = (f"Shadow run #{run.pk} has scored {run.scored:,} of the {needed:,} requests the promotion "
                           "policy asks for; the promotion request opens when it has")
