@@ -1,14 +1,35 @@
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
+from pydantic import StrictFloat, WithJsonSchema
 
-from apps.common.schemas import InSchema
+from apps.common.edge import NON_BLANK_TEXT_PATTERN, STORABLE_TEXT_PATTERN
+from apps.common.schemas import INT32_MAX, InSchema
+
+from .drift import Thresholds
+from .services.common import (
+    CHECK_MAX_MINUTES,
+    METRIC_PATTERN,
+    MIN_WINDOW_MINUTES,
+    OVERRIDE_KEYS,
+    SNOOZE_MAX_MINUTES,
+)
+from .services.outcomes import MAX_OUTCOMES
+
+# What services.outcomes checks per item (the service reports every bad item by index, so the body is parsed
+# there; the schema documents the same rules).
+_OUTCOME_ITEMS = {"type": "object", "required": ["request_id", "label"], "additionalProperties": False, "properties": {
+    "request_id": {"type": "string", "format": "uuid"},
+    "label": {"type": ["string", "number", "boolean"], "pattern": STORABLE_TEXT_PATTERN},
+    "observed_at": {"type": ["string", "number", "boolean", "null"], "pattern": STORABLE_TEXT_PATTERN,
+                    "description": "ISO 8601; an unparseable one lists the outcome under `invalid`"}}}
 
 
 class OutcomesIn(InSchema):
-    outcomes: list[Any] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool, "
+    outcomes: Annotated[list[Any], WithJsonSchema({"type": "array", "items": _OUTCOME_ITEMS,
+                                                   "maxItems": MAX_OUTCOMES})] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool, "
                                                  "observed_at?: ISO 8601 (when the outcome was observed)}")
 
 
@@ -51,7 +72,7 @@ class OutcomesOut(Schema):
 
 
 class DriftCheckIn(InSchema):
-    minutes: int = 60
+    minutes: int = Field(60, ge=MIN_WINDOW_MINUTES, le=CHECK_MAX_MINUTES)
 
 
 class WindowOut(Schema):
@@ -94,12 +115,13 @@ class AlertOut(Schema):
 
 
 class SnoozeIn(InSchema):
-    minutes: int
+    minutes: int = Field(..., ge=1, le=SNOOZE_MAX_MINUTES)
 
 
 class AlertRuleIn(InSchema):
     name: str
-    metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>")
+    metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>",
+                        json_schema_extra={"pattern": METRIC_PATTERN})
     comparator: Literal["gt", "gte", "lt", "lte"]
     threshold: float
     consecutive: int = Field(1, ge=1, le=1000)
@@ -125,10 +147,10 @@ class AlertRuleOut(Schema):
 
 class SettingsIn(InSchema):
     window_kind: Literal["time", "count"] | None = None
-    window_minutes: int | None = Field(None, ge=15)
-    window_count: int | None = Field(None, ge=100)
+    window_minutes: int | None = Field(None, ge=MIN_WINDOW_MINUTES, le=INT32_MAX)
+    window_count: int | None = Field(None, ge=100, le=INT32_MAX)
     schedule_enabled: bool | None = None
-    thresholds: dict[str, float] | None = None
+    thresholds: dict[Literal[tuple(Thresholds.__dataclass_fields__)], StrictFloat] | None = None
 
 
 class OverrideOut(Schema):
@@ -151,5 +173,5 @@ class SettingsOut(Schema):
 
 class OverrideIn(InSchema):
     feature: str
-    values: dict[str, float]
-    reason: str
+    values: dict[Literal[OVERRIDE_KEYS], StrictFloat] = Field(..., min_length=1)
+    reason: str = Field(..., json_schema_extra={"pattern": NON_BLANK_TEXT_PATTERN})
