@@ -3,12 +3,13 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
-from pydantic import StrictFloat, WithJsonSchema
+from pydantic import ConfigDict, StrictFloat, WithJsonSchema
 
 from apps.common.edge import NON_BLANK_TEXT_PATTERN, STORABLE_TEXT_PATTERN
 from apps.common.schemas import INT32_MAX, InSchema
 
 from .drift import Thresholds
+from .models import AlertRule
 from .services.common import (
     CHECK_MAX_MINUTES,
     METRIC_PATTERN,
@@ -118,8 +119,18 @@ class SnoozeIn(InSchema):
     minutes: int = Field(..., ge=1, le=SNOOZE_MAX_MINUTES)
 
 
+def _max(field: str) -> int:
+    return AlertRule._meta.get_field(field).max_length
+
+
 class AlertRuleIn(InSchema):
-    name: str
+    # services.alert_rule_create: a webhook channel needs its URL and signing secret
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"required": ["channels"], "properties": {"channels": {"contains": {"const": "webhook"}}}},
+        "then": {"required": ["webhook_url", "webhook_secret"],
+                 "properties": {"webhook_url": {"minLength": 1}, "webhook_secret": {"minLength": 1}}}})
+
+    name: str = Field(..., max_length=_max("name"))
     metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>",
                         json_schema_extra={"pattern": METRIC_PATTERN})
     comparator: Literal["gt", "gte", "lt", "lte"]
@@ -128,8 +139,8 @@ class AlertRuleIn(InSchema):
     severity: Literal["info", "warning", "critical"] = "warning"
     channels: list[Literal["email", "webhook"]] = []
     emails: list[str] = []
-    webhook_url: str = ""
-    webhook_secret: str = ""
+    webhook_url: str = Field("", max_length=_max("webhook_url"))
+    webhook_secret: str = Field("", max_length=_max("webhook_secret"))
     cooldown_minutes: int = Field(60, ge=0, le=525_600)
 
 

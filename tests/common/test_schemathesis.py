@@ -258,7 +258,6 @@ def test_gunicorn_bounds_the_request_line_and_headers_and_answers_in_json(portal
 # or an order between two fields (window_end after window_start). The fuzzer accepts their documented 4xx
 # as well; every other operation must accept every request its schema allows.
 DATA_DEPENDENT = {
-    "POST /api/v1/projects": "the slug derived from the name must not be empty (e.g. a name of punctuation only)",
     "POST /api/v1/projects/{project}/feature-views": "the feature columns must exist in the source",
     "PATCH /api/v1/projects/{project}/feature-views/{name}": "the feature columns must exist in the source",
     "POST /api/v1/projects/{project}/feature-sets": "the referenced views and features must exist",
@@ -272,7 +271,6 @@ DATA_DEPENDENT = {
     "POST /api/v1/projects/{project}/models/{model}/training-jobs": "a label file, a validated parent version, "
                                                                     "window_end after window_start",
     "POST /api/v1/projects/{project}/deployments": "the version and the owner must exist",
-    "POST /api/v1/deployments/{deployment}/monitoring/rules": "a webhook channel needs its URL and secret",
     "PUT /api/v1/deployments/{deployment}/retraining-policy": "an alert_rule trigger names a rule of the deployment",
     "PUT /api/v1/projects/{project}/readiness/answers/{item_key}": "the answers allowed depend on the item",
 }
