@@ -12,10 +12,10 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from pydantic.json_schema import models_json_schema
 
-from apps.common.api_edge import error_response
-from apps.common.edge import find_bad_text, json_text_may_be_bad
+from apps.common.api_edge import MAX_URL_BYTES, error_response
+from apps.common.edge import STORABLE_TEXT_PATTERN, find_bad_text, json_text_may_be_bad
 from apps.common.errors import ApplicationError, InvalidInput, UnsupportedMediaType
-from apps.common.schemas import TOTAL_HEADER, ErrorOut
+from apps.common.schemas import INT64_MAX, TOTAL_HEADER, ErrorOut
 from apps.projects.auth import BrowserSessionAuth, TokenAuth
 
 
@@ -54,7 +54,7 @@ ERROR_STATUSES = {
     404: "No such object, or one you cannot see",
     409: "Conflicts with the current state (or an Idempotency-Key reused with another body)",
     413: "Request body too large",
-    414: "URL too long (more than 8,192 characters of path and query)",
+    414: f"URL too long (more than {MAX_URL_BYTES:,} characters of path and query)",
     415: "The body must be sent as application/json",
     422: "Invalid input; `errors` names each field",
     500: "Internal error; the answer carries only a request id",
@@ -77,10 +77,52 @@ class SlipwayAPI(NinjaAPI):
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         _, defs = models_json_schema([(ErrorOut, "serialization")], ref_template=_REF)
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+        components = schema["components"]["schemas"]
+        seen: set[str] = set()
         for path_item in schema["paths"].values():
             for method, op in path_item.items():
                 _document_operation(method, op)
+                for param in op.get("parameters", []):
+                    # (query filters are compared in Python, so any integer is fine there)
+                    _storable_text(param.get("schema", {}), components, seen, ints=param.get("in") != "query")
+                for media in op.get("requestBody", {}).get("content", {}).values():
+                    _storable_text(media.get("schema", {}), components, seen)
         return schema
+
+
+def _storable_text(node, components: dict, seen: set[str], ints: bool = True) -> None:
+    """Put the edge's rule (no NUL, no unpaired surrogate: ``apps.common.edge``) on every free-text string of
+    a request schema, following references; strings with a format, an enum or their own pattern (which
+    already excludes those characters) are left as they are. Integers get the 64-bit range the edge
+    enforces (``ints``)."""
+    if isinstance(node, list):
+        for item in node:
+            _storable_text(item, components, seen, ints)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen:
+            seen.add(name)
+            _storable_text(components.get(name), components, seen, ints)
+        return
+    if node.get("type") == "string" and not {"format", "enum", "const", "pattern"} & node.keys():
+        node["pattern"] = STORABLE_TEXT_PATTERN
+    if ints and node.get("type") == "integer":  # InSchema._storable_integer and 64-bit keys; narrower ranges are
+        # stated where they apply
+        node.setdefault("minimum", -INT64_MAX)
+        node.setdefault("maximum", INT64_MAX)
+    if node.get("type") == "object" and node.get("additionalProperties", True) is not False \
+            and "propertyNames" not in node:
+        node["propertyNames"] = {"pattern": STORABLE_TEXT_PATTERN}  # keys are checked too
+    for key in ("properties", "patternProperties", "$defs"):
+        for sub in (node.get(key) or {}).values():
+            _storable_text(sub, components, seen, ints)
+    for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems", "not"):
+        if key in node:
+            _storable_text(node[key], components, seen, ints)
 
 
 def _document_operation(method: str, op: dict) -> None:

@@ -7,6 +7,7 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 WORKER_MODULES = [
+    "workers.common",
     "workers.projects",
     "workers.features",
     "workers.registry",

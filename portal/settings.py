@@ -184,6 +184,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# Idempotency-Key records (apps.common.idempotency) older than this are deleted by an hourly beat task; a key
+# reused after that is a new request.
+IDEMPOTENCY_RETENTION_HOURS = env.int("SLIPWAY_IDEMPOTENCY_RETENTION_HOURS", default=168)
+CELERY_BEAT_SCHEDULE["common-idempotency-records-prune"] = {
+    "task": "workers.common.idempotency_records_prune", "schedule": 3600.0}
+
 # Sessions and security. Production hardening when DEBUG is off.
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie

@@ -36,7 +36,7 @@ from .errors import ApplicationError, InvalidInput
 logger = logging.getLogger("slipway.api")
 
 API_PREFIX = "/api/"
-MAX_URL_BYTES = 8192  # path + query; gunicorn's own limit is off (apps/deployments/gunicorn_conf.py)
+MAX_URL_BYTES = 8000  # path + query; below gunicorn's request-line cap of 8,190 (apps/deployments/gunicorn_conf.py)
 REASONS = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
            405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Request body too large", 414: "URL too long",
            415: "Unsupported media type", 422: "Invalid input", 429: "Too many requests",
@@ -183,7 +183,7 @@ class ApiEdgeMiddleware:
     def __call__(self, request):
         too_long = len(request.META.get("QUERY_STRING", "")) + len(request.path_info) > MAX_URL_BYTES
         if not request.path_info.startswith(API_PREFIX):
-            if too_long:  # pages too: gunicorn's own request-line limit is off
+            if too_long:  # pages too (under gunicorn, longer request lines never get here)
                 return HttpResponse("URL too long", status=414, content_type="text/plain")
             return self.get_response(request)
         if too_long:

@@ -14,6 +14,13 @@ from __future__ import annotations
 import re
 
 _BAD = re.compile("[\x00\ud800-\udfff]")
+# The same rule as a JSON Schema ``pattern``: portal.api puts it on every free-text string of a request in
+# /api/openapi.json, so the schema says what the edge refuses. It names NUL only: an unpaired surrogate is not
+# a Unicode scalar value, so no JSON Schema string holds one (and validators compiling patterns as Rust or
+# ECMA "u" regexes refuse surrogates in a pattern).
+STORABLE_TEXT_PATTERN = r"^[^\u0000]*$"
+# ... and text a service refuses when it is empty or only whitespace (``not value.strip()``).
+NON_BLANK_TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
 
 def text_problem(value: str) -> str | None:

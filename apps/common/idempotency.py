@@ -4,13 +4,20 @@ the first result (the service looks it up), and the same key with a different bo
 Handlers call :func:`idempotency_key` instead of reading the header; it validates the key, records the
 body's fingerprint under (caller, method, path, key) and refuses a mismatch. The operation documents
 the header with ``openapi_extra=IDEMPOTENT`` (``apps.common.schemas``).
+
+Records are kept for ``SLIPWAY_IDEMPOTENCY_RETENTION_HOURS`` (default 168, a week): the Celery beat task
+``workers.common.idempotency_records_prune`` deletes older ones (:func:`idempotency_records_prune`), after
+which a key may be used again for another body.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from .edge import text_problem
 from .errors import Conflict, InvalidInput
@@ -57,3 +64,15 @@ def idempotency_key(request) -> str | None:
         raise Conflict(f"This {HEADER} was already used with a different request body; use a new key",
                        field=HEADER)
     return key
+
+
+def idempotency_records_prune(*, now: datetime | None = None, batch: int = 10_000) -> int:
+    """Delete the records older than the retention (``settings.IDEMPOTENCY_RETENTION_HOURS``), in batches;
+    returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_RETENTION_HOURS)
+    deleted = 0
+    while True:
+        ids = list(IdempotencyRecord.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch])
+        if not ids:
+            return deleted
+        deleted += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]

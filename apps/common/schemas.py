@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime
 import typing
 
 from ninja import Field, Schema
@@ -22,6 +23,7 @@ TOTAL_HEADER = "X-Total-Count"
 
 
 INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1  # a PositiveIntegerField's column
 
 
 class InSchema(Schema):
@@ -31,13 +33,16 @@ class InSchema(Schema):
     @classmethod
     def _no_bool_number_coercion(cls, value, info):
         """JSON true/false and numbers are not interchangeable (pydantic's lax mode would turn 0 into false
-        and false into 0.0): a boolean field takes a boolean, a number field not a boolean."""
+        and false into 0.0): a boolean field takes a boolean, a number field not a boolean; and a date-time
+        field takes ISO 8601 text, not a number (which lax mode reads as a Unix time)."""
         ann = cls.model_fields[info.field_name].annotation
         kinds = {a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)}
         if kinds == {bool} and value is not None and not isinstance(value, bool):
             raise ValueError("must be true or false")
         if isinstance(value, bool) and kinds and kinds <= {int, float}:
             raise ValueError("must be a number, not true or false")
+        if isinstance(value, int | float) and kinds and kinds <= {datetime.datetime, datetime.date}:
+            raise ValueError("must be an ISO 8601 date-time text, not a number")
         return value
 
     @field_validator("*")

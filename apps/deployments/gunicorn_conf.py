@@ -38,9 +38,33 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "5"))
 # spreads new connections over them (a worker that dies drops the connections queued on its socket).
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() in ("1", "true", "yes", "on")
 preload_app = True
-# gunicorn answers an over-long request line itself with an HTML 414; the portal bounds the URL instead
-# (apps.common.api_edge: JSON 414 for /api/ beyond API_MAX_URL_BYTES), so every API answer stays JSON.
-limit_request_line = 0
+# Request limits (a client cannot make a worker buffer an endless request line or header block). The request
+# line is capped at gunicorn's maximum, 8,190 bytes; the portal's own bound on path + query is lower
+# (apps.common.api_edge.MAX_URL_BYTES, 8,000), so up to the cap the portal answers a JSON 414 for /api/ and a
+# plain one for pages, and beyond it gunicorn answers 414 itself, before reading more — in the same JSON
+# error shape (_json_protocol_errors below), as it does for malformed requests and oversized headers (431).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+
+def _json_protocol_errors():
+    """gunicorn writes its own protocol errors (400, 414, 431, ...) as an HTML page through
+    ``gunicorn.util.write_error``; answer them as ``{"detail", "errors"}`` JSON like every API error."""
+    import json
+
+    from gunicorn import util
+
+    def write_error(sock, status_int, reason, mesg):
+        body = json.dumps({"detail": f"{reason}: {mesg}" if mesg else reason, "errors": []}).encode()
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode("latin1")
+        util.write_nonblock(sock, head + body)
+
+    util.write_error = write_error
+
+
+_json_protocol_errors()
 
 
 def when_ready(server):  # master, after preloading the app, before the workers are forked

@@ -2,18 +2,26 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from django.conf import settings
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
+from apps.common.edge import NON_BLANK_TEXT_PATTERN
 from apps.common.schemas import InSchema
 
 
 class DeploymentIn(InSchema):
+    # services.deployment_create: going live (the default) needs an owner
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"go_live": {"const": True}}},
+        "then": {"required": ["owner"], "properties": {"owner": {"type": "string", "minLength": 1}}}})
+
     version_id: int
     slug: str
     name: str = ""
     owner: str | None = Field(None, description="Username of the owner (a project member); required to go live")
     input_mode: Literal["inline", "entity"] = "inline"
-    max_batch: int | None = None
+    max_batch: int | None = Field(None, ge=1, le=settings.SERVING_MAX_BATCH)  # as services.deployment_create
     go_live: bool = True
     override_reason: str = Field("", description="Project owners, where the project's promotion policy allows it: "
                                                  "put a first version live without a promotion request (audited)")
@@ -45,7 +53,7 @@ class VersionIn(InSchema):
 
 
 class KeyIn(InSchema):
-    name: str
+    name: str = Field(..., json_schema_extra={"pattern": NON_BLANK_TEXT_PATTERN})
 
 
 class KeyOut(Schema):

@@ -1,9 +1,11 @@
 """Feature store API: /api/v1/projects/{project}/entities | sources | feature-views | feature-sets | training-sets."""
 
+from typing import Annotated
+
 from django.contrib.auth import get_user_model
 from django.http import FileResponse
 from django.urls import reverse
-from ninja import File, Form, Query, Router, UploadedFile
+from ninja import File, Form, Path, Query, Router, UploadedFile
 
 from apps.common.errors import NotFound
 from apps.common.idempotency import idempotency_key
@@ -16,6 +18,7 @@ from apps.projects.selectors import project_get_for_user
 
 from . import selectors, services
 from .schemas import (
+    NAME_PATTERN,
     EntityIn,
     EntityOut,
     FeatureSetIn,
@@ -133,7 +136,8 @@ def list_sources(request, project: str, page: Query[Page]):
 
 @router.post(P + "/sources/{name}/versions", response={201: SourceVersionOut, 202: JobOut})
 @api_permission("feature.edit")
-def upload_source(request, project: str, name: str, file: File[UploadedFile], description: Form[str] = "",
+def upload_source(request, project: str, name: Annotated[str, Path(pattern=NAME_PATTERN)], file: File[UploadedFile],
+                  description: Form[str] = "",
                   column_types: Form[str] = "", null_values: Form[str] = ""):
     """Upload a CSV or Parquet file as the next version of source ``name`` (created on first upload).
 
@@ -294,7 +298,8 @@ def list_training_sets(request, project: str, page: Query[Page]):
 
 @router.post(P + "/training-sets", response={202: TrainingSetOut})
 @api_permission("trainingset.build")
-def create_training_set(request, project: str, labels: File[UploadedFile], name: Form[str], feature_set: Form[str],
+def create_training_set(request, project: str, labels: File[UploadedFile],
+                        name: Annotated[str, Form(pattern=NAME_PATTERN)], feature_set: Form[str],
                         timestamp_column: Form[str] = "event_timestamp", description: Form[str] = "",
                         null_values: Form[str] = ""):
     """Upload a label file (entity key column(s), event timestamp, label columns); the build runs as a job.

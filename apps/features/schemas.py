@@ -1,14 +1,20 @@
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
+from pydantic import WithJsonSchema
 
 from apps.common.schemas import InSchema
 
+from .services.common import COLUMN_PATTERN, NAME_PATTERN  # noqa: F401 (NAME_PATTERN: used by api.py too)
+from .services.sets import REF_RE
+
+NAME = {"pattern": NAME_PATTERN}  # documented; the services check (and word the error)
+
 
 class EntityIn(InSchema):
-    name: str = Field(..., max_length=80)
-    join_key: str = Field(..., max_length=120)
+    name: str = Field(..., max_length=80, json_schema_extra=NAME)
+    join_key: str = Field(..., max_length=120, json_schema_extra={"pattern": COLUMN_PATTERN})
     value_type: Literal["string", "int"] = "string"
     description: str = Field("", max_length=2000)
 
@@ -49,11 +55,11 @@ class FeatureIn(InSchema):
 
 
 class FeatureViewIn(InSchema):
-    name: str = Field(..., max_length=80)
+    name: str = Field(..., max_length=80, json_schema_extra=NAME)
     entity: str
     source: str
     timestamp_column: str
-    features: list[FeatureIn | str]
+    features: list[FeatureIn | str] = Field(..., min_length=1)
     entity_column: str = ""
     written_at_column: str = ""
     availability_lag: str = Field("0", description="e.g. 0, 30m, 1h, 2d")
@@ -68,7 +74,7 @@ class FeatureViewIn(InSchema):
 
 class FeatureViewPatch(InSchema):
     timestamp_column: str | None = None
-    features: list[FeatureIn | str] | None = None
+    features: list[FeatureIn | str] | None = Field(None, min_length=1)
     entity_column: str | None = None
     written_at_column: str | None = None
     availability_lag: str | None = None
@@ -119,13 +125,15 @@ class FeatureViewOut(Schema):
 
 
 class FeatureSetIn(InSchema):
-    name: str = Field(..., max_length=80)
-    features: list[str] = Field(..., description="view:feature, view@2:feature or 'view:feature as name'")
+    name: str = Field(..., max_length=80, json_schema_extra=NAME)
+    features: list[Annotated[str, WithJsonSchema({"type": "string", "pattern": REF_RE.pattern})]] = Field(
+        ..., min_length=1, description="view:feature, view@2:feature or 'view:feature as name'")
     description: str = Field("", max_length=5000)
 
 
 class FeatureSetPatch(InSchema):
-    features: list[str] | None = None
+    features: list[Annotated[str, WithJsonSchema({"type": "string", "pattern": REF_RE.pattern})]] | None = Field(
+        None, min_length=1)
     description: str | None = Field(None, max_length=5000)
 
 
@@ -148,7 +156,8 @@ class FeatureSetOut(Schema):
 
 
 class OnlineIn(InSchema):
-    entity_keys: list[Any] = Field(..., min_length=1, max_length=1000,
+    entity_keys: list[Annotated[Any, WithJsonSchema({"type": ["string", "integer", "object"]})]] = Field(
+                                   ..., min_length=1, max_length=1000,
                                    description="scalars, or objects {join_key: value} for several entities")
     as_of: datetime | None = Field(
         None, description="Omit for the online store (values of the last materialization, TTL judged now). "

@@ -1,14 +1,36 @@
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
+from pydantic import ConfigDict, StrictFloat, WithJsonSchema
 
-from apps.common.schemas import InSchema
+from apps.common.edge import NON_BLANK_TEXT_PATTERN, STORABLE_TEXT_PATTERN
+from apps.common.schemas import INT32_MAX, InSchema
+
+from .drift import Thresholds
+from .models import AlertRule
+from .services.common import (
+    CHECK_MAX_MINUTES,
+    METRIC_PATTERN,
+    MIN_WINDOW_MINUTES,
+    OVERRIDE_KEYS,
+    SNOOZE_MAX_MINUTES,
+)
+from .services.outcomes import MAX_OUTCOMES
+
+# What services.outcomes checks per item (the service reports every bad item by index, so the body is parsed
+# there; the schema documents the same rules).
+_OUTCOME_ITEMS = {"type": "object", "required": ["request_id", "label"], "additionalProperties": False, "properties": {
+    "request_id": {"type": "string", "format": "uuid"},
+    "label": {"type": ["string", "number", "boolean"], "pattern": STORABLE_TEXT_PATTERN},
+    "observed_at": {"type": ["string", "number", "boolean", "null"], "pattern": STORABLE_TEXT_PATTERN,
+                    "description": "ISO 8601; an unparseable one lists the outcome under `invalid`"}}}
 
 
 class OutcomesIn(InSchema):
-    outcomes: list[Any] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool, "
+    outcomes: Annotated[list[Any], WithJsonSchema({"type": "array", "items": _OUTCOME_ITEMS,
+                                                   "maxItems": MAX_OUTCOMES})] = Field(..., description="Up to 100,000 objects {request_id: UUID, label: str|number|bool, "
                                                  "observed_at?: ISO 8601 (when the outcome was observed)}")
 
 
@@ -51,7 +73,7 @@ class OutcomesOut(Schema):
 
 
 class DriftCheckIn(InSchema):
-    minutes: int = 60
+    minutes: int = Field(60, ge=MIN_WINDOW_MINUTES, le=CHECK_MAX_MINUTES)
 
 
 class WindowOut(Schema):
@@ -94,20 +116,31 @@ class AlertOut(Schema):
 
 
 class SnoozeIn(InSchema):
-    minutes: int
+    minutes: int = Field(..., ge=1, le=SNOOZE_MAX_MINUTES)
+
+
+def _max(field: str) -> int:
+    return AlertRule._meta.get_field(field).max_length
 
 
 class AlertRuleIn(InSchema):
-    name: str
-    metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>")
+    # services.alert_rule_create: a webhook channel needs its URL and signing secret
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"required": ["channels"], "properties": {"channels": {"contains": {"const": "webhook"}}}},
+        "then": {"required": ["webhook_url", "webhook_secret"],
+                 "properties": {"webhook_url": {"minLength": 1}, "webhook_secret": {"minLength": 1}}}})
+
+    name: str = Field(..., max_length=_max("name"))
+    metric: str = Field(..., description="a monitoring metric, e.g. realized_accuracy, or drift:<feature>",
+                        json_schema_extra={"pattern": METRIC_PATTERN})
     comparator: Literal["gt", "gte", "lt", "lte"]
     threshold: float
     consecutive: int = Field(1, ge=1, le=1000)
     severity: Literal["info", "warning", "critical"] = "warning"
     channels: list[Literal["email", "webhook"]] = []
     emails: list[str] = []
-    webhook_url: str = ""
-    webhook_secret: str = ""
+    webhook_url: str = Field("", max_length=_max("webhook_url"))
+    webhook_secret: str = Field("", max_length=_max("webhook_secret"))
     cooldown_minutes: int = Field(60, ge=0, le=525_600)
 
 
@@ -125,10 +158,10 @@ class AlertRuleOut(Schema):
 
 class SettingsIn(InSchema):
     window_kind: Literal["time", "count"] | None = None
-    window_minutes: int | None = Field(None, ge=15)
-    window_count: int | None = Field(None, ge=100)
+    window_minutes: int | None = Field(None, ge=MIN_WINDOW_MINUTES, le=INT32_MAX)
+    window_count: int | None = Field(None, ge=100, le=INT32_MAX)
     schedule_enabled: bool | None = None
-    thresholds: dict[str, float] | None = None
+    thresholds: dict[Literal[tuple(Thresholds.__dataclass_fields__)], StrictFloat] | None = None
 
 
 class OverrideOut(Schema):
@@ -151,5 +184,5 @@ class SettingsOut(Schema):
 
 class OverrideIn(InSchema):
     feature: str
-    values: dict[str, float]
-    reason: str
+    values: dict[Literal[OVERRIDE_KEYS], StrictFloat] = Field(..., min_length=1)
+    reason: str = Field(..., json_schema_extra={"pattern": NON_BLANK_TEXT_PATTERN})

@@ -3,6 +3,7 @@ from typing import Literal
 from uuid import UUID
 
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 from apps.common.schemas import InSchema
 
@@ -17,6 +18,11 @@ DESCRIPTION_MAX = 5000
 
 
 class ProjectIn(InSchema):
+    # services._clean_slug: without a slug, the name must give one (slugify keeps ASCII letters and digits)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["slug"], "properties": {"slug": {"minLength": 1}}},
+        {"properties": {"name": {"pattern": "[A-Za-z0-9]"}}}]})
+
     name: str = Field(..., min_length=1, max_length=NAME_MAX, pattern=r"\S")
     slug: str = Field("", max_length=SLUG_MAX, pattern=r"^([a-z0-9]+([_-][a-z0-9]+)*)?$",
                       description="lowercase letters, digits and hyphens; default: derived from the name")

@@ -1,5 +1,7 @@
 """Readiness API: a project's live assessment, answers, snapshots; the portfolio."""
 
+from typing import Literal
+
 from django.urls import reverse
 from ninja import Query, Router
 
@@ -11,6 +13,8 @@ from apps.projects.selectors import project_get_for_user
 from . import selectors, services
 from .assess import assessment_compute
 from .schemas import AnswerIn, AnswerOut, AssessmentOut, PortfolioRowOut, SnapshotIn, SnapshotOut
+
+ItemKey = Literal[tuple(sorted(services.known_item_keys()))]  # the items services.readiness_answer_set knows
 
 router = Router(tags=["readiness"])
 
@@ -43,7 +47,7 @@ def readiness_get(request, project: str):
 
 @router.put("/projects/{project}/readiness/answers/{item_key}", response=AnswerOut)
 @api_permission("readiness.answer")
-def readiness_answer_put(request, project: str, item_key: str, payload: AnswerIn):
+def readiness_answer_put(request, project: str, item_key: ItemKey, payload: AnswerIn):
     """Answer an item people decide (``automated``/``manual``/``no`` for ML Test Score tests, ``yes``/
     ``partly``/``no`` for others) and/or note anything. Idempotent: a repeat sets the same answer."""
     p = project_get_for_user(user=request.auth, slug=project, action="readiness.answer")

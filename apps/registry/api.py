@@ -122,7 +122,7 @@ _UPLOAD_DOC = {
                             "files: a JSON list or comma-separated text (NA, null); only the empty cell by default"},
             "uploader_metrics": {"type": "string", "description": 'JSON object, e.g. {"auc": 0.91}'},
             "tags": {"type": "string", "description": "comma separated"},
-            "code_ref": {"type": "string"}, "parent_version": {"type": "integer"},
+            "code_ref": {"type": "string"}, "parent_version": {"type": "integer", "minimum": 1},
             "model_card": {"type": "string", "description": "markdown"},
         }}}}},
 }

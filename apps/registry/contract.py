@@ -42,6 +42,8 @@ NAME_MAX = 200
 MAX_FEATURES = 2000
 MAX_CATEGORIES = 10_000
 CATEGORY_MAX_CHARS = 1000
+# NAME_RULE as a JSON Schema pattern (with maxLength NAME_MAX): not only whitespace, no Cc control character.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 NAME_RULE = (f"a feature name is any text of 1 to {NAME_MAX} characters that is not only spaces and has no "
              "control characters (tab, new line, NUL, …); spaces, punctuation and any letters are fine")
 

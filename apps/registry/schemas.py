@@ -5,15 +5,17 @@ from ninja import Field, Schema
 
 from apps.common.schemas import InSchema
 
+from . import contract
+
 
 class ContractItem(InSchema):
     """One input feature (see the README's "Input contracts")."""
 
-    name: str
-    type: str = "float"
+    name: str = Field(..., json_schema_extra={"pattern": contract.NAME_PATTERN, "maxLength": contract.NAME_MAX})
+    type: str = Field("float", json_schema_extra={"enum": sorted(contract.ALIASES)})  # (case and spaces ignored)
     nullable: bool = False
     categories: list[str | int] | None = None
-    unknown: str | None = None
+    unknown: Literal[contract.UNKNOWN_POLICIES] | None = None
     categorical: bool | None = None
     description: str | None = None
 

@@ -5,6 +5,7 @@ from typing import Literal
 
 from ninja import Field, Query, Router, Schema, Status
 
+from apps.common.edge import NON_BLANK_TEXT_PATTERN
 from apps.common.errors import NotFound
 from apps.common.schemas import InSchema, Page, job_location, located, paginate
 from apps.deployments import selectors
@@ -14,8 +15,9 @@ from apps.projects.selectors import project_get_for_user
 
 from . import selectors as release_selectors
 from .models import ShadowRun
-from .policy import promotion_policy
+from .policy import LIMITS, promotion_policy
 from .services import promotion, rollout, shadow
+from .shadow_stats import PRIMARY_METRICS
 
 router = Router(tags=["shadow & promotion"])
 
@@ -42,12 +44,12 @@ class ShadowRunOut(Schema):
 
 class PromotionIn(InSchema):
     candidate_id: int
-    justification: str
+    justification: str = Field(..., json_schema_extra={"pattern": NON_BLANK_TEXT_PATTERN})
 
 
 class ReviewIn(InSchema):
     decision: Literal["approve", "reject"]
-    comment: str
+    comment: str = Field(..., json_schema_extra={"pattern": NON_BLANK_TEXT_PATTERN})
     evidence_hash: str
     artifact_sha256: str
     override_reason: str = ""
@@ -93,15 +95,24 @@ class RollbackIn(InSchema):
     reason: str = ""
 
 
+_M = "(?:(?:" + "|".join(PRIMARY_METRICS) + r")\s*)"
+_METRIC_LIST = rf"^\s*{_M}?(?:,\s*{_M}?)*$"  # what promotion._clean_metrics accepts: known names, commas, blanks
+
+
+def _limit(key: str):
+    """A policy setting's range (policy.LIMITS, which the service enforces) in the schema."""
+    return Field(None, ge=LIMITS[key][0], le=LIMITS[key][1])
+
+
 class PromotionPolicyIn(InSchema):
-    approvals_required: int | None = None
-    min_shadow_requests: int | None = None
-    tolerance: float | None = None
-    min_labelled: int | None = None
-    alpha: float | None = None
+    approvals_required: int | None = _limit("approvals_required")
+    min_shadow_requests: int | None = _limit("min_shadow_requests")
+    tolerance: float | None = _limit("tolerance")
+    min_labelled: int | None = _limit("min_labelled")
+    alpha: float | None = _limit("alpha")
     first_version_owner_override: bool | None = None
-    primary_metrics: str | None = None  # comma-separated: accuracy, roc_auc, log_loss, rmse, mae ("" = task default)
-    metric_margin: float | None = None
+    primary_metrics: str | None = Field(None, json_schema_extra={"pattern": _METRIC_LIST})  # comma-separated: accuracy, roc_auc, log_loss, rmse, mae ("" = task default)
+    metric_margin: float | None = _limit("metric_margin")
 
 
 class PromotionPolicyOut(Schema):

@@ -2,14 +2,17 @@
 and retraining policies (/api/v1/deployments/{deployment}/retraining-policy[/retrain|/firings])."""
 
 from datetime import datetime
+from typing import Annotated
 
 from django.urls import reverse
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
+from pydantic import WithJsonSchema
 
 from apps.common.errors import InvalidInput, NotFound
 from apps.common.idempotency import idempotency_key
 from apps.common.schemas import IDEMPOTENT, InSchema, Page, located, paginate
 from apps.deployments.selectors import deployment_get_by_slug
+from apps.monitoring.services.common import METRIC_PATTERN
 from apps.projects.access import api_permission
 from apps.projects.selectors import project_get_for_user
 from apps.registry import selectors as registry_selectors
@@ -19,6 +22,7 @@ from .forms import TrainingJobForm
 from .models import PolicyFiring, RetrainingPolicy, TrainingJob
 from .services import jobs
 from .services import retraining as retraining_services
+from .services.retraining import MAX_TRIGGERS, POLICY_LIMITS
 
 router = Router(tags=["training"])
 P = "/projects/{project}/models/{model}/training-jobs"
@@ -107,7 +111,7 @@ _CREATE_DOC = {
     "requestBody": {"content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["parent_version", "labels"],
         "properties": {
-            "parent_version": {"type": "integer", "description": "version whose estimator is cloned and refit"},
+            "parent_version": {"type": "integer", "minimum": 1, "description": "version whose estimator is cloned and refit"},
             "labels": {"type": "string", "format": "binary", "description": "CSV/Parquet: entity key, time, label"},
             "timestamp_column": {"type": "string", "default": "event_timestamp"},
             "label_column": {"type": "string"},
@@ -164,15 +168,32 @@ retraining_router = Router(tags=["retraining"])
 RP = "/deployments/{deployment}/retraining-policy"
 
 
+# What retraining.clean_triggers accepts per trigger (it words each refusal, so the items stay dicts here).
+_TRIGGER = {"oneOf": [
+    {"type": "object", "required": ["kind", "rule_id"], "properties": {
+        "kind": {"const": "alert_rule"}, "rule_id": {"type": "integer", "description": "an alert rule of this "
+                                                                                       "deployment"}}},
+    {"type": "object", "required": ["kind", "metric", "comparator", "threshold"], "properties": {
+        "kind": {"const": "metric"}, "metric": {"type": "string", "pattern": METRIC_PATTERN},
+        "comparator": {"enum": ["gt", "gte", "lt", "lte"]}, "threshold": {"type": "number"},
+        "windows": {"type": "integer", "minimum": POLICY_LIMITS["windows"][0],
+                    "maximum": POLICY_LIMITS["windows"][1], "default": 1}}}]}
+
+
+def _limit(key: str, default):
+    return Field(default, ge=POLICY_LIMITS[key][0], le=POLICY_LIMITS[key][1])
+
+
 class RetrainingPolicyIn(InSchema):
-    triggers: list[dict]
+    triggers: Annotated[list[dict], WithJsonSchema({"type": "array", "items": _TRIGGER, "minItems": 1,
+                                                    "maxItems": MAX_TRIGGERS})]
     enabled: bool = True
-    cooldown_minutes: int = 24 * 60
-    max_firings: int = 2
-    max_firings_period_hours: int = 168
-    min_new_labels: int = 500
-    training_window_days: int = 30
-    holdout_fraction: float = 0.2
+    cooldown_minutes: int = _limit("cooldown_minutes", 24 * 60)
+    max_firings: int = _limit("max_firings", 2)
+    max_firings_period_hours: int = _limit("max_firings_period_hours", 168)
+    min_new_labels: int = _limit("min_new_labels", 500)
+    training_window_days: int = _limit("training_window_days", 30)
+    holdout_fraction: float = _limit("holdout_fraction", 0.2)
     note: str = ""
 
 

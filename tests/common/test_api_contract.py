@@ -323,9 +323,14 @@ def test_an_integer_beyond_64_bits_in_a_body_is_422_naming_it(project, users, ap
     assert_error(resp, 422, "approvals_required")
 
 
-def test_a_url_over_8192_characters_is_414_json_for_the_api_and_414_for_pages(owner):
-    assert_error(owner.get("/api/v1/projects?search=" + "a" * 9000), 414)
-    assert owner.get("/projects/?q=" + "a" * 9000).status_code == 414
+def test_a_url_over_8000_characters_is_414_json_for_the_api_and_414_for_pages(owner):
+    """(Under gunicorn, request lines beyond its 8,190-byte cap get its own JSON 414: test_schemathesis.py.)"""
+    from apps.common.api_edge import MAX_URL_BYTES
+
+    assert MAX_URL_BYTES == 8000
+    assert owner.get("/api/v1/projects?x=" + "a" * 7950).status_code == 200
+    assert_error(owner.get("/api/v1/projects?search=" + "a" * 8100), 414)
+    assert owner.get("/projects/?q=" + "a" * 8100).status_code == 414
 
 
 @pytest.mark.parametrize("body,field", [({"archived": 0}, "archived"), ({"archived": "yes"}, "archived")])
@@ -338,3 +343,62 @@ def test_booleans_and_numbers_are_not_interchangeable(body, field, owner, projec
 def test_a_boolean_for_a_number_is_422(owner):
     resp = owner.put("/api/v1/projects/fraud/promotion-policy", {"tolerance": False}, content_type="application/json")
     assert_error(resp, 422, "tolerance")
+
+
+# --- what schemathesis --checks all found: refusals the schema now states, and the state conflicts --------
+
+
+@pytest.fixture
+def scorer(project, users):
+    from tests.monitoring.factories import make_deployment
+
+    return make_deployment(project, users["owner"])
+
+
+def _json(client, method, url, body):
+    return client.generic(method, url, json.dumps(body), content_type="application/json")
+
+
+def test_acknowledging_an_alert_that_is_not_open_is_a_409_conflict(scorer, owner):
+    from django.utils import timezone
+
+    from apps.monitoring.models import Alert, AlertRule
+
+    rule = AlertRule.objects.create(deployment=scorer, name="r", metric="share_drifted", comparator="gt",
+                                    threshold=0.3)
+    alert = Alert.objects.create(rule=rule, deployment=scorer, severity="warning", message="m",
+                                 opened_at=timezone.now())
+    assert owner.post(f"/api/v1/alerts/{alert.pk}/acknowledge").status_code == 200
+    body = assert_error(owner.post(f"/api/v1/alerts/{alert.pk}/acknowledge"), 409)
+    assert "acknowledged" in body["detail"]
+    assert_error(_json(owner, "POST", f"/api/v1/alerts/{alert.pk}/snooze", {"minutes": 0}), 422, "minutes")
+    assert_error(_json(owner, "POST", f"/api/v1/alerts/{alert.pk}/snooze", {"minutes": 14 * 24 * 60 + 1}), 422,
+                 "minutes")
+
+
+@pytest.mark.parametrize("trigger", [{"kind": "alert_rule", "rule_id": {}}, {"kind": "alert_rule", "rule_id": True},
+                                     {"kind": "alert_rule", "rule_id": 2**70},
+                                     {"kind": "metric", "metric": "share_drifted", "comparator": "gt",
+                                      "threshold": False}])
+def test_a_malformed_retraining_trigger_is_422_not_500(trigger, scorer, owner):
+    resp = _json(owner, "PUT", f"/api/v1/deployments/{scorer.slug}/retraining-policy", {"triggers": [trigger]})
+    assert_error(resp, 422, "triggers")
+
+
+def test_outcome_items_are_strict_like_every_body(scorer, owner):
+    rid = str(uuid.uuid4())
+    url = f"/api/v1/deployments/{scorer.slug}/outcomes"
+    body = assert_error(_json(owner, "POST", url, {"outcomes": [{"request_id": rid, "label": 1, "extra": 1}]}), 422,
+                        "outcomes.0.extra")
+    assert body["errors"][0]["message"] == "unknown field"
+    assert_error(_json(owner, "POST", url, {"outcomes": [{"request_id": rid, "label": 1, "observed_at": {}}]}), 422,
+                 "outcomes.0.observed_at")
+
+
+def test_numbers_are_not_dates_and_booleans_not_thresholds(scorer, owner, project):
+    assert_error(_json(owner, "PUT", f"/api/v1/deployments/{scorer.slug}/monitoring/settings",
+                       {"thresholds": {"alpha": False}}), 422)
+    assert_error(_json(owner, "PUT", f"/api/v1/deployments/{scorer.slug}/monitoring/settings",
+                       {"window_minutes": 2**40}), 422, "window_minutes")
+    assert_error(_json(owner, "POST", f"/api/v1/projects/{project.slug}/feature-sets/x/online",
+                       {"entity_keys": ["a"], "as_of": 0}), 422, "as_of")

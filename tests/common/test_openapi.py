@@ -127,6 +127,80 @@ def test_enums_and_lengths_of_the_services_are_in_the_schema(schema):
     assert job["id"]["format"] == "uuid" and "cancelled" in job["status"]["enum"]
 
 
+def _any_of(prop: dict) -> dict:
+    return next((s for s in prop.get("anyOf", []) if s.get("type") != "null"), prop)
+
+
+def test_the_services_ranges_enums_and_patterns_come_from_their_constants(schema):
+    """One source of truth: the numbers and names a service enforces are the ones the schema states."""
+    from apps.features.services.common import NAME_RE
+    from apps.monitoring.services.common import (
+        CHECK_MAX_MINUTES,
+        METRICS,
+        MIN_WINDOW_MINUTES,
+        SNOOZE_MAX_MINUTES,
+    )
+    from apps.readiness.services import known_item_keys
+    from apps.releases.policy import LIMITS
+    from apps.training.services.retraining import POLICY_LIMITS
+
+    comps = schema["components"]["schemas"]
+    snooze = comps["SnoozeIn"]["properties"]["minutes"]
+    assert (snooze["minimum"], snooze["maximum"]) == (1, SNOOZE_MAX_MINUTES)
+    check = comps["DriftCheckIn"]["properties"]["minutes"]
+    assert (check["minimum"], check["maximum"]) == (MIN_WINDOW_MINUTES, CHECK_MAX_MINUTES)
+    alpha = _any_of(comps["PromotionPolicyIn"]["properties"]["alpha"])
+    assert (alpha["minimum"], alpha["maximum"]) == LIMITS["alpha"]
+    fraction = comps["RetrainingPolicyIn"]["properties"]["holdout_fraction"]
+    assert (fraction["minimum"], fraction["maximum"]) == POLICY_LIMITS["holdout_fraction"]
+    assert comps["EntityIn"]["properties"]["name"]["pattern"].endswith(NAME_RE.pattern[1:-1] + r"\s*$")
+    metric = comps["AlertRuleIn"]["properties"]["metric"]["pattern"]
+    import re
+
+    assert all(re.match(metric, m) for m in METRICS) and re.match(metric, "drift:amount")
+    assert not re.match(metric, "") and not re.match(metric, "accuracy")
+    path = schema["paths"]["/api/v1/projects/{project}/readiness/answers/{item_key}"]["put"]
+    item = next(p for p in path["parameters"] if p["name"] == "item_key")
+    assert set(item["schema"]["enum"]) == known_item_keys()
+    assert comps["RetrainingPolicyIn"]["properties"]["triggers"]["minItems"] == 1
+    from apps.monitoring.services.outcomes import MAX_OUTCOMES, OUTCOME_KEYS
+
+    outcomes = comps["OutcomesIn"]["properties"]["outcomes"]
+    assert tuple(outcomes["items"]["properties"]) == OUTCOME_KEYS and outcomes["maxItems"] == MAX_OUTCOMES
+
+
+def test_every_free_text_request_string_refuses_nul_in_the_schema_too(schema):
+    """The edge refuses NUL in any string (apps.common.edge); the schema says so on every request string,
+    in a pattern every validator can compile (no surrogates: Rust and ECMA "u" regexes refuse them)."""
+    import re
+
+    from schemathesis.core.jsonschema.patterns import enforced_pattern
+
+    from apps.common.edge import STORABLE_TEXT_PATTERN
+
+    comps = schema["components"]["schemas"]
+    assert comps["ProjectIn"]["properties"]["description"]["pattern"] == STORABLE_TEXT_PATTERN
+    assert comps["OverrideIn"]["properties"]["values"]["propertyNames"]["enum"]
+    assert comps["OutcomesIn"]["properties"]["outcomes"]["items"]["properties"]["label"]["pattern"]
+    path = schema["paths"]["/api/v1/projects/{project}/members/{username}"]["delete"]
+    assert all(p["schema"]["pattern"] == STORABLE_TEXT_PATTERN for p in path["parameters"])
+    assert not re.match(STORABLE_TEXT_PATTERN, "a\x00b") and re.match(STORABLE_TEXT_PATTERN, "naïve 😀")
+
+    def patterns(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                yield node["pattern"]
+            for value in node.values():
+                yield from patterns(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from patterns(value)
+
+    found = set(patterns(schema))
+    assert len(found) > 5
+    assert all(enforced_pattern(p) == p for p in found), [p for p in found if enforced_pattern(p) != p]
+
+
 @pytest.mark.django_db
 def test_idempotency_key_reused_with_another_body_is_409(project, users, api_client):
     from apps.readiness.models import ReadinessSnapshot

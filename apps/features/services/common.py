@@ -20,7 +20,9 @@ from .. import pit, tabular
 from ..models import DataSourceVersion
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+NAME_PATTERN = r"^\s*" + NAME_RE.pattern[1:-1] + r"\s*$"  # what _clean_name accepts (it strips), for the API schema
 COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,119}$")
+COLUMN_PATTERN = r"^\s*" + COLUMN_RE.pattern[1:-1] + r"\s*$"
 
 
 def _require(user, project: Project, action: str) -> None:

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.common.errors import InvalidInput, NotFound
+from apps.common.errors import Conflict, InvalidInput, NotFound
 from apps.deployments.models import Deployment
 from apps.projects.permissions import can
 from apps.projects.services import audit_record
 
 from ..models import Alert, AlertRule, AlertStatus, Comparator, MonitoringWindow, Severity
-from .common import COMPARE, METRICS, _require
+from .common import COMPARE, METRICS, SNOOZE_MAX_MINUTES, _require
 from .notifications import _notify
 
 # --- alerts ----------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def _alert_for_user(*, user, alert_id: int, action: str) -> Alert:
 def alert_acknowledge(*, alert: Alert, actor) -> Alert:
     _require(actor, alert.deployment, "alert.acknowledge")
     if alert.status != AlertStatus.OPEN:
-        raise InvalidInput(f"Only open alerts can be acknowledged (this one is {alert.status})")
+        raise Conflict(f"Only open alerts can be acknowledged (this one is {alert.status})")
     alert.status, alert.acknowledged_by, alert.acknowledged_at = AlertStatus.ACKNOWLEDGED, actor, timezone.now()
     alert.save(update_fields=["status", "acknowledged_by", "acknowledged_at"])
     audit_record(actor=actor, verb="monitoring.alert_acknowledge", project=alert.deployment.project, target=alert)
@@ -147,7 +147,7 @@ def alert_acknowledge(*, alert: Alert, actor) -> Alert:
 
 def alert_snooze(*, alert: Alert, actor, minutes: int) -> Alert:
     _require(actor, alert.deployment, "alert.acknowledge")
-    if not 1 <= minutes <= 60 * 24 * 14:
+    if not 1 <= minutes <= SNOOZE_MAX_MINUTES:
         raise InvalidInput("Snooze between 1 minute and 14 days", field="minutes")
     alert.snoozed_until = timezone.now() + timedelta(minutes=minutes)
     alert.save(update_fields=["snoozed_until"])

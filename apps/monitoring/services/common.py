@@ -16,6 +16,9 @@ from .. import drift
 from ..models import Comparator
 
 MIN_WINDOW_MINUTES = 15
+CHECK_MAX_MINUTES = 60 * 24 * 31  # an on-demand drift check looks back at most this far
+SNOOZE_MAX_MINUTES = 60 * 24 * 14
+OVERRIDE_KEYS = ("alpha", "wasserstein", "js", "psi")  # what a per-feature threshold override may set
 MAX_WINDOWS_PER_TICK = 96
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "r2")
@@ -33,6 +36,8 @@ METRICS: dict[str, str] = {
     **{f"estimated_{m}": f"Estimated {m} (CBPE)" for m in ("accuracy", "precision", "recall", "f1", "roc_auc")},
     **{f"realized_{m}": f"Realized {m}" for m in CLASSIFICATION_METRICS + REGRESSION_METRICS},
 }
+# What alert_rule_create accepts as a metric (a catalogue name or drift:<feature>), as the API schema's pattern.
+METRIC_PATTERN = "^(?:" + "|".join(METRICS) + r"|drift:[^\u0000]{1,194})$"  # metric: 200 chars
 COMPARE = {Comparator.GT: lambda v, t: v > t, Comparator.GTE: lambda v, t: v >= t,
            Comparator.LT: lambda v, t: v < t, Comparator.LTE: lambda v, t: v <= t}
 

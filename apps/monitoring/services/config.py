@@ -10,7 +10,7 @@ from apps.projects.services import audit_record
 
 from .. import drift, performance
 from ..models import MonitorSettings, ThresholdOverride, WindowKind
-from .common import MIN_WINDOW_MINUTES, _require
+from .common import MIN_WINDOW_MINUTES, OVERRIDE_KEYS, _require
 
 # --- settings and overrides ------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ def threshold_override_set(*, deployment: Deployment, actor, feature: str, value
     _require(actor, deployment, "monitoring.configure")
     if not (reason or "").strip():
         raise InvalidInput("Say why this feature gets its own thresholds", field="reason")
-    unknown = set(values) - {"alpha", "wasserstein", "js", "psi"}
+    unknown = set(values) - set(OVERRIDE_KEYS)
     if unknown or not values:
         raise InvalidInput("Override alpha, wasserstein, js or psi", field="values")
     with transaction.atomic():

@@ -23,6 +23,7 @@ from .common import _f, _positive_class, _positive_score, _require, log_watermar
 # --- outcomes --------------------------------------------------------------------------------------
 
 MAX_OUTCOMES = 100_000
+OUTCOME_KEYS = ("request_id", "label", "observed_at")  # an item holds these only (strict, like every API body)
 _CHUNK = 5000
 
 
@@ -36,6 +37,8 @@ def _parse_outcomes(items) -> list[tuple[uuid.UUID, object, object]]:
         if not isinstance(item, dict):
             errors.append({"field": f"outcomes.{i}", "message": "must be an object"})
             continue
+        for key in [k for k in item if k not in OUTCOME_KEYS][:5]:
+            errors.append({"field": f"outcomes.{i}.{key}", "message": "unknown field"})
         rid, label = item.get("request_id"), item.get("label")
         try:
             rid = uuid.UUID(rid) if isinstance(rid, str) else None
@@ -45,6 +48,8 @@ def _parse_outcomes(items) -> list[tuple[uuid.UUID, object, object]]:
             errors.append({"field": f"outcomes.{i}.request_id", "message": "must be a UUID string"})
         if isinstance(label, (dict, list)) or label is None:  # a non-finite number is listed per item (invalid)
             errors.append({"field": f"outcomes.{i}.label", "message": "must be a string, number or boolean"})
+        if isinstance(item.get("observed_at"), (dict, list)):  # unparseable text is listed per item (invalid)
+            errors.append({"field": f"outcomes.{i}.observed_at", "message": "must be an ISO 8601 text"})
         if len(errors) >= 50:
             break
         parsed.append((rid, label, item.get("observed_at")))

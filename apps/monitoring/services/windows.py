@@ -20,6 +20,7 @@ from .. import dle, drift, performance
 from ..models import FeatureWindowStat, MonitoringWindow, MonitorSettings, ThresholdOverride, WindowKind
 from .alerts import alert_rules_evaluate
 from .common import (
+    CHECK_MAX_MINUTES,
     MAX_WINDOWS_PER_TICK,
     MIN_WINDOW_MINUTES,
     _f,
@@ -360,7 +361,7 @@ def _partial_state(deployment: Deployment):
 def drift_check_request(*, deployment: Deployment, actor, minutes: int = 60):
     """An on-demand check of the last ``minutes`` (a Job; the page shows its progress)."""
     _require(actor, deployment, "monitoring.run")
-    if minutes < MIN_WINDOW_MINUTES or minutes > 60 * 24 * 31:
+    if minutes < MIN_WINDOW_MINUTES or minutes > CHECK_MAX_MINUTES:
         raise InvalidInput(f"Choose between {MIN_WINDOW_MINUTES} minutes and 31 days", field="minutes")
     return job_create(kind="monitoring.drift_check", actor=actor, project=deployment.project,
                       title=f"Drift check of {deployment.slug} (last {minutes} min)",

@@ -42,6 +42,10 @@ from ..models import FiringStatus, PolicyFiring, RetrainingPolicy
 log = logging.getLogger(__name__)
 
 MAX_TRIGGERS = 10
+# The ranges retraining_policy_save enforces (the API schema states the same, apps.training.api).
+POLICY_LIMITS = {"cooldown_minutes": (0, 60 * 24 * 365), "max_firings": (1, 1000),
+                 "max_firings_period_hours": (1, 24 * 365), "min_new_labels": (0, 100_000_000),
+                 "training_window_days": (1, 3650), "holdout_fraction": (0.05, 0.5), "windows": (1, 100)}
 LABEL_COLUMN = "label"
 TIMESTAMP_COLUMN = "event_timestamp"
 # The shadow run asks for a day of backfill, but a run never scores traffic from before the candidate's
@@ -58,7 +62,9 @@ def _require(actor, deployment: Deployment, action: str) -> None:
 # --- configuration ---------------------------------------------------------------------------------
 
 
-def _int(value, *, field: str, low: int, high: int, label: str) -> int:
+def _int(value, *, field: str, label: str, low: int | None = None, high: int | None = None) -> int:
+    if low is None:
+        low, high = POLICY_LIMITS[field]
     try:
         value = int(value)
     except (TypeError, ValueError) as exc:
@@ -80,7 +86,9 @@ def clean_triggers(*, deployment: Deployment, triggers) -> list[dict]:
     for i, t in enumerate(triggers, 1):
         kind = (t or {}).get("kind")
         if kind == "alert_rule":
-            rule = AlertRule.objects.filter(pk=t.get("rule_id"), deployment=deployment).first()
+            rule_id = t.get("rule_id")
+            rule = (AlertRule.objects.filter(pk=rule_id, deployment=deployment).first()
+                    if isinstance(rule_id, int) and not isinstance(rule_id, bool) and 0 < rule_id < 2**63 else None)
             if rule is None:
                 raise InvalidInput(f"Trigger {i}: choose an alert rule of {deployment.slug}", field="triggers")
             out.append({"kind": "alert_rule", "rule_id": rule.pk})
@@ -93,10 +101,13 @@ def clean_triggers(*, deployment: Deployment, triggers) -> list[dict]:
             if t.get("comparator") not in Comparator.values:
                 raise InvalidInput(f"Trigger {i}: the comparator must be gt, gte, lt or lte", field="triggers")
             try:
+                if isinstance(t.get("threshold"), bool):
+                    raise TypeError("a boolean")
                 threshold = float(t.get("threshold"))
             except (TypeError, ValueError) as exc:
                 raise InvalidInput(f"Trigger {i}: the threshold must be a number", field="triggers") from exc
-            windows = _int(t.get("windows", 1), field="triggers", low=1, high=100, label=f"Trigger {i}: windows")
+            windows = _int(t.get("windows", 1), field="triggers", low=POLICY_LIMITS["windows"][0],
+                           high=POLICY_LIMITS["windows"][1], label=f"Trigger {i}: windows")
             out.append({"kind": "metric", "metric": metric, "comparator": t["comparator"], "threshold": threshold,
                         "windows": windows})
         else:
@@ -113,14 +124,12 @@ def retraining_policy_save(*, deployment: Deployment, actor, triggers, enabled: 
     values = {
         "triggers": clean_triggers(deployment=deployment, triggers=triggers),
         "enabled": bool(enabled),
-        "cooldown_minutes": _int(cooldown_minutes, field="cooldown_minutes", low=0, high=60 * 24 * 365,
-                                 label="The cooldown (minutes)"),
-        "max_firings": _int(max_firings, field="max_firings", low=1, high=1000, label="The maximum number of firings"),
-        "max_firings_period_hours": _int(max_firings_period_hours, field="max_firings_period_hours", low=1,
-                                         high=24 * 365, label="The frequency period (hours)"),
-        "min_new_labels": _int(min_new_labels, field="min_new_labels", low=0, high=100_000_000,
-                               label="The minimum of new labelled rows"),
-        "training_window_days": _int(training_window_days, field="training_window_days", low=1, high=3650,
+        "cooldown_minutes": _int(cooldown_minutes, field="cooldown_minutes", label="The cooldown (minutes)"),
+        "max_firings": _int(max_firings, field="max_firings", label="The maximum number of firings"),
+        "max_firings_period_hours": _int(max_firings_period_hours, field="max_firings_period_hours",
+                                         label="The frequency period (hours)"),
+        "min_new_labels": _int(min_new_labels, field="min_new_labels", label="The minimum of new labelled rows"),
+        "training_window_days": _int(training_window_days, field="training_window_days",
                                      label="The training window (days)"),
         "note": (note or "")[:300],
     }
@@ -128,7 +137,7 @@ def retraining_policy_save(*, deployment: Deployment, actor, triggers, enabled: 
         holdout_fraction = float(holdout_fraction)
     except (TypeError, ValueError) as exc:
         raise InvalidInput("The holdout fraction must be a number", field="holdout_fraction") from exc
-    if not 0.05 <= holdout_fraction <= 0.5:
+    if not POLICY_LIMITS["holdout_fraction"][0] <= holdout_fraction <= POLICY_LIMITS["holdout_fraction"][1]:
         raise InvalidInput("Hold out between 0.05 and 0.5 of the rows", field="holdout_fraction")
     values["holdout_fraction"] = holdout_fraction
     with transaction.atomic():
