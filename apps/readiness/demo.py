@@ -488,7 +488,16 @@ def demo_churn(ctx: Ctx) -> Project:
         ("mlts.infra.2", "no", "No unit tests for the training code yet."),
     ]:
         readiness_answer_set(project=project, actor=users["max"], item_key=key, answer=answer, note=note)
-    _retraining_or_manual(ctx, project, dep, rule, est_names=names)
+
+    def fresh_traffic(n: int = 250) -> None:
+        """Traffic after the candidate was registered: a shadow run scores out-of-sample requests only."""
+        for _chunk in range(n // 50):
+            keys = list(rng.choice(customers, 50, replace=False))
+            out = _predict("churn-api", plaintext, {"entities": keys})
+            request_ids.extend((p["request_id"], k) for p, k in zip(out["predictions"], keys, strict=True))
+        _flush_predictions(dep, len(request_ids))
+
+    _retraining_or_manual(ctx, project, dep, rule, est_names=names, fresh_traffic=fresh_traffic)
     _snapshot(ctx, project, "Drift episode")
     _mark_done(ctx, project)
     return project
@@ -504,7 +513,7 @@ def _monitoring_tick_settled() -> None:
     monitoring.monitoring_tick(now=timezone.now() + timedelta(seconds=settings.MONITORING_LOG_SETTLE_SECONDS + 1))
 
 
-def _retraining_or_manual(ctx: Ctx, project, dep, rule, *, est_names) -> None:
+def _retraining_or_manual(ctx: Ctx, project, dep, rule, *, est_names, fresh_traffic) -> None:
     """The drift episode's follow-up: with retraining policies, the policy fires on the open drift alert and
     runs its chain (training job → validated version → shadow run → promotion request); without them, the
     data scientist does the same steps by hand. Either way a person must approve the promotion."""
@@ -514,16 +523,16 @@ def _retraining_or_manual(ctx: Ctx, project, dep, rule, *, est_names) -> None:
             deployment=dep, status="open").exists():
         return
     if retraining_policy_model() is not None:
-        _retraining_chain(ctx, dep, rule)
+        _retraining_chain(ctx, dep, rule, fresh_traffic)
     elif shadow_run_model() is not None:
-        _manual_candidate(ctx, project, dep)
+        _manual_candidate(ctx, project, dep, fresh_traffic)
     else:
         ctx.notes.append("Shadow runs, promotion requests and retraining policies are not in this build: the churn "
                          "project shows the drift alert, but no retraining or promotion request.")
         ctx.say("churn: no retraining, shadow or promotion in this build")
 
 
-def _retraining_chain(ctx: Ctx, dep, rule) -> None:
+def _retraining_chain(ctx: Ctx, dep, rule, fresh_traffic) -> None:
     from apps.training.models import PolicyFiring
     from apps.training.services.retraining import retraining_evaluate, retraining_policy_save
 
@@ -537,19 +546,25 @@ def _retraining_chain(ctx: Ctx, dep, rule) -> None:
         why = "; ".join(f.outcome for f in PolicyFiring.objects.filter(policy=policy)) or "no episode"
         ctx.notes.append(f"The retraining policy did not fire: {why}")
         return
-    _advance_until_request(ctx, firings)
+    _advance_until_request(ctx, firings, fresh_traffic)
 
 
-def _advance_until_request(ctx: Ctx, firings, *, timeout: float = 240) -> None:
+def _advance_until_request(ctx: Ctx, firings, fresh_traffic, *, timeout: float = 240) -> None:
     from apps.training.services.retraining import retraining_advance
 
     shadow_tick = _optional_fn("apps.releases.services.shadow", "shadow_tick")
     deadline = time.monotonic() + timeout
+    sent = False
     while time.monotonic() < deadline:
         _run_pending(ctx)
         if shadow_tick is not None:
             shadow_tick()
         firings = [retraining_advance(firing=f) for f in firings]
+        if not sent and any(f.status == "shadow" for f in firings):
+            ctx.say("churn: traffic after the candidate was registered (its shadow run's out-of-sample evidence)")
+            fresh_traffic()
+            sent = True
+            continue
         if all(f.status not in ("training", "validating", "shadow") for f in firings):
             break
         time.sleep(0.2 if ctx.workers else 0)
@@ -568,7 +583,7 @@ def _optional_fn(module: str, name: str):
         return None
 
 
-def _manual_candidate(ctx: Ctx, project, dep) -> None:
+def _manual_candidate(ctx: Ctx, project, dep, fresh_traffic) -> None:
     """No retraining policies: Dana retrains on fresh labels by hand, shadows the candidate and asks for
     promotion (the same steps the policy would take)."""
     from apps.releases.services.promotion import promotion_request_open
@@ -583,6 +598,7 @@ def _manual_candidate(ctx: Ctx, project, dep) -> None:
     v2 = _upload(ctx, dep.registered_model, est, holdout, "churned", training_set=ts,
                  code_ref="git:churn-model@7d3e0b2", key="churn-v2")
     run = shadow_run_start(deployment=dep, actor=ctx.users["dana"], candidate=v2, backfill_hours=24)
+    fresh_traffic()  # out-of-sample requests: the run scores only traffic after v2 was registered
     _run_pending(ctx)
     shadow_tick = _optional_fn("apps.releases.services.shadow", "shadow_tick")
     if shadow_tick is not None:

@@ -271,6 +271,8 @@ DATA_DEPENDENT = {
     "POST /api/v1/projects/{project}/models/{model}/training-jobs": "a label file, a validated parent version, "
                                                                     "window_end after window_start",
     "POST /api/v1/projects/{project}/deployments": "the version and the owner must exist",
+    "POST /api/v1/projects/{project}/deployments/{deployment}/shadow-runs": "the candidate must be a validated "
+                                                                             "version that is not in production",
     "PUT /api/v1/deployments/{deployment}/retraining-policy": "an alert_rule trigger names a rule of the deployment",
     "PUT /api/v1/projects/{project}/readiness/answers/{item_key}": "the answers allowed depend on the item",
 }

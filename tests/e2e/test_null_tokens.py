@@ -42,7 +42,7 @@ def test_registry_form_null_tokens_turn_na_into_missing_values(page, live_server
             shot(page, "registry-null-tokens-rejected")
 
 
-def test_training_form_null_tokens_are_checked(page, live_server, login, project, users, tmp_path):
+def test_training_form_null_tokens_are_checked(page, live_server, login, project, users, tmp_path, celery_worker):
     from tests.training.factories import concept_labels, labels_csv, make_trainable
 
     fs, model, parent = make_trainable(project=project, actor=users["owner"])
@@ -58,3 +58,10 @@ def test_training_form_null_tokens_are_checked(page, live_server, login, project
     page.get_by_label("Null tokens").fill("NA, null")
     page.get_by_role("button", name="Start training").click()
     expect(page.locator("#training-status")).to_be_visible()
+    # the job runs in the worker: let it end before the test's database is flushed under it
+    from apps.training.models import TrainingJob
+    from tests.conftest import wait_for, wait_for_job
+
+    tj = wait_for(lambda: TrainingJob.objects.filter(model=model).exclude(job=None).first(),
+                  message="the training job")
+    wait_for_job(tj.job_id, timeout=180)

@@ -12,6 +12,7 @@ from apps.projects.services import project_settings_update
 from tests.training.retraining_factories import (
     accuracy_rule,
     degrading_world,
+    log_fresh_traffic,
     log_traffic,
     post_outcomes,
     require_promotion,
@@ -70,6 +71,13 @@ def test_owner_configures_policy_retrains_now_and_opens_the_promotion_request(pa
     expect(row.locator(".training-progress, .badge-validating, .badge-shadow, .badge-awaiting_review").first
            ).to_be_visible(timeout=60_000)
     shot(page, "monitoring-retraining-progress")
+    # the shadow run scores only requests answered after the candidate was registered: send some
+    from apps.releases.models import ShadowRun
+    from tests.conftest import wait_for
+
+    wait_for(lambda: ShadowRun.objects.filter(deployment=w.deployment).exists(), timeout=180,
+             message="the retraining's shadow run")
+    log_fresh_traffic(w)
     link = page.get_by_role("link", name="Promotion request #")
     expect(link).to_be_visible(timeout=240_000)
     expect(row).to_contain_text("Promotion request awaiting review")
