@@ -304,6 +304,19 @@ def _fmt_range(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
+
+def verdict(*, answered: int, logged: int, slack: int, failures: list[str]) -> int:
+    """The run's exit code: 1 on any error answer or a log that misses an answered prediction."""
+    print(f"answered predictions {answered}, logged {logged} (at most {slack} answered in flight when a phase "
+          "stopped may be logged but not counted)")
+    if not answered <= logged <= answered + slack:
+        failures.append(f"logged {logged} is not within [answered {answered}, answered + in-flight {answered + slack}]")
+    if failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures))
+        return 1
+    print("OK: no error answers; every answered prediction is in the log")
+    return 0
+
 def main() -> int:  # noqa: C901 - one linear script
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 s phases, 1 round, sync, 8 connections, 1 and 50 models")
@@ -451,15 +464,7 @@ def main() -> int:  # noqa: C901 - one linear script
                   f"| {_fmt_range(ratios['cpu'])} |")
         print(f"\nclient {client}; ratios are medians over {args.rounds} rounds (min–max); goals: p50 ≤ 1.3, "
               "throughput ≥ 0.8, CPU ≤ 1.3")
-        print(f"answered predictions {answered}, logged {logged} (at most {slack} answered in flight when a phase "
-              "stopped may be logged but not counted)")
-        if not answered <= logged <= answered + slack:
-            failures.append(f"logged {logged} is not within [answered {answered}, answered + in-flight {answered + slack}]")
-        if failures:
-            print("\nFAILED:\n  " + "\n  ".join(failures))
-            return 1
-        print("OK: no error answers; every answered prediction is in the log")
-        return 0
+        return verdict(answered=answered, logged=logged, slack=slack, failures=failures)
     finally:
         for s in servers:
             s.stop()

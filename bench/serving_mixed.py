@@ -81,7 +81,7 @@ def bare_app(environ, start_response):
 # --- the client: bench/serving.py's (wrk when installed, else its asyncio client; server CPU from /proc) ---
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import CpuMeter, run_python, run_wrk, wrk_script  # noqa: E402 - one copy of the load helpers
+from serving import CpuMeter, run_python, run_wrk, verdict, wrk_script  # noqa: E402 - one copy of the load helpers
 
 # --- orchestration ------------------------------------------------------------------------------
 
@@ -234,15 +234,8 @@ def main() -> int:  # noqa: C901 - one linear script
               f"over {args.rounds} rounds, client {client})")
         for c, _, ratios in rows:
             print(f"{c:5d} {ratios['p50']:10.2f} {ratios['rps']:10.2f} {ratios['cpu']:10.2f}")
-        print(f"\nanswered predictions {answered}, logged {logged} (at most {slack} answered in flight when a phase "
-              "stopped may be logged but not counted)")
-        if not answered <= logged <= answered + slack:
-            failures.append(f"logged {logged} is not within [answered {answered}, answered + in-flight {answered + slack}]")
-        if failures:
-            print("\nFAILED:\n  " + "\n  ".join(failures))
-            return 1
-        print("OK: no error answers; every answered prediction is in the log")
-        return 0
+        print()
+        return verdict(answered=answered, logged=logged, slack=slack, failures=failures)
     finally:
         for s in servers:
             s.stop()
