@@ -179,7 +179,18 @@ def volume_latency(windows: list[MonitoringWindow]) -> dict:
                                   "title": {"text": "p95 ms"}}}}
 
 
-def _edge(value: float) -> str:
+def _edge(value: float, unit: str | None = None) -> str:
+    """A bin edge as the axis shows it: 3 significant digits, or a UTC date/time for a ``datetime`` feature
+    (profiled as seconds since 1970), to the minute unless every edge is at midnight."""
+    if unit == "epoch_seconds":
+        from datetime import UTC, datetime
+
+        try:
+            when = datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return f"{value:.3g}"
+        return when.strftime("%Y-%m-%d") if (when.hour, when.minute, when.second) == (0, 0, 0) \
+            else when.strftime("%Y-%m-%d %H:%M")
     return f"{value:.3g}"
 
 
@@ -196,8 +207,9 @@ def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
     xaxis: dict
     if kind == "numeric":
         edges = histogram.get("edges") or []
-        names = [f"{_edge(edges[i])} to {_edge(edges[i + 1])}" for i in range(len(edges) - 1)]
-        axis_title = f"{title or 'value'} (reference decile bins)"
+        unit = histogram.get("unit")
+        names = [f"{_edge(edges[i], unit)} to {_edge(edges[i + 1], unit)}" for i in range(len(edges) - 1)]
+        axis_title = f"{title or 'value'} ({'UTC, ' if unit == 'epoch_seconds' else ''}reference decile bins)"
     else:
         names = [str(c) for c in histogram.get("categories") or []]
         axis_title = title or "category"
@@ -210,7 +222,7 @@ def histogram_figure(kind: str, histogram: dict, title: str = "") -> dict:
         marks = list(range(0, n + 1, step))
         x = list(range(n))
         xaxis = {"type": "linear", "range": [-0.5, n - 0.5], "tickangle": 0, "tickvals": [i - 0.5 for i in marks],
-                 "ticktext": [_edge(edges[i]) for i in marks], "zeroline": False, "title": {"text": axis_title}}
+                 "ticktext": [_edge(edges[i], unit) for i in marks], "zeroline": False, "title": {"text": axis_title}}
     else:
         x = names
         xaxis = {"type": "category", "title": {"text": axis_title}, "tickangle": -30, "automargin": True}

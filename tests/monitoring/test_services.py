@@ -329,3 +329,11 @@ def test_datetime_feature_is_drift_monitored_on_the_time_line(project, users):
     assert a.stats["missing_rate"] == pytest.approx(1 / 50) and a.stats["out_of_range_rate"] < 0.01
     assert b.drifted and b.stats["ks_pvalue"] < 1e-6 and b.stats["out_of_range_rate"] > 0.95
     assert not later.features.get(feature="amount").drifted
+    # the dashboard draws the datetime feature on a time axis (UTC dates), not as seconds since 1970
+    from apps.monitoring.selectors import histogram_figure
+
+    assert b.histogram["unit"] == "epoch_seconds" and "unit" not in later.features.get(feature="amount").histogram
+    fig = histogram_figure(b.kind, b.histogram, "signup")
+    ticks = fig["layout"]["xaxis"]["ticktext"]
+    assert all(t.startswith(("2025-", "2026-")) for t in ticks), ticks
+    assert "UTC" in fig["layout"]["xaxis"]["title"]["text"] and "e+09" not in fig["summary"]

@@ -257,7 +257,11 @@ def window_compute(*, deployment: Deployment, start: datetime, end: datetime,
                 MonitoringWindow.objects.filter(deployment=deployment, partial=True).delete()
             window.save()
             if result is not None:
-                FeatureWindowStat.objects.bulk_create([_feature_row(window, f) for f in result.features])
+                feature_rows = [_feature_row(window, f) for f in result.features]
+                for row in feature_rows:  # drawn on a time axis, not as seconds since 1970
+                    if row.feature in times and row.kind == "numeric":
+                        row.histogram["unit"] = "epoch_seconds"
+                FeatureWindowStat.objects.bulk_create(feature_rows)
     except IntegrityError:
         return None
     if evaluate:
