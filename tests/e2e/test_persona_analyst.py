@@ -14,7 +14,7 @@ from tests.monitoring.factories import log_predictions, make_deployment
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Bounding boxes of the parts of every drawn chart that must not overlap or leave the chart.
-CHART_LAYOUT_PROBLEMS = """
+CHART_LAYOUT_PROBLEMS = r"""
 () => {
   const problems = [];
   const box = (el) => el.getBoundingClientRect();
