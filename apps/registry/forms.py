@@ -47,7 +47,7 @@ class FieldGroup:
 
 
 class VersionUploadForm(forms.Form):
-    FILE_FIELDS = ("artifact", "holdout", "holdout_target", "training_data")
+    FILE_FIELDS = ("artifact", "holdout", "holdout_target", "training_data", "null_values")
 
     artifact = forms.FileField(help_text="skops (preferred), ONNX, joblib or pickle of a scikit-learn estimator, "
                                          "or an XGBoost (JSON/UBJSON) or LightGBM (text) model file. "

@@ -235,3 +235,45 @@ def preview_from_frame(frame: pd.DataFrame, *, exclude: tuple = ()) -> list[dict
             row["n_seen"] = int(counts.size)
         out.append(row)
     return out
+
+
+def check_frame_against(frame: pd.DataFrame, declared: list[dict], *, exclude: tuple = ()) -> dict:
+    """A data file (read with the declared types) against a declared contract, for the upload form:
+    ``features`` — per declared feature its ``status`` ("ok", "missing", "warning"), what the file holds
+    and the ``notes`` on it; ``refused`` — what makes validation refuse the file (a contract feature the
+    file lacks); ``ignored`` — the file's columns the contract does not name (left out of serving)."""
+    features, refused = [], []
+    names = {c["name"] for c in declared}
+    for c in declared:
+        name, typ = c["name"], c.get("type") or "float"
+        row = {"name": name, "type": typ, "nullable": bool(c.get("nullable")), "notes": []}
+        if name not in frame.columns:
+            row["status"] = "missing"
+            row["notes"].append("not in the file: validation refuses it")
+            refused.append(f"the file lacks the contract feature {name!r}")
+            features.append(row)
+            continue
+        col = frame[name]
+        empty = int(col.isna().sum())
+        row["empty"] = empty
+        if empty and not c.get("nullable"):
+            row["notes"].append(f"{empty} empty cell(s) in a feature that is not nullable: serving refuses such "
+                                "rows (422)")
+        if typ == "string":
+            counts = col.dropna().astype(str).value_counts()
+            row["seen"] = [str(v) for v in counts.index[:PREVIEW_VALUES]]
+            row["n_seen"] = int(counts.size)
+            known = c.get("categories")
+            if known:
+                outside = [str(v) for v in counts.index if str(v) not in {str(k) for k in known}]
+                if outside:
+                    policy = "serving refuses them (422)" if (c.get("unknown") or "refuse") == "refuse" \
+                        else "serving passes them and monitoring counts them as unseen"
+                    row["notes"].append(f"{len(outside)} value(s) outside the declared categories "
+                                        f"({', '.join(outside[:5])}{' …' if len(outside) > 5 else ''}): {policy}")
+        elif typ in ("float", "int") and col.notna().any():
+            row["range"] = [f"{float(col.min()):.6g}", f"{float(col.max()):.6g}"]
+        row["status"] = "warning" if row["notes"] else "ok"
+        features.append(row)
+    ignored = [str(n) for n in frame.columns if n not in names and n not in exclude]
+    return {"features": features, "refused": refused, "ignored": ignored}

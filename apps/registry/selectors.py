@@ -93,7 +93,7 @@ def ready_versions_for_project(*, project: Project) -> QuerySet[ModelVersion]:
 
 
 def contract_preview_for_upload(*, model: RegisteredModel, actor, holdout=None, training_data=None,
-                                holdout_target: str = "target") -> dict:
+                                holdout_target: str = "target", null_values: str = "") -> dict:
     """The contract a model whose contract is still to be inferred would get from an upload's data file — the
     training data, else the holdout without its target column — read from the file's columns and dtypes
     only, as validation reads them (``apps.common.tabular``; no model is loaded in the web process: the
@@ -108,6 +108,7 @@ def contract_preview_for_upload(*, model: RegisteredModel, actor, holdout=None, 
     from apps.common.errors import PermissionDenied
     from apps.projects.permissions import can
 
+    from . import contract as spec
     from . import infer
 
     if not can(actor, model.project, "model.upload"):
@@ -117,6 +118,13 @@ def contract_preview_for_upload(*, model: RegisteredModel, actor, holdout=None, 
     if upload is None:
         raise InvalidInput("Choose a holdout or training data file to preview the contract", field="holdout")
     target = (holdout_target or "target").strip() or "target"
+    declared = list(model.input_contract or [])
+    try:
+        nulls = tabular.parse_null_values(null_values)
+    except (tabular.TableError, ValueError) as exc:
+        raise InvalidInput(str(exc), field="null_values") from exc
+    types = {c["name"]: spec.canonical_type(c.get("type")) for c in declared
+             if spec.canonical_type(c.get("type")) in tabular.TYPES}
     with tempfile.TemporaryDirectory(prefix="slipway-preview-") as tmp:
         path = getattr(upload, "temporary_file_path", lambda: None)()
         if path is None:
@@ -125,8 +133,8 @@ def contract_preview_for_upload(*, model: RegisteredModel, actor, holdout=None, 
                 for chunk in upload.chunks():
                     fh.write(chunk)
         try:
-            frame, _fmt = tabular.read_table(path, filename=f"The {label}",
-                                             max_rows=settings.REGISTRY_TABLE_MAX_ROWS)
+            frame, _fmt = tabular.read_table(path, filename=f"The {label}", types=types or None,
+                                             null_values=nulls, max_rows=settings.REGISTRY_TABLE_MAX_ROWS)
         except tabular.TableError as exc:
             raise InvalidInput(str(exc), field=field) from exc
         except Exception as exc:  # noqa: BLE001 - an unreadable upload is the uploader's error
@@ -139,6 +147,9 @@ def contract_preview_for_upload(*, model: RegisteredModel, actor, holdout=None, 
     if field == "training_data" and holdout:
         notes.append("Types come from the training data file, as validation reads them; the holdout is then read "
                      "with those types")
+    if declared:  # the file checked against the declared contract, as validation and serving read it
+        return {"mode": "check", "source": label, "filename": getattr(upload, "name", ""), "target": target,
+                "notes": notes, "rows": int(len(df)), **infer.check_frame_against(df, declared, exclude=(target,))}
     try:
         features = infer.preview_from_frame(df, exclude=(target,))
     except ValueError as exc:

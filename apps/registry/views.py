@@ -129,7 +129,8 @@ def version_upload(request, project, model):
 @require_POST
 @project_view("model.upload")
 def contract_preview(request, project, model):
-    """The upload form's htmx preview of the contract a data file gives (files only; never the model)."""
+    """The upload form's htmx preview of a data file (files only; never the model): the contract it gives
+    when the model's contract is to be inferred, else the file checked against the declared contract."""
     model_obj = selectors.registered_model_get(project=project, name=model)
     try:
         limit_upload(request)
@@ -145,7 +146,8 @@ def _contract_preview_post(request, model_obj):
             return _preview(request, model_obj)  # the file was unchosen: back to the empty state
         preview = selectors.contract_preview_for_upload(
             model=model_obj, actor=request.user, holdout=request.FILES.get("holdout"),
-            training_data=request.FILES.get("training_data"), holdout_target=request.POST.get("holdout_target", ""))
+            training_data=request.FILES.get("training_data"), holdout_target=request.POST.get("holdout_target", ""),
+            null_values=request.POST.get("null_values", ""))
     except PayloadTooLarge as exc:
         return _preview(request, model_obj, error=exc.message, status=413)
     except ApplicationError as exc:

@@ -30,6 +30,13 @@ def test_data_scientist_uploads_watches_validation_and_compares(page, live_serve
     page.get_by_role("link", name="Upload version").click()
     page.set_input_files("#id_artifact", str(artifact))
     page.set_input_files("#id_holdout", str(holdout))
+    # the holdout is checked against the declared contract before anything is uploaded (htmx)
+    expect(page.locator("#contract-check-ok")).to_contain_text("Every contract feature is in the file")
+    expect(page.locator("#contract-preview tbody tr")).to_have_count(len(names))
+    expect(page.locator("#contract-preview .badge-ok")).to_have_count(len(names))
+    expect(page.locator("#upload-form")).not_to_contain_text("{#")  # no template comment shown as text
+    page.locator("#contract-preview").scroll_into_view_if_needed()
+    shot(page, "registry-upload-contract-check")
     page.fill("#id_tags", "hgb, candidate")
     page.fill("#id_code_ref", "git:4f2a9c1")
     page.fill("#id_parent_version", "1")

@@ -92,7 +92,7 @@ def test_contract_preview_reads_the_holdout_columns_and_dtypes_without_its_targe
     _infer_model(project, users)
     client = logged_in_client(users["data_scientist"])
     page = client.get("/projects/fraud/models/churn/upload/")
-    assert b'id="contract-preview-source"' in page.content and b'hx-params="holdout,training_data,holdout_target"' in page.content
+    assert b'id="contract-preview-source"' in page.content and b'hx-params="holdout,training_data,holdout_target,null_values"' in page.content
     csv = (b"country,Monthly Spend ($),tenure months,signup,label\n"
            b"DE,12.5,3,2026-01-02,yes\nUS,,7,2026-02-03T10:00:00Z,no\nDE,9.0,1,2026-03-04,no\n")
     resp = client.post(PREVIEW, {"holdout": f.upload_file(csv, "h.csv"), "holdout_target": "label"},
@@ -121,6 +121,40 @@ def test_contract_preview_prefers_the_training_data_and_names_a_missing_target(p
     assert ">float<" in html and ">string<" in html
     resp = client.post(PREVIEW, {"holdout": f.upload_file(b"a,b\n1,2\n", "h.csv"), "holdout_target": "target"})
     assert "has no target column &#x27;target&#x27;" in resp.content.decode()
+
+
+def test_a_data_file_is_checked_against_a_declared_contract_before_upload(project, users, logged_in_client):
+    """With a declared contract the same preview reads the file with the declared types (as validation does)
+    and names what validation refuses (a missing feature, text in a number), what serving refuses (empty
+    cells of a non-nullable feature, values outside declared categories) and the columns it ignores."""
+    services.registered_model_create(
+        project=project, actor=users["data_scientist"], name="churn", task="binary_classification",
+        input_contract=[{"name": "amount", "type": "float"}, {"name": "plan", "type": "string",
+                                                              "categories": ["basic", "pro"]},
+                        {"name": "age", "type": "int", "nullable": True}])
+    client = logged_in_client(users["data_scientist"])
+    page = client.get("/projects/fraud/models/churn/upload/")
+    assert b"check it against the declared contract" in page.content
+    good = client.post(PREVIEW, {"holdout": f.upload_file(b"amount,plan,age,target,note\n1.5,basic,30,1,x\n"
+                                                          b"2.0,pro,,0,y\n", "h.csv")})
+    html = good.content.decode()
+    assert good.status_code == 200 and 'id="contract-check-ok"' in html and "1 other column ignored" in html
+    assert "contract-check-refused" not in html
+    assert '<p class="small muted" id="contract-check-ignored">' in html and '<span class="mono">note</span>' in html
+    assert html.count("badge badge-ok") == 3 and "1.5 to 2" in html and "1 empty" in html
+    # a missing feature (refused), an unknown category and an empty non-nullable cell (serving refuses them)
+    bad = client.post(PREVIEW, {"holdout": f.upload_file(b"amount,plan,target\n1.5,gold,1\n,basic,0\n", "h.csv")})
+    html = bad.content.decode()
+    assert bad.status_code == 200 and 'id="contract-check-refused"' in html
+    assert "the file lacks the contract feature &#x27;age&#x27;" in html
+    assert "1 value(s) outside the declared categories (gold): serving refuses them (422)" in html
+    assert "1 empty cell(s) in a feature that is not nullable" in html
+    # text in a declared number is named with its column, as validation names it; "NA" only with null tokens
+    text = client.post(PREVIEW, {"holdout": f.upload_file(b"amount,plan,age,target\nNA,basic,3,1\n", "h.csv")})
+    assert text.status_code == 422 and b"amount" in text.content and b'id="contract-preview-error"' in text.content
+    na = client.post(PREVIEW, {"holdout": f.upload_file(b"amount,plan,age,target\nNA,basic,3,1\n", "h.csv"),
+                               "null_values": "NA"})
+    assert na.status_code == 200 and "1 empty cell(s) in a feature that is not nullable" in na.content.decode()
 
 
 def test_contract_preview_refuses_unreadable_files_and_checks_permission_and_csrf(project, users, logged_in_client):
