@@ -23,13 +23,16 @@ PASSWORD = "test-pass-123"
 
 @pytest.fixture(autouse=True)
 def _fresh_hot_path_caches():
-    """Per-process access caches of hot read paths start empty in each test (a test database may reuse
-    primary keys within their 1-second lifetime)."""
+    """Per-process caches of hot read paths start empty in each test (a test database may reuse primary
+    keys within their lifetime)."""
+    from apps.deployments import serving
     from apps.features.selectors import _ACCESS_CACHE
     from apps.projects.services import _TOKEN_CACHE
 
     _ACCESS_CACHE.clear()
     _TOKEN_CACHE.clear()
+    serving.CACHE.clear()  # deployment state and the predictors: a test database reuses ids (a version
+    serving.CACHE.clear_models()  # id of an earlier test would be answered by that test's model)
     yield
 
 

@@ -30,6 +30,7 @@ def test_every_page_gets_a_strict_policy(client, django_user_model):
         assert policy["object-src"] == ["'none'"] and policy["frame-ancestors"] == ["'none'"]
         assert policy["style-src"] == ["'self'"]
         assert all(s == "'self'" or s.startswith("'sha256-") for s in policy["style-src-elem"])
+        assert policy["style-src-attr"] == ["'none'"], "no style=\"\" attributes"
         assert not any("http" in s or s == "*" for v in policy.values() for s in v), policy
 
 
@@ -42,6 +43,8 @@ def test_templates_have_no_inline_scripts_or_handlers():
                 offenders.append(f"{path.relative_to(ROOT)}: inline {m.group(0)}")
         for m in re.finditer(r"\s(on[a-z]+)\s*=\s*[\"']", text):
             offenders.append(f"{path.relative_to(ROOT)}: handler {m.group(1)}=")
+        for m in re.finditer(r"<[a-zA-Z][^<>]*\sstyle\s*=", text):
+            offenders.append(f"{path.relative_to(ROOT)}: style attribute in {m.group(0)[:60]}")
         if "javascript:" in text:
             offenders.append(f"{path.relative_to(ROOT)}: javascript: URL")
     assert not offenders, "\n".join(offenders)
@@ -131,3 +134,12 @@ print(first != staticfiles.content_hash(str(f)))
         status, _url, cache = line.split(" ", 2)
         assert status == "200" and cache.startswith("max-age=86400"), line
     assert lines[4] == "True"
+
+
+def test_bar_widths_come_from_classes_the_stylesheet_defines():
+    from apps.common.templatetags.ui import pct
+
+    assert [pct(v) for v in (37.6, 0, None, "x", 150, -3, float("nan"), "42")] == [
+        "pct-38", "pct-0", "pct-0", "pct-0", "pct-100", "pct-0", "pct-0", "pct-42"]
+    css = (ROOT / "static" / "css" / "slipway.css").read_text()
+    assert all(f".pct-{i} {{ width: {i}%; }}" in css for i in range(101))

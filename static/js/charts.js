@@ -49,6 +49,10 @@
       var src = document.getElementById(el.dataset.figure);
       if (!src) return;
       var fig = JSON.parse(src.textContent);
+      if (el.dataset.height) {  // set through the CSSOM: the CSP allows no style="" attribute
+        el.style.height = parseInt(el.dataset.height, 10) + "px";
+        el.style.minHeight = "0";
+      }
       window.Plotly.react(el, fig.data || [], layoutFor(fig), {displaylogo: false, responsive: true});
     });
   }

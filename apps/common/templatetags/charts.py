@@ -16,7 +16,8 @@ register = template.Library()
 @register.simple_tag
 def chart(figure, element_id: str, title: str = "", css_class: str = "", height: int | None = None):
     summary = figure_summary(figure)
-    style = format_html(' style="height: {}px; min-height: 0"', int(height)) if height else ""
+    # a fixed height as data (charts.js sets it through the CSSOM: the CSP allows no style="" attribute)
+    style = format_html(' data-height="{}"', int(height)) if height else ""
     return format_html(
         '<figure class="chart">{}<div class="plotly-chart {}" data-figure="{}"{}></div>'
         '<figcaption class="chart-summary small muted">{}{}</figcaption></figure>',
