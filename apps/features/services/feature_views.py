@@ -13,6 +13,7 @@ from apps.projects.models import Job, Project
 from apps.projects.services import audit_record, job_create
 
 from .. import pit
+from ..online import online_stale_refresh
 from ..models import (
     Feature,
     FeatureSetItem,
@@ -212,6 +213,7 @@ def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
         view.save()
         view.features.all().delete()
         Feature.objects.bulk_create([Feature(view=view, **f) for f in feats])
+        online_stale_refresh(view_ids=[view.pk])  # edited after its materialization: stale
         audit_record(actor=actor, verb="feature.view.update", project=project, target=view, details=_view_audit(view))
         if view.online and view.last_materialized_at:  # its online values follow the old definition: stale
             job_create(kind="features.materialize", actor=actor, project=project,  # until this job has run

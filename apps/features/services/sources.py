@@ -14,6 +14,7 @@ from apps.projects.models import Project
 from apps.projects.services import audit_record, job_create, job_progress
 
 from .. import tabular
+from ..online import online_stale_refresh
 from ..models import (
     DataSource,
     DataSourceVersion,
@@ -192,6 +193,7 @@ def data_source_ingest(*, project: Project, actor, name: str, path: Path, filena
             source=source, version=number, artifact_key=stored.key, sha256=stored.sha256, size=stored.size,
             original_filename=(filename or "")[:255], original_format=fmt, row_count=df.height, schema=schema,
             stats=stats, created_by=actor)
+        online_stale_refresh(source_ids=[source.pk])  # its views' online values now lag this version
         if description and description != source.description:
             source.description = description[:2000]
         source.save(update_fields=["description", "updated_at"])
