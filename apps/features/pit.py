@@ -21,6 +21,11 @@ synthetic label row per entity at time T, so the online store and the offline jo
 the online lookup then applies ``ttl_expired`` — the same TTL rule — at lookup time. A lookup ``as_of`` a
 past time runs ``point_in_time_join`` itself (``with_status=True``).
 
+The as-of step: for a view without written-at (availability = event + lag) whose keys fit, one sorted
+int64 key per (entity, availability) (``KeyIndex``: a value sort of packed keys, then a binary search per
+label); otherwise polars' ``join_asof`` by entity on the availability order (``prepare_view``'s ``right``).
+Both choose the same row (tests compare them with a brute-force reference).
+
 With ``leakage=True`` the join also reports what naive joins would have leaked (``leakage_report``); without
 a written-at column the report reuses the join's availability order and rides in the join's own as-of
 (at T + lag), so the job's join costs little more than the join alone (``bench/pit_join.py``).
@@ -266,9 +271,11 @@ def _key_index(keys: pl.DataFrame, key: str, method: str) -> KeyIndex | None:
     return KeyIndex(keys=comp_sorted, rows=rows, span=span, t0=t0, step=step, kmin=kmin, n_codes=n_codes, codes=codes)
 
 
-def _index_rows(index: KeyIndex, keys: pl.Series, times: pl.Series | None) -> pl.Series:
-    """For each (key, time): the file row chosen from ``index`` (the last available at ``time``; with
-    ``times`` None, the entity's newest row), or null. ``keys`` are in the view's key type."""
+def _index_rows(index: KeyIndex, keys: pl.Series, times: pl.Series, shifts: list[timedelta | None]) -> list[pl.Series]:
+    """For each (key, time) and each shift: the file row chosen from ``index`` (the last available at
+    time + shift; shift None: the entity's newest row), or null. ``keys`` are in the view's key type.
+    The keys' codes and one sort of the queries serve every shift (a query's order by (entity, time) is
+    the same at any shift)."""
     n = len(keys)
     if index.kmin is not None:
         code = keys.fill_null(index.kmin).to_numpy().astype(np.int64) - index.kmin  # (nulls masked below)
@@ -280,25 +287,31 @@ def _index_rows(index: KeyIndex, keys: pl.Series, times: pl.Series | None) -> pl
                                           how="left", maintain_order="left").get_column("__pit_code")
         known = found.is_not_null().to_numpy()
         code = found.fill_null(0).to_numpy().astype(np.int64)
-    if times is None:
-        units = np.full(n, index.span - 1, dtype=np.int64)
-    else:
-        rel = times.to_physical().fill_null(index.t0).to_numpy().astype(np.int64) - index.t0
-        known &= rel >= 0
-        if times.null_count():
-            known &= times.is_not_null().to_numpy()
-        units = np.minimum(np.maximum(rel, 0) // index.step, index.span - 1)
+    rel = times.to_physical().fill_null(index.t0).to_numpy().astype(np.int64) - index.t0
+    if times.null_count():
+        known &= times.is_not_null().to_numpy()
     code = np.where(known, code, 0)
-    q = code * index.span + units
-    order = np.argsort(q)                         # sorted queries: the search walks the keys once
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.searchsorted(index.keys, q[order], side="right") - 1
-    hit = known & (pos >= 0)
-    hit &= index.keys[np.maximum(pos, 0)] >= code * index.span   # the same entity
-    rows = pl.Series(np.where(hit, index.rows[np.maximum(pos, 0)], 0).astype(index.rows.dtype, copy=False))
-    if hit.all():
-        return rows
-    return rows.to_frame("r").select(pl.when(pl.lit(pl.Series(hit))).then(pl.col("r"))).to_series()
+    first = code * index.span                     # each entity's first key
+    order, out = None, []
+    for shift in shifts:
+        if shift is None:
+            units, ok = index.span - 1, known
+        else:
+            at = rel + _us(shift) if shift else rel
+            ok = known & (at >= 0)
+            units = np.minimum(np.maximum(at, 0) // index.step, index.span - 1)
+        q = first + units
+        if order is None:
+            order = np.argsort(q)                 # sorted queries: the search walks the keys once
+        pos = np.empty(n, dtype=np.int64)
+        pos[order] = np.searchsorted(index.keys, q[order], side="right") - 1
+        hit = ok & (pos >= 0)
+        np.maximum(pos, 0, out=pos)
+        hit &= index.keys[pos] >= first           # a key of the same entity
+        rows = pl.Series(np.where(hit, index.rows[pos], 0).astype(index.rows.dtype, copy=False))
+        out.append(rows if hit.all() else
+                   rows.to_frame("r").select(pl.when(pl.lit(pl.Series(hit))).then(pl.col("r"))).to_series())
+    return out
 
 
 # --- step 3: as-of ------------------------------------------------------------------------------
@@ -315,9 +328,7 @@ def asof_rows_shifted(labels: pl.DataFrame, prepared: Prepared, spec: ViewSpec, 
     the job's leakage report asks for the row chosen at T + lag as well (an as-of on event time)."""
     if prepared.index is not None:
         keys = match_keys(labels.get_column(spec.label_key), prepared.keys.schema[spec.entity_column], spec)
-        times = labels.get_column(_T)
-        return [_index_rows(prepared.index, keys, times + d if d else times)
-                for d in shifts]
+        return _index_rows(prepared.index, keys, labels.get_column(_T), list(shifts))
     key_dtype = prepared.right.schema[spec.entity_column]
     left = labels.select(_ROW, _T, match_keys(labels.get_column(spec.label_key), key_dtype, spec).alias("__pit_key"))
     n = len(left)
@@ -557,9 +568,12 @@ def _leakage_by_availability(left: pl.DataFrame, prepared: Prepared, spec: ViewS
     event time at T is the as-of on availability at T + lag. Same counts as the general path."""
     key = spec.entity_column
     if prepared.index is not None:  # the newest row is the last key of the entity; the as-of at T + lag
-        naive_rows = _index_rows(prepared.index, left.get_column(key), None)
-        asof_rows_ = asof_event_rows if asof_event_rows is not None else _index_rows(
-            prepared.index, left.get_column(key), left.get_column(_T) + spec.lag)
+        if asof_event_rows is None:
+            naive_rows, asof_rows_ = _index_rows(prepared.index, left.get_column(key), left.get_column(_T),
+                                                 [None, spec.lag])
+        else:
+            (naive_rows,), asof_rows_ = _index_rows(prepared.index, left.get_column(key), left.get_column(_T),
+                                                    [None]), asof_event_rows
         return _leakage_counts(prepared, spec, times, naive_rows, asof_rows_)
     right = prepared.right.rename({_AVAIL: _T})
     newest = right.filter(pl.col(key).is_last_distinct()).select(key, _BEST)

@@ -13,12 +13,12 @@ from apps.projects.models import Job, Project
 from apps.projects.services import audit_record, job_create
 
 from .. import pit
-from ..online import online_stale_refresh
 from ..models import (
     Feature,
     FeatureSetItem,
     FeatureView,
 )
+from ..online import online_stale_refresh
 from .common import _clean_name, _require
 
 # --- feature views -------------------------------------------------------------------------------

@@ -14,13 +14,13 @@ from apps.projects.models import Project
 from apps.projects.services import audit_record, job_create, job_progress
 
 from .. import tabular
-from ..online import online_stale_refresh
 from ..models import (
     DataSource,
     DataSourceVersion,
     Entity,
     ValueType,
 )
+from ..online import online_stale_refresh
 from .common import (
     _clean_column,
     _clean_name,
