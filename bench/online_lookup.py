@@ -6,6 +6,7 @@ Creates a throwaway database (Django's test-database utilities: ``<name>_bench_o
 a project with one online view of 10 float features for 1,000 entities, materializes it into the online
 store (PostgreSQL table; Redis if SLIPWAY_FEATURES_REDIS_URL is set), then measures:
 
+- the store's read (``read_served``: the values and the stale views in one round trip) for 1 entity,
 - ``online_features_get`` for 1 entity × 10 features and for 100 entities × 10 features,
 - ``POST /api/v1/projects/<p>/feature-sets/<fs>/online`` for 1 entity through Django's test Client
   (in-process: the full middleware stack, token authentication, ninja parsing and JSON rendering; no
@@ -85,6 +86,10 @@ def main():
         keys100 = [f"c{i * 7}" for i in range(100)]
         assert len(services.online_features_get(feature_set=fs, entity_keys=keys100)) == 100
 
+        from apps.features.online import online_store
+
+        store_read = online_store().read_served
+        sql1 = p50(lambda: store_read([view.pk], ["c7"]), 5000)
         s1 = p50(lambda: services.online_features_get(feature_set=fs, entity_keys=["c7"]), 5000)
         s100 = p50(lambda: services.online_features_get(feature_set=fs, entity_keys=keys100), 1000)
         token = api_token_create(user=user, name="bench")[1]
@@ -96,6 +101,7 @@ def main():
         h1 = p50(lambda: client.post(url, body, content_type="application/json"), 2000)
         store = "redis" if settings.FEATURES_ONLINE_REDIS_URL else "PostgreSQL table"
         print(f"online lookup ({store}; 10 features; p50 over many calls)")
+        print(f"  store read, 1 entity  : {sql1:6.3f} ms   (read_served: values + stale views, one round trip)")
         print(f"  service, 1 entity     : {s1:6.3f} ms   (goal ≤ 0.5 ms)")
         print(f"  service, 100 entities : {s100:6.3f} ms   (goal ≤ 2 ms)")
         print(f"  HTTP API, 1 entity    : {h1:6.3f} ms   (goal ≤ 3 ms; Django test Client, in-process)")

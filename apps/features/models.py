@@ -127,6 +127,9 @@ class FeatureView(models.Model):
                                                     related_name="+")
     newest_event_time = models.DateTimeField(null=True, blank=True, help_text="Event time of the newest value served")
     online_row_count = models.BigIntegerField(default=0)
+    # ``online.STALE_RULE`` stored (``online.online_stale_refresh`` wherever an input of the rule changes),
+    # so the lookup reads a column instead of evaluating the rule on every call
+    online_stale = models.BooleanField(default=True, editable=False)
 
     class Meta:
         ordering = ["name", "-version"]

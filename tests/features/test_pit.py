@@ -4,6 +4,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -179,3 +180,63 @@ def test_leakage_report_in_the_joins_order_equals_the_general_report(rows, label
     assert joined.leakage == general                 # the job's path: its as-of at T + lag rides in the join
     assert joined.frame.get_column("x").to_list() == \
         pit.point_in_time_join(label_df, [(spec, features)], timestamp_column="t").frame.get_column("x").to_list()
+
+
+KEY_SETS = {  # integer keys (negative, far apart), keys too far apart to pack (polars path), text keys
+    "int": [-(2 ** 40), -1, 0, 7],
+    "int_huge_range": [-(2 ** 62), 0, 2 ** 62],
+    "str": ["007", "7", "a"],
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(sorted(KEY_SETS)), data=st.data(), lag=st.integers(0, 10),
+       seconds=st.sampled_from([1, 60, 3600]))
+def test_every_as_of_path_equals_brute_force(kind, data, lag, seconds):
+    """The sorted-key index (value sort of packed keys, or argsort) and polars' join_asof choose the same
+    row as the rule: ties, unknown and null keys, labels before every row, rows with a null key."""
+    pool = KEY_SETS[kind]
+    rows = data.draw(st.lists(st.fixed_dictionaries({"k": st.one_of(st.sampled_from(pool), st.none()),
+                                                     "e": minutes}), max_size=30))
+    labels = data.draw(st.lists(st.fixed_dictionaries({"k": st.one_of(st.sampled_from(pool), st.none()),
+                                                       "t": st.integers(-5, 60)}), min_size=1, max_size=20))
+    unit = timedelta(seconds=seconds)
+    dtype = pl.Int64 if isinstance(pool[0], int) else pl.String
+    frows = [{"k": r["k"], "e": T0 + r["e"] * unit, "w": None, "x": i} for i, r in enumerate(rows)]
+    flabels = [{"k": lab["k"], "t": T0 + lab["t"] * unit} for lab in labels]
+    features = pl.DataFrame({"k": [r["k"] for r in frows], "e": [r["e"] for r in frows], "x": [r["x"] for r in frows]},
+                            schema={"k": dtype, "e": pit.TS, "x": pl.Int64})
+    label_df = pl.DataFrame({"k": [lab["k"] for lab in flabels], "t": [lab["t"] for lab in flabels]},
+                            schema={"k": dtype, "t": pit.TS})
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),),
+                        lag=lag * unit)
+    expected = [v for v, _ in brute_force([lab for lab in flabels], [r for r in frows if r["k"] is not None],
+                                          lag=lag * unit, ttl=None, written=False)]
+    expected = [v if lab["k"] is not None else None for v, lab in zip(expected, flabels, strict=True)]
+    base = label_df.with_row_index(pit._ROW).with_columns(pl.col("t").alias(pit._T))
+    reports = []
+    for method in ("auto", "argsort", "asof"):
+        prepared = pit.prepare_view(features, spec, method=method)
+        present = {r["k"] for r in rows} - {None}
+        too_far = kind.startswith("int") and present and max(present) - min(present) >= 2 ** 62
+        if method == "asof" or not present or too_far:  # polars' as-of
+            assert prepared.index is None
+        else:
+            assert prepared.index is not None
+        assert pit.asof_rows(base, prepared, spec).to_list() == expected, method
+        reports.append(pit.leakage_report(base, prepared, spec, base.get_column(pit._T)))
+    general = pit.leakage_report(base, pit.prepare_view(features, spec), spec, base.get_column(pit._T), general=True)
+    assert reports == [general] * 3
+
+
+def test_gather_by_chunk_equals_a_plain_gather():
+    rng = np.random.default_rng(3)
+    parts = [pl.DataFrame({"a": rng.normal(size=n), "b": rng.integers(0, 9, size=n),
+                           "c": pl.Series([None, "x"] * (n // 2), dtype=pl.String)}) for n in (12_000, 8_000, 14_000)]
+    frame = pl.concat(parts, rechunk=False)
+    assert frame.n_chunks() == 3
+    rows = pl.Series(rng.integers(0, frame.height, size=25_000), dtype=pl.UInt32)
+    assert pit._gather(frame, rows).equals(frame[rows])
+    assert pit._gather(frame.rechunk(), rows).equals(frame[rows])
+    misaligned = frame.with_columns(pl.Series("b", rng.integers(0, 9, size=frame.height)))  # one chunk
+    assert pit._gather(misaligned, rows).equals(misaligned[rows])

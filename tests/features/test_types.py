@@ -473,3 +473,38 @@ def test_a_view_whose_key_column_type_differs_from_its_entity_is_never_joined(in
     from django.utils.html import escape
 
     assert page.status_code == 200 and escape(message) in page.content.decode()
+
+
+def test_the_admins_edits_keep_the_stored_stale_flag_equal_to_the_rule(project, users, client, django_user_model):
+    """The lookup reads ``FeatureView.online_stale``; edits made in the admin change the rule's inputs too (a
+    version deleted there makes an older one the latest; a view saved there was edited after its
+    materialization), so the admin refreshes the flag."""
+    from django.forms.models import model_to_dict
+
+    from apps.features.models import FeatureView
+
+    owner = users["owner"]
+    store = make_feature_store(project=project, actor=owner)
+    newer = feature_rows(5, 48)
+    services.data_source_upload(project=project, actor=owner, name="transactions",
+                                upload=SimpleUploadedFile("tx.csv", csv_bytes(newer), content_type="text/csv"))
+    services.feature_view_materialize(view=store.view, as_of=store.end)
+
+    def stale():
+        return FeatureView.objects.values_list("online_stale", flat=True).get(pk=store.view.pk)
+
+    assert stale() is False
+    client.force_login(django_user_model.objects.create_superuser("root", password="x"))
+    latest = DataSourceVersion.objects.filter(source=store.source).order_by("-version").first()
+    assert latest.version == 2
+    r = client.post(f"/admin/features/datasourceversion/{latest.pk}/delete/", {"post": "yes"})
+    assert r.status_code == 302 and not DataSourceVersion.objects.filter(pk=latest.pk).exists()
+    assert stale() is True                      # v1 is the latest again: not what was materialized
+    services.feature_view_materialize(view=store.view, as_of=store.end)
+    assert stale() is False
+    view = FeatureView.objects.get(pk=store.view.pk)
+    data = {k: v for k, v in model_to_dict(view).items() if v is not None}
+    data.update(availability_lag="05:00:00", tags="[]")
+    r = client.post(f"/admin/features/featureview/{view.pk}/change/", data)
+    assert r.status_code == 302, r.content[:2000]
+    assert stale() is True                      # edited after its materialization

@@ -18,6 +18,7 @@ from ..models import (
     FeatureSetItem,
     FeatureView,
 )
+from ..online import online_stale_refresh
 from .common import _clean_name, _require
 
 # --- feature views -------------------------------------------------------------------------------
@@ -212,6 +213,7 @@ def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
         view.save()
         view.features.all().delete()
         Feature.objects.bulk_create([Feature(view=view, **f) for f in feats])
+        online_stale_refresh(view_ids=[view.pk])  # edited after its materialization: stale
         audit_record(actor=actor, verb="feature.view.update", project=project, target=view, details=_view_audit(view))
         if view.online and view.last_materialized_at:  # its online values follow the old definition: stale
             job_create(kind="features.materialize", actor=actor, project=project,  # until this job has run

@@ -20,7 +20,7 @@ from ..models import (
     FeatureSetItem,
     FeatureView,
 )
-from ..online import online_store
+from ..online import online_stale_refresh, online_store
 from .common import _require, data_source_frame
 from .feature_views import feature_view_versions_in_use, view_key_problem, view_spec
 from .sets import _lookup_plan
@@ -69,6 +69,7 @@ def feature_view_materialize(*, view: FeatureView, as_of: datetime | None = None
     FeatureView.objects.filter(pk=view.pk).update(
         last_materialized_at=materialized_at, materialized_source_version=version, newest_event_time=newest,
         online_row_count=written)
+    online_stale_refresh(view_ids=[view.pk])
     return {"entities": written, "as_of": as_of.isoformat(), "source_version": version.version,
             "newest_event_time": newest.isoformat() if newest else None}
 

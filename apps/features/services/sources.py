@@ -20,6 +20,7 @@ from ..models import (
     Entity,
     ValueType,
 )
+from ..online import online_stale_refresh
 from .common import (
     _clean_column,
     _clean_name,
@@ -192,6 +193,7 @@ def data_source_ingest(*, project: Project, actor, name: str, path: Path, filena
             source=source, version=number, artifact_key=stored.key, sha256=stored.sha256, size=stored.size,
             original_filename=(filename or "")[:255], original_format=fmt, row_count=df.height, schema=schema,
             stats=stats, created_by=actor)
+        online_stale_refresh(source_ids=[source.pk])  # its views' online values now lag this version
         if description and description != source.description:
             source.description = description[:2000]
         source.save(update_fields=["description", "updated_at"])
