@@ -34,6 +34,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from sklearn import config_context as sklearn_config
 
 from apps.common.edge import text_problem
+from apps.common.logging import HotPathLog
 from apps.common.secrets import secret_hash
 
 from . import contract as C
@@ -818,10 +819,14 @@ def _fail(exc: ServingError, rid: str, state, version_id, started: float) -> Res
     return Response(exc.status, _error_body(exc, rid), rid, close=close, retry_after=exc.retry_after)
 
 
+_ACCESS = HotPathLog(logger, pathname=__file__, func="predict")
+
+
 def _access_log(level: int, msg: str, extra: dict) -> None:
-    """One log line; a failing handler or formatter is counted, never a failed request."""
+    """One log line (``logger.log`` without its per-record stack walk and look-ups: ``HotPathLog``); a failing
+    handler or formatter is counted, never a failed request."""
     try:
-        logger.log(level, msg, extra=extra)
+        _ACCESS.log(level, msg, extra)
     except Exception:  # noqa: BLE001
         metrics.failed("access_log")
 
