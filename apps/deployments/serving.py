@@ -91,21 +91,32 @@ class ServingError(Exception):
 
 
 class _RowIds:
-    """Per-process unique ids: 64 random bits + a counter, shaped as UUIDs (cheap, no syscall)."""
+    """Per-process unique ids: 64 random bits + a counter, shaped as UUIDs (cheap: no syscall per id; a
+    forked child draws new random bits before its first id)."""
 
     def __init__(self):
-        self._pid = None
         self._lock = threading.Lock()
+        self._high: int | None = None
+        self._n = 0
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._high = None
 
     def take(self, n: int) -> list[str]:
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._high is None:
                 self._high = int.from_bytes(os.urandom(8), "big") << 64
                 self._n = int.from_bytes(os.urandom(3), "big") << 32
             start = self._n
             self._n += n
-        return [str(uuid.UUID(int=self._high | ((start + i) & 0xFFFFFFFFFFFFFFFF))) for i in range(n)]
+            high = self._high
+        out = []
+        for i in range(n):  # str(uuid.UUID(int=...)), without building the UUID
+            h = "%032x" % (high | ((start + i) & 0xFFFFFFFFFFFFFFFF))
+            out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        return out
 
 
 class ServingCache:

@@ -286,3 +286,27 @@ def test_deployment_page_shows_a_typed_curl_example_for_text_features(project, u
     text = page.content.decode()
     assert "&quot;country&quot;: &quot;DE&quot;" in text or '"country": "DE"' in text, text[:200]
     assert "Monthly Spend ($)" in text
+
+
+def test_row_ids_are_unique_uuids_and_a_forked_process_draws_its_own():
+    import os
+    import uuid
+
+    from apps.deployments.serving import _RowIds
+
+    ids = _RowIds()
+    taken = ids.take(1) + ids.take(5000) + ids.take(3)
+    assert len(set(taken)) == len(taken)
+    for text in taken[:50] + taken[-50:]:
+        assert str(uuid.UUID(text)) == text
+    assert int(uuid.UUID(taken[1])) == int(uuid.UUID(taken[0])) + 1  # one counter, one random prefix
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, ids.take(1)[0].encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert child[:18] != taken[0][:18]  # new random high bits in the child, not the parent's sequence
