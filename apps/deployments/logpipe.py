@@ -125,6 +125,9 @@ def sink(lines: list[bytes]) -> None:
         for key, n in errors.items():
             a = agg.setdefault(key, {"requests": 0, "rows": 0, "errors": 0, "lat": 0.0, "hist": stats.empty_hist()})
             a["errors"] += n
+        if connection.vendor == "postgresql":
+            _add_stats_postgres(agg)
+            return
         for (dep, ver, minute), a in agg.items():
             stat, _ = PredictionMinuteStat.objects.select_for_update().get_or_create(
                 deployment_id=dep, version_id=ver, minute=minute)
@@ -134,6 +137,42 @@ def sink(lines: list[bytes]) -> None:
             stat.latency_sum_ms += a["lat"]
             stat.latency_hist = stats.merge(list(stat.latency_hist or []), a["hist"])
             stat.save(update_fields=["requests", "rows", "errors", "latency_sum_ms", "latency_hist"])
+
+
+# One statement for every (deployment, version, minute) of a batch: insert, or add to the stored row under its
+# row lock (ON CONFLICT DO UPDATE) — what select_for_update + get_or_create + save did per key, in one round trip
+# instead of two or three ORM queries per key (with 50 deployments that was most of the drainer's CPU). The
+# histogram is added element by element, the shorter one padded with zeros (stats.merge).
+_STATS_UPSERT = """
+INSERT INTO deployments_predictionminutestat AS s
+    ("deployment_id", "version_id", "minute", "requests", "rows", "errors", "latency_sum_ms", "latency_hist")
+SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::integer[], %s::integer[], %s::integer[],
+                     %s::double precision[], %s::jsonb[])
+ON CONFLICT ("deployment_id", "version_id", "minute") DO UPDATE SET
+    "requests" = s."requests" + EXCLUDED."requests",
+    "rows" = s."rows" + EXCLUDED."rows",
+    "errors" = s."errors" + EXCLUDED."errors",
+    "latency_sum_ms" = s."latency_sum_ms" + EXCLUDED."latency_sum_ms",
+    "latency_hist" = (
+        SELECT COALESCE(jsonb_agg(COALESCE(a.v::numeric, 0) + COALESCE(b.v::numeric, 0) ORDER BY COALESCE(a.i, b.i)),
+                        '[]'::jsonb)
+        FROM jsonb_array_elements(COALESCE(s."latency_hist", '[]'::jsonb)) WITH ORDINALITY AS a(v, i)
+        FULL JOIN jsonb_array_elements(EXCLUDED."latency_hist") WITH ORDINALITY AS b(v, i) ON a.i = b.i)
+"""
+
+
+def _add_stats_postgres(agg: dict) -> None:
+    if not agg:
+        return
+    keys = sorted(agg, key=lambda k: (k[0], k[1], k[2]))  # one lock order for concurrent drainers
+    cols: list[list] = [[] for _ in range(8)]
+    for key in keys:
+        a = agg[key]
+        for col, value in zip(cols, (key[0], key[1], key[2], a["requests"], a["rows"], a["errors"], a["lat"],
+                                     orjson.dumps(a["hist"]).decode()), strict=True):
+            col.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(_STATS_UPSERT, cols)
 
 
 _COLUMNS = ("request_id", "batch_id", "deployment_id", "version_id", "created_at", "entity_key", "inputs", "output",
