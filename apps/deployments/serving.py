@@ -226,6 +226,10 @@ class ServingCache:
         st = self.state()
         dep = st.deployments.get(slug)
         if dep is None:
+            problem = text_problem(slug)  # (a known slug was stored, so it has none)
+            if problem:
+                raise ServingError(422, f"deployment {problem}", [{"field": "deployment", "message": problem}],
+                                   reason="invalid_input")
             if slug in st.elsewhere:
                 raise ServingError(404, f"Deployment {slug!r} is not served by this pool (SERVING_DEPLOYMENTS)",
                                    reason="not_served_here")
@@ -730,11 +734,7 @@ def predict(req: Request, *, probe: DeploymentState | None = None) -> Response:
         # Credentials first: without a valid key the answer is 401 whether or not the slug exists.
         key_owner = _authenticate(req)
         if probe is None:
-            if text_problem(req.slug):
-                raise ServingError(422, f"deployment {text_problem(req.slug)}",
-                                   [{"field": "deployment", "message": text_problem(req.slug)}],
-                                   reason="invalid_input")
-            state = CACHE.deployment(req.slug)
+            state = CACHE.deployment(req.slug)  # a slug it does not know is checked for NUL/surrogates first (422)
         else:
             CACHE.state()  # the serving state must be available (database or snapshot)
             state = probe

@@ -126,7 +126,7 @@ def test_parse_body_random_bodies_agree_with_the_strict_parser():
         rows = [{k: rng.choice(values) for k in keys} for _ in range(rng.randint(0, 3))]
         text = json.dumps({"instances": rows}, ensure_ascii=False)
         if rng.random() < 0.3 and rows and keys:  # splice in a duplicate key
-            text = text.replace("{", '{"%s": 1, ' % keys[0], 1)
+            text = text.replace("{", f'{{"{keys[0]}": 1, ', 1)
         raw = text.encode()
         assert _outcome(parse_body, raw) == _outcome(_parse_strict, raw), raw
 
