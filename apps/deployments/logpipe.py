@@ -87,7 +87,7 @@ def sink(lines: list[bytes]) -> None:
     rows: list[tuple] = []  # (request_id str, batch str, dep, ver, created (unix s), entity, inputs, output, probs, latency)
     per_request: list[tuple] = []  # (key, [request ids], latency)
     errors: dict[tuple, int] = defaultdict(int)
-    minutes: dict[int, datetime] = {}
+    minutes: dict[float, datetime] = {}  # by t // 60
     for raw in lines:
         try:
             rec = orjson.loads(raw)
