@@ -34,6 +34,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from sklearn import config_context as sklearn_config
 
 from apps.common.edge import text_problem
+from apps.common.logging import HotPathLog
 from apps.common.secrets import secret_hash
 
 from . import contract as C
@@ -90,21 +91,32 @@ class ServingError(Exception):
 
 
 class _RowIds:
-    """Per-process unique ids: 64 random bits + a counter, shaped as UUIDs (cheap, no syscall)."""
+    """Per-process unique ids: 64 random bits + a counter, shaped as UUIDs (cheap: no syscall per id; a
+    forked child draws new random bits before its first id)."""
 
     def __init__(self):
-        self._pid = None
         self._lock = threading.Lock()
+        self._high: int | None = None
+        self._n = 0
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._high = None
 
     def take(self, n: int) -> list[str]:
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._high is None:
                 self._high = int.from_bytes(os.urandom(8), "big") << 64
                 self._n = int.from_bytes(os.urandom(3), "big") << 32
             start = self._n
             self._n += n
-        return [str(uuid.UUID(int=self._high | ((start + i) & 0xFFFFFFFFFFFFFFFF))) for i in range(n)]
+            high = self._high
+        out = []
+        for i in range(n):  # str(uuid.UUID(int=...)), without building the UUID
+            h = "%032x" % (high | ((start + i) & 0xFFFFFFFFFFFFFFFF))
+            out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        return out
 
 
 class ServingCache:
@@ -214,6 +226,10 @@ class ServingCache:
         st = self.state()
         dep = st.deployments.get(slug)
         if dep is None:
+            problem = text_problem(slug)  # (a known slug was stored, so it has none)
+            if problem:
+                raise ServingError(422, f"deployment {problem}", [{"field": "deployment", "message": problem}],
+                                   reason="invalid_input")
             if slug in st.elsewhere:
                 raise ServingError(404, f"Deployment {slug!r} is not served by this pool (SERVING_DEPLOYMENTS)",
                                    reason="not_served_here")
@@ -718,11 +734,7 @@ def predict(req: Request, *, probe: DeploymentState | None = None) -> Response:
         # Credentials first: without a valid key the answer is 401 whether or not the slug exists.
         key_owner = _authenticate(req)
         if probe is None:
-            if text_problem(req.slug):
-                raise ServingError(422, f"deployment {text_problem(req.slug)}",
-                                   [{"field": "deployment", "message": text_problem(req.slug)}],
-                                   reason="invalid_input")
-            state = CACHE.deployment(req.slug)
+            state = CACHE.deployment(req.slug)  # a slug it does not know is checked for NUL/surrogates first (422)
         else:
             CACHE.state()  # the serving state must be available (database or snapshot)
             state = probe
@@ -818,10 +830,14 @@ def _fail(exc: ServingError, rid: str, state, version_id, started: float) -> Res
     return Response(exc.status, _error_body(exc, rid), rid, close=close, retry_after=exc.retry_after)
 
 
+_ACCESS = HotPathLog(logger, pathname=__file__, func="predict")
+
+
 def _access_log(level: int, msg: str, extra: dict) -> None:
-    """One log line; a failing handler or formatter is counted, never a failed request."""
+    """One log line (``logger.log`` without its per-record stack walk and look-ups: ``HotPathLog``); a failing
+    handler or formatter is counted, never a failed request."""
     try:
-        logger.log(level, msg, extra=extra)
+        _ACCESS.log(level, msg, extra)
     except Exception:  # noqa: BLE001
         metrics.failed("access_log")
 

@@ -52,6 +52,85 @@ def test_parse_body_is_strict(raw, status, needle):
     assert err.value.status == status and needle in err.value.message
 
 
+def _outcome(fn, raw):
+    try:
+        value = fn(raw)
+        return ("ok", value, repr(value))  # repr: 1 and 1.0, 0.0 and -0.0 differ
+    except ContractError as exc:
+        return ("error", exc.status, exc.message, exc.errors)
+
+
+TRICKY_BODIES = [
+    b'{"instances": [{"a": 1.5, "b": 2}]}',
+    b'{"instances": [{"a": 1.5, "a": 2}]}',  # a duplicate in a row
+    b'{"instances": [{"a": 1.5}], "instances": []}',  # a duplicate at the top
+    b'{"instances": [{"a": {"x": 1, "x": 2}}]}',  # a duplicate in a nested object
+    b'{"instances": [[{"a": 1, "a": 2}]]}',  # ... in an object inside a nested list
+    b'{"instances": [{"a": "10:30", "b": 1}]}',  # a colon in a string
+    b'{"instances": [{"a:b": 1, "a:b": 2}]}',  # colons in duplicate keys
+    b'{"instances": [{"t": "2024-01-01T10:00:00Z"}]}',
+    b'{"instances": [{"a": 123456789012345678901234567890}]}',  # beyond 64 bits: an int, not a float
+    b'{"instances": [{"a": -9223372036854775809, "b": 18446744073709551616}]}',
+    b'{"instances": [{"a": 9223372036854775807, "b": -9223372036854775808}]}',
+    b'{"instances": [{"a": 0.30000000000000004, "b": -0.0, "c": -0, "d": 1E5, "e": 1e-400}]}',
+    b'{"instances": [{"a": 1e400}]}',
+    b'{"instances": [{"a": NaN}]}',
+    b'{"instances": [{"a": -Infinity}]}',
+    b'{"instances": [{"a": "x\\u0000y"}]}',
+    b'{"instances": [{"a": "\\ud800"}]}',
+    b'{"instances": [{"\\u0000": 1}]}',
+    b'{"instances": [{"a": "caf\xc3\xa9"}]}',
+    b'{"instances": [{"a": "\xc3\x28"}]}',
+    b'\xef\xbb\xbf{"instances": []}',
+    b' \n{"entities": ["C0001", "C:2"]} \t',
+    b'{"entities": ["C0001"]}{}',
+    b'{"instances": [{"a": 1}]',
+    b'[{"a": 1}]',
+    b'"text"',
+    b'',
+    b'{}',
+    b'{"instances": [{}, {}, 3, "x", null, true]}',
+    b"[" * 2000 + b"]" * 2000,
+    b'{"a":' * 2000 + b"1" + b"}" * 2000,
+]
+
+
+@pytest.mark.parametrize("raw", TRICKY_BODIES)
+def test_parse_body_fast_path_answers_as_the_strict_parser(raw):
+    from apps.deployments.contract import _parse_strict
+
+    assert _outcome(parse_body, raw) == _outcome(_parse_strict, raw)
+
+
+def test_parse_body_fast_path_is_taken_for_plain_bodies():
+    from apps.deployments.contract import _parse_fast
+
+    assert _parse_fast(b'{"instances": [{"a": 0.1, "b": 2, "c": true, "d": null, "e": "DE"}, {"a": 1.0}]}') == {
+        "instances": [{"a": 0.1, "b": 2, "c": True, "d": None, "e": "DE"}, {"a": 1.0}]}
+    assert _parse_fast(b'{"entities": ["C0001", "C0002"]}') == {"entities": ["C0001", "C0002"]}
+    for raw in TRICKY_BODIES[1:5] + TRICKY_BODIES[8:10] + TRICKY_BODIES[13:18]:
+        assert _parse_fast(raw) is None, raw
+
+
+def test_parse_body_random_bodies_agree_with_the_strict_parser():
+    import json
+    import random
+
+    from apps.deployments.contract import _parse_strict
+
+    rng = random.Random(18)
+    values = [0.1, -2.5e-300, 1e308, 3, -7, 2**53 + 1, 2**63, -(2**63) - 1, 2**64, True, False, None, "x", "a:b",
+              "é", [1, 2], {"k": 1}]
+    for _ in range(3000):
+        keys = [rng.choice("abcde") for _ in range(rng.randint(0, 6))]
+        rows = [{k: rng.choice(values) for k in keys} for _ in range(rng.randint(0, 3))]
+        text = json.dumps({"instances": rows}, ensure_ascii=False)
+        if rng.random() < 0.3 and rows and keys:  # splice in a duplicate key
+            text = text.replace("{", f'{{"{keys[0]}": 1, ', 1)
+        raw = text.encode()
+        assert _outcome(parse_body, raw) == _outcome(_parse_strict, raw), raw
+
+
 def test_batch_limits_and_shape():
     with pytest.raises(ContractError) as err:
         split_body({"instances": [{}] * 11}, input_mode="inline", max_batch=10)

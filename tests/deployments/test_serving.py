@@ -286,3 +286,66 @@ def test_deployment_page_shows_a_typed_curl_example_for_text_features(project, u
     text = page.content.decode()
     assert "&quot;country&quot;: &quot;DE&quot;" in text or '"country": "DE"' in text, text[:200]
     assert "Monthly Spend ($)" in text
+
+
+def test_row_ids_are_unique_uuids_and_a_forked_process_draws_its_own():
+    import os
+    import uuid
+
+    from apps.deployments.serving import _RowIds
+
+    ids = _RowIds()
+    taken = ids.take(1) + ids.take(5000) + ids.take(3)
+    assert len(set(taken)) == len(taken)
+    for text in taken[:50] + taken[-50:]:
+        assert str(uuid.UUID(text)) == text
+    assert int(uuid.UUID(taken[1])) == int(uuid.UUID(taken[0])) + 1  # one counter, one random prefix
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, ids.take(1)[0].encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert child[:18] != taken[0][:18]  # new random high bits in the child, not the parent's sequence
+
+
+@pytest.mark.django_db
+def test_drained_minute_statistics_add_to_the_stored_row_element_by_element(served):
+    """The drainer adds a batch's per-minute counts to a row that exists (one upsert on PostgreSQL)."""
+    import uuid
+
+    import orjson
+
+    from apps.deployments import stats
+    from apps.deployments.models import PredictionMinuteStat
+
+    dep, _, version = served
+    t = 1796500000.0  # a whole minute
+    minute = logpipe._minute(t)
+    PredictionMinuteStat.objects.create(deployment=dep, version=version, minute=minute, requests=5, rows=7,
+                                        errors=1, latency_sum_ms=10.0, latency_hist=[1, 4])  # shorter than N_BUCKETS
+
+    def line(latency, rows=1):
+        return orjson.dumps({"k": "p", "t": t + 1, "d": dep.pk, "v": version.pk, "b": str(uuid.uuid4()),
+                             "l": latency, "r": [[str(uuid.uuid4()), {"f0": 1.0}, 1, None, None]
+                                                 for _ in range(rows)]})
+
+    error = orjson.dumps({"k": "e", "t": t + 2, "d": dep.pk, "v": version.pk, "s": 422})
+    other_minute = orjson.dumps({"k": "e", "t": t + 61, "d": dep.pk, "v": version.pk, "s": 503})
+    logpipe.sink([line(0.3), line(0.3, rows=3), line(40.0), error, other_minute])
+    stat = PredictionMinuteStat.objects.get(minute=minute)
+    expected = stats.merge([1, 4], [0] * stats.N_BUCKETS)
+    for latency in (0.3, 0.3, 40.0):
+        expected[stats.bucket_of(latency)] += 1
+    assert (stat.requests, stat.rows, stat.errors) == (8, 12, 2)
+    assert stat.latency_sum_ms == pytest.approx(50.6)
+    assert stat.latency_hist == expected and all(type(x) is int for x in stat.latency_hist)
+    later = PredictionMinuteStat.objects.get(minute=logpipe._minute(t + 61))
+    assert (later.requests, later.rows, later.errors, sum(later.latency_hist)) == (0, 0, 1, 0)
+    logpipe.sink([line(2.0)])  # a second batch adds again
+    stat.refresh_from_db()
+    expected[stats.bucket_of(2.0)] += 1
+    assert (stat.requests, stat.rows, stat.latency_hist) == (9, 13, expected)
