@@ -71,6 +71,11 @@ class ViewSpec:
     ttl: timedelta | None = None
     written_at_column: str | None = None
 
+    def columns(self) -> list[str]:
+        """The columns of the feature frame the join reads (a source may hold more)."""
+        written = [self.written_at_column] if self.written_at_column else []
+        return list(dict.fromkeys([self.entity_column, self.timestamp_column, *written, *(c for c, _ in self.features)]))
+
 
 @dataclass(frozen=True)
 class ViewReport:
@@ -203,7 +208,7 @@ def prepare_view(features: pl.DataFrame, spec: ViewSpec, *, method: str = "auto"
     "argsort" / "asof" force the dense index, the sorted index built by a value sort or by an argsort, or
     the polars path (where they apply; tests check they agree)."""
     ts_cols = [spec.timestamp_column] + ([spec.written_at_column] if spec.written_at_column else [])
-    cols = list(dict.fromkeys([spec.entity_column, *ts_cols, *(c for c, _ in spec.features)]))
+    cols = spec.columns()
     table = normalize_timestamps(features.select(cols), ts_cols)
     event = pl.col(spec.timestamp_column)
     avail = event + pl.duration(microseconds=_us(spec.lag))
