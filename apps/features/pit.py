@@ -21,14 +21,17 @@ synthetic label row per entity at time T, so the online store and the offline jo
 the online lookup then applies ``ttl_expired`` — the same TTL rule — at lookup time. A lookup ``as_of`` a
 past time runs ``point_in_time_join`` itself (``with_status=True``).
 
-The as-of step: for a view without written-at (availability = event + lag) whose keys fit, one sorted
-int64 key per (entity, availability) (``KeyIndex``: a value sort of packed keys, then a binary search per
-label); otherwise polars' ``join_asof`` by entity on the availability order (``prepare_view``'s ``right``).
-Both choose the same row (tests compare them with a brute-force reference).
+The as-of step: for a view without written-at (availability = event + lag) whose keys fit, one int64 key
+per (entity, availability) (``KeyIndex``: a dense table over the key space with a running maximum when
+that space is at most ~2× the rows, else the keys sorted — a value sort of packed keys — and a binary
+search per label); otherwise polars' ``join_asof`` by entity on the availability order (``prepare_view``'s
+``right``). All choose the same row (tests compare them with a brute-force reference). An index key gives
+the chosen row's availability (and event time) back, so only the feature columns are gathered.
 
 With ``leakage=True`` the join also reports what naive joins would have leaked (``leakage_report``); without
 a written-at column the report reuses the join's availability order and rides in the join's own as-of
-(at T + lag), so the job's join costs little more than the join alone (``bench/pit_join.py``).
+(at T + lag, and each entity's newest row), so the job's join costs little more than the join alone
+(``bench/pit_join.py``).
 """
 
 from __future__ import annotations
