@@ -21,14 +21,17 @@ synthetic label row per entity at time T, so the online store and the offline jo
 the online lookup then applies ``ttl_expired`` — the same TTL rule — at lookup time. A lookup ``as_of`` a
 past time runs ``point_in_time_join`` itself (``with_status=True``).
 
-The as-of step: for a view without written-at (availability = event + lag) whose keys fit, one sorted
-int64 key per (entity, availability) (``KeyIndex``: a value sort of packed keys, then a binary search per
-label); otherwise polars' ``join_asof`` by entity on the availability order (``prepare_view``'s ``right``).
-Both choose the same row (tests compare them with a brute-force reference).
+The as-of step: for a view without written-at (availability = event + lag) whose keys fit, one int64 key
+per (entity, availability) (``KeyIndex``: a dense table over the key space with a running maximum when
+that space is at most ~2× the rows, else the keys sorted — a value sort of packed keys — and a binary
+search per label); otherwise polars' ``join_asof`` by entity on the availability order (``prepare_view``'s
+``right``). All choose the same row (tests compare them with a brute-force reference). An index key gives
+the chosen row's availability (and event time) back, so only the feature columns are gathered.
 
 With ``leakage=True`` the join also reports what naive joins would have leaked (``leakage_report``); without
 a written-at column the report reuses the join's availability order and rides in the join's own as-of
-(at T + lag), so the job's join costs little more than the join alone (``bench/pit_join.py``).
+(at T + lag, and each entity's newest row), so the job's join costs little more than the join alone
+(``bench/pit_join.py``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,11 @@ class ViewSpec:
     lag: timedelta = timedelta(0)
     ttl: timedelta | None = None
     written_at_column: str | None = None
+
+    def columns(self) -> list[str]:
+        """The columns of the feature frame the join reads (a source may hold more)."""
+        written = [self.written_at_column] if self.written_at_column else []
+        return list(dict.fromkeys([self.entity_column, self.timestamp_column, *written, *(c for c, _ in self.features)]))
 
 
 @dataclass(frozen=True)
@@ -148,19 +156,26 @@ class Prepared:
 
 @dataclass(frozen=True)
 class KeyIndex:
-    """A view's rows (no written-at: availability = event + lag) as sorted int64 keys
-    ``code(entity) * span + (availability - t0) // step``, one per distinct (entity, availability), with
-    ``rows``: the file row of the last row in file order among those tied on that key (the join's
-    tie-break). ``step`` is the gcd of all availabilities - t0, so the division is exact: a label at T
-    finds its row as the last key <= ``code * span + (T - t0) // step`` of the same entity. Entity codes are
-    ``key - kmin`` for integer keys, else positions in ``codes`` (the distinct keys).
+    """A view's rows (no written-at: availability = event + lag) as int64 keys
+    ``code(entity) * span + (availability - t0) // step``. ``step`` is the gcd of all availabilities - t0, so
+    the division is exact: a label at T finds its row as the greatest key <= ``code * span + (T - t0) // step``
+    of the same entity (a key >= ``code * span``), and that key gives the row's availability back
+    (``t0 + (key - code * span) * step``) without touching the rows. Entity codes are ``key - kmin`` for
+    integer keys, else positions in ``codes`` (the distinct keys). Ties on a key: the last row in file order
+    (the join's tie-break). Two layouts:
+
+    - dense (``filled`` set; the key space ``n_codes * span`` is at most a few times the rows, e.g. entities ×
+      periodic snapshots): ``rows[key]`` = file row or -1, ``filled[key]`` = the greatest key <= key that has
+      a row (-1: none) — built with one scatter and one running maximum, looked up with one gather;
+    - sorted (``keys``): the distinct keys in order and ``rows`` their file rows, searched with
+      ``np.searchsorted`` (a value sort of packed keys, else an argsort).
 
     Why: polars' ``join_asof(by=...)`` hashes the 1M-row right side per entity, and a stable sort by
-    availability is a second full pass; one value sort of packed int64 keys (``np.sort``, SIMD) and a binary
-    search are several times cheaper (``bench/pit_join.py``).
+    availability is a second full pass; the sorted keys are several times cheaper, the dense table cheaper
+    still (``bench/pit_join.py``).
     """
 
-    keys: np.ndarray
+    keys: np.ndarray | None
     rows: np.ndarray
     span: int
     t0: int
@@ -168,16 +183,35 @@ class KeyIndex:
     kmin: int | None             # integer keys: code = key - kmin
     n_codes: int
     codes: pl.DataFrame | None   # other keys: (key, "__pit_code")
+    filled: np.ndarray | None = None
+    wide: bool = False           # file rows need 64 bits
+
+
+@dataclass(frozen=True)
+class Picks:
+    """The rows an as-of lookup chose, one per label: ``rows`` (file row; 0 where none), ``hit`` (a row was
+    chosen) and ``avail`` (its availability, µs since the epoch; meaningless where none)."""
+
+    rows: np.ndarray
+    hit: np.ndarray
+    avail: np.ndarray
+
+    def series(self) -> pl.Series:
+        """The chosen file rows as a polars index series, null where none."""
+        rows = pl.Series(self.rows)
+        return rows if self.hit.all() else \
+            rows.to_frame("r").select(pl.when(pl.lit(pl.Series(self.hit))).then(pl.col("r"))).to_series()
 
 
 _ORIG = "__pit_orig"
 
 
 def prepare_view(features: pl.DataFrame, spec: ViewSpec, *, method: str = "auto") -> Prepared:
-    """``method``: "auto" (a ``KeyIndex`` where it applies, else polars' as-of); "argsort" / "asof" force
-    the index built by an argsort, or the polars path (tests check the three agree)."""
+    """``method``: "auto" (a ``KeyIndex`` where it applies, else polars' as-of); "dense" / "sorted" /
+    "argsort" / "asof" force the dense index, the sorted index built by a value sort or by an argsort, or
+    the polars path (where they apply; tests check they agree)."""
     ts_cols = [spec.timestamp_column] + ([spec.written_at_column] if spec.written_at_column else [])
-    cols = list(dict.fromkeys([spec.entity_column, *ts_cols, *(c for c, _ in spec.features)]))
+    cols = spec.columns()
     table = normalize_timestamps(features.select(cols), ts_cols)
     event = pl.col(spec.timestamp_column)
     avail = event + pl.duration(microseconds=_us(spec.lag))
@@ -209,29 +243,36 @@ def prepare_view(features: pl.DataFrame, spec: ViewSpec, *, method: str = "auto"
 
 
 _FIT = 1 << 62  # keys (and packed keys) must stay below this
+_DENSE_FACTOR = 2  # a dense index when the key space is at most this many times the rows (+ _DENSE_MIN)
+_DENSE_MIN = 1 << 16
 
 
 def _key_index(keys: pl.DataFrame, key: str, method: str) -> KeyIndex | None:
-    """The ``KeyIndex`` of ``keys`` (no null keys/times), or None when the keys do not fit in an int64."""
+    """The ``KeyIndex`` of ``keys`` (no null keys/times), or None when the keys do not fit in an int64.
+    ``method``: "auto" (dense if the key space is small, else sorted), "dense", "sorted" or "argsort"
+    (forced where they apply; tests check they agree). Works in place on fresh arrays where it can: every
+    1M-element temporary is 8 MB of fresh pages."""
     m = keys.height
     if not m:
         return None
     ent = keys.get_column(key)
     kmin, codes = None, None
     if ent.dtype.is_integer():
-        lo, hi = ent.min(), ent.max()
+        raw = ent.to_numpy()
+        lo, hi = int(raw.min()), int(raw.max())
         if hi >= 1 << 63 or hi - lo >= _FIT:  # (label keys that wrap in int64 land outside 0..n_codes - 1)
             return None
-        kmin, n_codes = int(lo), int(hi - lo) + 1
-        code = ent.to_numpy().astype(np.int64, copy=False) - kmin
+        kmin, n_codes = lo, hi - lo + 1
+        code = _owned(raw.astype(np.int64, copy=False))
+        code -= kmin
     else:
         codes = ent.unique().to_frame().with_row_index("__pit_code")
         n_codes = codes.height
         code = keys.select(key).join(codes, on=key, how="left", maintain_order="left") \
             .get_column("__pit_code").to_numpy().astype(np.int64)
-    avail = keys.get_column(_AVAIL).to_physical().to_numpy()
-    t0 = int(avail.min())
-    rel = avail - t0
+    rel = _owned(keys.get_column(_AVAIL).to_physical().to_numpy().astype(np.int64, copy=False))
+    t0 = int(rel.min())
+    rel -= t0
     step = int(np.gcd.reduce(rel)) or 1
     if step > 1:
         rel //= step
@@ -240,42 +281,61 @@ def _key_index(keys: pl.DataFrame, key: str, method: str) -> KeyIndex | None:
         return None
     comp = np.multiply(code, span, out=code)
     comp += rel
-    bits = max(m - 1, 1).bit_length()
-    if method == "auto" and (n_codes * span) << bits < _FIT:
-        # unique keys (file position in the low bits): a plain value sort, ties in file order
+    del rel
+    orig = keys.get_column(_ORIG)
+    n_rows = int(orig[-1]) + 1 if orig.is_sorted() else int(orig.max()) + 1  # file rows are < n_rows
+    space = n_codes * span
+    if (method == "dense" and space <= 1 << 24) or (method == "auto" and space <= _DENSE_FACTOR * m + _DENSE_MIN):
+        dtype = np.int32 if max(space, n_rows) < 1 << 31 else np.int64
+        rows = np.full(space, -1, dtype=dtype)
+        file_rows = orig.to_numpy()  # (UInt32 or UInt64; the rows fit in dtype's positive half)
+        np.maximum.at(rows, comp, file_rows.view(dtype) if file_rows.itemsize == rows.itemsize else file_rows.astype(dtype))
+        # (ties: the last row in file order)
+        filled = np.arange(space, dtype=dtype)
+        filled[rows < 0] = -1
+        np.maximum.accumulate(filled, out=filled)
+        return KeyIndex(keys=None, rows=rows, span=span, t0=t0, step=step, kmin=kmin, n_codes=n_codes,
+                        codes=codes, filled=filled, wide=n_rows > 1 << 32)
+    bits = max(n_rows - 1, 1).bit_length()
+    if method in ("auto", "sorted") and space << bits < _FIT:
+        # unique keys (the file row in the low bits): a plain value sort in place, ties in file order
         comp <<= bits
-        comp |= np.arange(m, dtype=np.int64)
-        packed = np.sort(comp)
-        pos = packed & ((1 << bits) - 1)
-        comp_sorted = np.right_shift(packed, bits, out=packed)
-        last = np.empty(m, dtype=bool)            # the last (greatest file position) of each run of ties
+        file_rows = orig.to_numpy()
+        comp |= file_rows if file_rows.dtype == np.uint32 else file_rows.astype(np.int64)
+        comp.sort()
+        pos = comp & ((1 << bits) - 1)
+        comp_sorted = np.right_shift(comp, bits, out=comp)
+        last = np.empty(m, dtype=bool)            # the last (greatest file row) of each run of ties
         np.not_equal(comp_sorted[1:], comp_sorted[:-1], out=last[:-1])
         last[-1] = True
+        if not last.all():
+            pos, comp_sorted = pos[last], comp_sorted[last]
+        rows = pos
     else:
-        pos = np.argsort(comp)                    # unstable: ties resolved by the greatest position per run
+        pos = np.argsort(comp)                    # unstable: ties resolved by the greatest row per run
         comp_sorted = comp[pos]
         first = np.empty(m, dtype=bool)
         first[0] = True
         np.not_equal(comp_sorted[1:], comp_sorted[:-1], out=first[1:])
+        rows = orig.to_numpy().astype(np.int64)[pos]
         if not first.all():
             starts = np.flatnonzero(first)
-            pos = np.maximum.reduceat(pos, starts)
+            rows = np.maximum.reduceat(rows, starts)
             comp_sorted = comp_sorted[starts]
-        last = None
-    if last is not None and not last.all():
-        pos, comp_sorted = pos[last], comp_sorted[last]
-    orig = keys.get_column(_ORIG)
-    dtype = np.uint32 if orig.dtype == pl.UInt32 else np.uint64
-    # file rows: the positions themselves unless rows with a null key or time were dropped
-    rows = pos.astype(dtype) if orig[-1] == m - 1 else orig.to_numpy()[pos]
-    return KeyIndex(keys=comp_sorted, rows=rows, span=span, t0=t0, step=step, kmin=kmin, n_codes=n_codes, codes=codes)
+    return KeyIndex(keys=comp_sorted, rows=rows, span=span, t0=t0, step=step, kmin=kmin, n_codes=n_codes, codes=codes,
+                    wide=n_rows > 1 << 32)
 
 
-def _index_rows(index: KeyIndex, keys: pl.Series, times: pl.Series, shifts: list[timedelta | None]) -> list[pl.Series]:
-    """For each (key, time) and each shift: the file row chosen from ``index`` (the last available at
-    time + shift; shift None: the entity's newest row), or null. ``keys`` are in the view's key type.
-    The keys' codes and one sort of the queries serve every shift (a query's order by (entity, time) is
-    the same at any shift)."""
+def _owned(values: np.ndarray) -> np.ndarray:
+    """``values`` if this code may write to it (polars hands out zero-copy arrays read-only), else a copy."""
+    return values if values.flags.writeable else values.copy()
+
+
+def _index_rows(index: KeyIndex, keys: pl.Series, times: pl.Series, shifts: list[timedelta | None]) -> list[Picks]:
+    """For each (key, time) and each shift: the row chosen from ``index`` (the last available at
+    time + shift; shift None: the entity's newest row), with its availability. ``keys`` are in the view's
+    key type. The keys' codes (and, for sorted keys, one sort of the queries) serve every shift (a query's
+    order by (entity, time) is the same at any shift)."""
     n = len(keys)
     if index.kmin is not None:
         code = keys.fill_null(index.kmin).to_numpy().astype(np.int64) - index.kmin  # (nulls masked below)
@@ -301,16 +361,23 @@ def _index_rows(index: KeyIndex, keys: pl.Series, times: pl.Series, shifts: list
             ok = known & (at >= 0)
             units = np.minimum(np.maximum(at, 0) // index.step, index.span - 1)
         q = first + units
-        if order is None:
-            order = np.argsort(q)                 # sorted queries: the search walks the keys once
-        pos = np.empty(n, dtype=np.int64)
-        pos[order] = np.searchsorted(index.keys, q[order], side="right") - 1
-        hit = ok & (pos >= 0)
-        np.maximum(pos, 0, out=pos)
-        hit &= index.keys[pos] >= first           # a key of the same entity
-        rows = pl.Series(np.where(hit, index.rows[pos], 0).astype(index.rows.dtype, copy=False))
-        out.append(rows if hit.all() else
-                   rows.to_frame("r").select(pl.when(pl.lit(pl.Series(hit))).then(pl.col("r"))).to_series())
+        if index.filled is not None:
+            found_key = index.filled[q].astype(np.int64)        # -1: no key at all up to q
+        else:
+            if order is None:
+                order = np.argsort(q)             # sorted queries: the search walks the keys once
+            pos = np.empty(n, dtype=np.int64)
+            pos[order] = np.searchsorted(index.keys, q[order], side="right") - 1
+            before = pos < 0                      # q is below every key
+            np.maximum(pos, 0, out=pos)
+            found_key = index.keys[pos]
+            found_key[before] = -1
+        hit = ok & (found_key >= first)           # a key of the same entity
+        key_at = np.where(hit, found_key, first)
+        rows = index.rows[key_at] if index.filled is not None else index.rows[pos]
+        rows = np.where(hit, rows, 0).astype(np.uint64 if index.wide else np.uint32)
+        avail = (key_at - first) * index.step + index.t0
+        out.append(Picks(rows=rows, hit=hit, avail=avail))
     return out
 
 
@@ -327,8 +394,7 @@ def asof_rows_shifted(labels: pl.DataFrame, prepared: Prepared, spec: ViewSpec, 
     """``asof_rows`` at each label time + shift, in ONE as-of join (the feature rows are grouped once):
     the job's leakage report asks for the row chosen at T + lag as well (an as-of on event time)."""
     if prepared.index is not None:
-        keys = match_keys(labels.get_column(spec.label_key), prepared.keys.schema[spec.entity_column], spec)
-        return _index_rows(prepared.index, keys, labels.get_column(_T), list(shifts))
+        return [p.series() for p in index_picks(labels, prepared, spec, list(shifts))]
     key_dtype = prepared.right.schema[spec.entity_column]
     left = labels.select(_ROW, _T, match_keys(labels.get_column(spec.label_key), key_dtype, spec).alias("__pit_key"))
     n = len(left)
@@ -339,6 +405,14 @@ def asof_rows_shifted(labels: pl.DataFrame, prepared: Prepared, spec: ViewSpec, 
     joined = left.sort(_T).join_asof(right, on=_T, by="__pit_key", strategy="backward", check_sortedness=False)
     rows = _by_row(joined, _BEST, len(left))
     return [rows.slice(i * n, n) for i in range(len(shifts))]
+
+
+def index_picks(labels: pl.DataFrame, prepared: Prepared, spec: ViewSpec,
+                shifts: list[timedelta | None]) -> list[Picks]:
+    """``asof_rows_shifted`` for a view with a ``KeyIndex``, with each chosen row's availability (shift
+    None: each entity's newest row)."""
+    keys = match_keys(labels.get_column(spec.label_key), prepared.keys.schema[spec.entity_column], spec)
+    return _index_rows(prepared.index, keys, labels.get_column(_T), shifts)
 
 
 def _by_row(frame: pl.DataFrame, column: str, n: int) -> pl.Series:
@@ -380,12 +454,18 @@ def match_keys(keys: pl.Series, dtype: pl.DataType, spec: ViewSpec) -> pl.Series
 # --- step 4/5: features and TTL ------------------------------------------------------------------
 
 
-def attach_features(prepared: Prepared, chosen: pl.Series, spec: ViewSpec) -> pl.DataFrame:
-    """The chosen rows' event time, availability and features, aligned with the labels (nulls where none)."""
-    cols = [pl.col(_EVENT), pl.col(_AVAIL), *[pl.col(c).alias(out) for c, out in spec.features]]
+def attach_features(prepared: Prepared, chosen: pl.Series, spec: ViewSpec, picks: Picks | None = None) -> pl.DataFrame:
+    """The chosen rows' event time, availability and features, aligned with the labels (nulls where none).
+    With ``picks`` (a ``KeyIndex`` lookup: availability = event + lag) the times come from the index keys,
+    and only the features are gathered from the rows."""
+    feats = [pl.col(c).alias(out) for c, out in spec.features]
+    cols = feats if picks is not None else [pl.col(_EVENT), pl.col(_AVAIL), *feats]
     # one row gather of the narrow frame (about twice as fast as a gather per column); null picks masked after
     out = _gather(prepared.table.select(cols), chosen.fill_null(0)) if len(prepared.table) else \
         prepared.table.select(cols).clear(len(chosen))
+    if picks is not None:
+        avail = pl.Series(_AVAIL, picks.avail).cast(TS)
+        out = pl.concat([pl.DataFrame([(avail - spec.lag).alias(_EVENT), avail]), out], how="horizontal")
     if chosen.null_count():
         none = chosen.is_null()
         out = out.with_columns([pl.when(none).then(None).otherwise(pl.col(c)).alias(c) for c in out.columns])
@@ -453,12 +533,15 @@ def point_in_time_join(labels: pl.DataFrame, views: list[tuple[ViewSpec, pl.Data
     leak: dict = {}
     for i, (spec, features) in enumerate(views):
         prepared = prepare_view(features, spec)
-        by_event = None
-        if leakage and not spec.written_at_column:  # the report's as-of on event time rides along (T + lag)
+        by_event, picks = None, None
+        if prepared.index is not None:  # the report's newest rows and as-of at T + lag ride along
+            picks = index_picks(base, prepared, spec, [timedelta(0), *([None, spec.lag] if leakage else [])])
+            chosen = picks[0].series()
+        elif leakage and not spec.written_at_column:  # the report's as-of on event time rides along (T + lag)
             chosen, by_event = asof_rows_shifted(base, prepared, spec, shifts=(timedelta(0), spec.lag))
         else:
             chosen = asof_rows(base, prepared, spec)
-        attached = attach_features(prepared, chosen, spec)
+        attached = attach_features(prepared, chosen, spec, picks[0] if picks else None)
         found = chosen.is_not_null()
         event = attached.get_column(_EVENT)
         attached, expired = apply_ttl(times, attached, spec)
@@ -475,7 +558,8 @@ def point_in_time_join(labels: pl.DataFrame, views: list[tuple[ViewSpec, pl.Data
         if with_event_times:
             out_cols.append(attached.select(pl.col(_EVENT).alias(f"{spec.name}__event_time")))
         if leakage:
-            leak.update(leakage_report(base, prepared, spec, times, asof_event_rows=by_event))
+            leak.update(leakage_report(base, prepared, spec, times, asof_event_rows=by_event,
+                                       picks=tuple(picks[1:]) if picks else None))
     frame = pl.concat([labels, *out_cols], how="horizontal") if out_cols else labels
     without = len(labels) - int(any_value.sum()) if any_value is not None else len(labels)
     return PitResult(frame=frame, views=tuple(reports), rows_without_features=without, leakage=leak)
@@ -516,7 +600,8 @@ def feature_vector_as_of(features: pl.DataFrame, spec: ViewSpec, *, as_of: datet
 
 
 def leakage_report(base: pl.DataFrame, prepared: Prepared, spec: ViewSpec, times: pl.Series, *,
-                   general: bool = False, asof_event_rows: pl.Series | None = None) -> dict:
+                   general: bool = False, asof_event_rows: pl.Series | None = None,
+                   picks: tuple[Picks, Picks] | None = None) -> dict:
     """What naive joins would have leaked, per feature of ``spec``:
 
     - ``latest_from_future``: a "latest value" join (each entity's newest row, no time awareness) took a
@@ -530,7 +615,7 @@ def leakage_report(base: pl.DataFrame, prepared: Prepared, spec: ViewSpec, times
     key = spec.entity_column
     left = base.select(_ROW, _T, match_keys(base.get_column(spec.label_key), prepared.keys.schema[key], spec).alias(key))
     if not spec.written_at_column and not general:
-        return _leakage_by_availability(left, prepared, spec, times, asof_event_rows)
+        return _leakage_by_availability(left, prepared, spec, times, asof_event_rows, picks)
     extra = [spec.written_at_column] if spec.written_at_column else []
     newest = prepared.keys.sort([_EVENT, *extra], nulls_last=False, maintain_order=True) \
         .group_by(key, maintain_order=True).last().select(key, _ORIG)  # newest (ties: written-at, file order)
@@ -561,20 +646,16 @@ def leakage_report(base: pl.DataFrame, prepared: Prepared, spec: ViewSpec, times
 
 
 def _leakage_by_availability(left: pl.DataFrame, prepared: Prepared, spec: ViewSpec, times: pl.Series,
-                             asof_event_rows: pl.Series | None = None) -> dict:
+                             asof_event_rows: pl.Series | None = None,
+                             picks: tuple[Picks, Picks] | None = None) -> dict:
     """``leakage_report`` without a written-at column, in the join's own order: availability is event + lag,
     so ``prepared.right`` (sorted by availability, file order among ties) is also the event-time order —
     no second sort of the feature rows. Each entity's newest row is its last row there, and an as-of on
     event time at T is the as-of on availability at T + lag. Same counts as the general path."""
     key = spec.entity_column
     if prepared.index is not None:  # the newest row is the last key of the entity; the as-of at T + lag
-        if asof_event_rows is None:
-            naive_rows, asof_rows_ = _index_rows(prepared.index, left.get_column(key), left.get_column(_T),
-                                                 [None, spec.lag])
-        else:
-            (naive_rows,), asof_rows_ = _index_rows(prepared.index, left.get_column(key), left.get_column(_T),
-                                                    [None]), asof_event_rows
-        return _leakage_counts(prepared, spec, times, naive_rows, asof_rows_)
+        naive, asof = picks or _index_rows(prepared.index, left.get_column(key), left.get_column(_T), [None, spec.lag])
+        return _leakage_counts_indexed(prepared, spec, times, naive, asof)
     right = prepared.right.rename({_AVAIL: _T})
     newest = right.filter(pl.col(key).is_last_distinct()).select(key, _BEST)
     naive_rows = _by_row(left.join(newest, on=key, how="left"), _BEST, len(left))
@@ -601,6 +682,25 @@ def _leakage_counts(prepared: Prepared, spec: ViewSpec, times: pl.Series, naive_
         out[o] = {"view": spec.name, "latest_from_future": int((future & nn).sum()),
                   "latest_before_available": int((early & nn).sum()),
                   "asof_event_time_unavailable": int((asof_early & en).sum())}
+    return out
+
+
+def _leakage_counts_indexed(prepared: Prepared, spec: ViewSpec, times: pl.Series, naive: Picks, asof: Picks) -> dict:
+    """``_leakage_counts`` from a ``KeyIndex`` lookup: the picks carry each row's availability (event =
+    availability - lag), so only feature columns with nulls are gathered."""
+    t = times.to_physical().fill_null(0).to_numpy()   # (null label times: no hit)
+    naive_event = naive.avail - _us(spec.lag)
+    future = naive.hit & (naive_event > t)
+    early = naive.hit & (naive_event <= t) & (naive.avail > t)
+    asof_early = asof.hit & (asof.avail > t)
+    out = {}
+    for c, o in spec.features:
+        col = prepared.table.get_column(c)
+        nn = col.gather(naive.series()).is_not_null().to_numpy() if col.null_count() else naive.hit
+        en = col.gather(asof.series()).is_not_null().to_numpy() if col.null_count() else asof.hit
+        out[o] = {"view": spec.name, "latest_from_future": int(np.count_nonzero(future & nn)),
+                  "latest_before_available": int(np.count_nonzero(early & nn)),
+                  "asof_event_time_unavailable": int(np.count_nonzero(asof_early & en))}
     return out
 
 

@@ -193,8 +193,9 @@ KEY_SETS = {  # integer keys (negative, far apart), keys too far apart to pack (
 @given(kind=st.sampled_from(sorted(KEY_SETS)), data=st.data(), lag=st.integers(0, 10),
        seconds=st.sampled_from([1, 60, 3600]))
 def test_every_as_of_path_equals_brute_force(kind, data, lag, seconds):
-    """The sorted-key index (value sort of packed keys, or argsort) and polars' join_asof choose the same
-    row as the rule: ties, unknown and null keys, labels before every row, rows with a null key."""
+    """The key index (dense table; sorted keys by a value sort of packed keys, or by an argsort) and polars'
+    join_asof choose the same row as the rule: ties, unknown and null keys, labels before every row, rows
+    with a null key."""
     pool = KEY_SETS[kind]
     rows = data.draw(st.lists(st.fixed_dictionaries({"k": st.one_of(st.sampled_from(pool), st.none()),
                                                      "e": minutes}), max_size=30))
@@ -215,7 +216,7 @@ def test_every_as_of_path_equals_brute_force(kind, data, lag, seconds):
     expected = [v if lab["k"] is not None else None for v, lab in zip(expected, flabels, strict=True)]
     base = label_df.with_row_index(pit._ROW).with_columns(pl.col("t").alias(pit._T))
     reports = []
-    for method in ("auto", "argsort", "asof"):
+    for method in ("auto", "dense", "sorted", "argsort", "asof"):
         prepared = pit.prepare_view(features, spec, method=method)
         present = {r["k"] for r in rows} - {None}
         too_far = kind.startswith("int") and present and max(present) - min(present) >= 2 ** 62
@@ -226,7 +227,7 @@ def test_every_as_of_path_equals_brute_force(kind, data, lag, seconds):
         assert pit.asof_rows(base, prepared, spec).to_list() == expected, method
         reports.append(pit.leakage_report(base, prepared, spec, base.get_column(pit._T)))
     general = pit.leakage_report(base, pit.prepare_view(features, spec), spec, base.get_column(pit._T), general=True)
-    assert reports == [general] * 3
+    assert reports == [general] * 5
 
 
 def test_gather_by_chunk_equals_a_plain_gather():
@@ -240,3 +241,38 @@ def test_gather_by_chunk_equals_a_plain_gather():
     assert pit._gather(frame.rechunk(), rows).equals(frame[rows])
     misaligned = frame.with_columns(pl.Series("b", rng.integers(0, 9, size=frame.height)))  # one chunk
     assert pit._gather(misaligned, rows).equals(misaligned[rows])
+
+
+def test_every_as_of_path_agrees_on_a_chunked_frame_with_ties():
+    """At a size where the gathers go chunk by chunk (a Parquet read gives one chunk per row group): the dense
+    index, the sorted index (value sort and argsort) and polars' as-of pick the same rows, and the job's
+    leakage report (from the index keys) equals the general one."""
+    rng = np.random.default_rng(5)
+    n, n_labels = 12_000, 5_000
+    parts = []
+    for _ in range(3):  # hourly snapshots of 300 entities with duplicate (entity, time) rows
+        parts.append(pl.DataFrame({"k": rng.integers(0, 300, size=n), "e": T0 + pl.Series(
+            rng.integers(0, 60, size=n) * 3_600_000_000).cast(pl.Duration("us")), "x": rng.normal(size=n)}))
+    features = pl.concat(parts, rechunk=False).with_columns(pl.col("e").dt.cast_time_unit("us"))
+    assert features.n_chunks() == 3
+    labels = pl.DataFrame({"k": rng.integers(-5, 310, size=n_labels),
+                           "t": T0 + pl.Series(rng.integers(-60, 4_000, size=n_labels) * 60_000_000).cast(pl.Duration("us"))})
+    spec = pit.ViewSpec(name="v", entity_column="k", label_key="k", timestamp_column="e", features=(("x", "x"),),
+                        lag=timedelta(hours=2), ttl=timedelta(hours=5))
+    base = labels.with_row_index(pit._ROW).with_columns(pl.col("t").alias(pit._T))
+    picked = {}
+    for method in ("dense", "sorted", "argsort", "asof"):
+        prepared = pit.prepare_view(features, spec, method=method)
+        assert (prepared.index is not None and (prepared.index.filled is not None) == (method == "dense")) \
+            or method == "asof"
+        picked[method] = pit.asof_rows(base, prepared, spec).to_list()
+    assert picked["dense"] == picked["sorted"] == picked["argsort"] == picked["asof"]
+    assert 0 < sum(r is None for r in picked["dense"]) < n_labels
+    auto = pit.prepare_view(features, spec)
+    assert auto.index is not None and auto.index.filled is not None  # 300 × 60 keys for 36,000 rows: dense
+    times = base.get_column(pit._T)
+    joined = pit.point_in_time_join(labels, [(spec, features)], timestamp_column="t", leakage=True)
+    assert joined.leakage == pit.leakage_report(base, auto, spec, times, general=True)
+    by_asof = pit.point_in_time_join(labels, [(spec, features.with_columns(pl.col("k").cast(pl.String)))],
+                                     timestamp_column="t")  # (string keys: codes, not key - kmin)
+    assert joined.frame.get_column("x").equals(by_asof.frame.get_column("x"))

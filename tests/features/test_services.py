@@ -193,6 +193,13 @@ def test_training_set_build_frame_keeps_every_label_row(store):
     assert frame.filter(pl.col("customer_id") == "c5").get_column("amount").null_count() == 8  # unknown entity
 
 
+def test_the_join_reads_only_the_source_columns_its_views_use(store):
+    spec = services.view_spec(store.view)
+    frame = services.data_source_frame(version=store.source_version, columns=[*spec.columns(), "not_in_the_file"])
+    assert frame.columns == ["customer_id", "event_timestamp", "amount", "n_tx"]  # no "country"; a missing name skipped
+    assert frame.equals(services.data_source_frame(version=store.source_version).select(frame.columns))
+
+
 def test_training_set_build_runs_synchronously_through_the_job_body(store, project, users):
     ts = _request(project, users["data_scientist"], store, csv_bytes(labels_frame(store)))
     services.training_set_build_run(job=ts.job)

@@ -132,8 +132,14 @@ def _store_parquet(df: pl.DataFrame):
         Path(name).unlink(missing_ok=True)
 
 
-def data_source_frame(*, version: DataSourceVersion) -> pl.DataFrame:
-    return pl.read_parquet(artifact_store().path(version.artifact_key))
+def data_source_frame(*, version: DataSourceVersion, columns: list[str] | None = None) -> pl.DataFrame:
+    """The version's rows; with ``columns`` only those of them the file has (Parquet is read column by column,
+    so a join reads no column it does not use; a missing column is left for the join to report)."""
+    path = artifact_store().path(version.artifact_key)
+    if columns is not None:
+        have = pl.read_parquet_schema(path)  # (the file's footer only)
+        columns = [c for c in dict.fromkeys(columns) if c in have]
+    return pl.read_parquet(path, columns=columns)
 
 
 def upload_is_large(path: Path) -> bool:

@@ -53,8 +53,8 @@ def feature_view_materialize(*, view: FeatureView, as_of: datetime | None = None
     as_of = as_of or timezone.now()
     if job:
         job_progress(job=job, progress=10, message=f"Reading {version}")
-    frame = data_source_frame(version=version)
     spec = view_spec(view)
+    frame = data_source_frame(version=version, columns=spec.columns())
     vectors = pit.feature_vector_as_of(frame, spec, as_of=as_of, apply_ttl_rule=False)
     if job:
         job_progress(job=job, progress=50, message=f"Writing {vectors.height} entities")

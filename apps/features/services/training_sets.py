@@ -128,7 +128,8 @@ def training_set_join(*, feature_set: FeatureSet, labels, timestamp_column: str,
         if problem:
             raise Conflict(problem, field="feature_set")
         names = dict(info["features"])
-        pairs.append((view_spec(view, label_key=info["join_key"], names=names), data_source_frame(version=version)))
+        spec = view_spec(view, label_key=info["join_key"], names=names)
+        pairs.append((spec, data_source_frame(version=version, columns=spec.columns())))
     try:
         result = pit.point_in_time_join(labels, pairs, timestamp_column=timestamp_column,
                                         with_event_times=with_event_times, leakage=leakage, with_status=with_status)
