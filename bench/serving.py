@@ -93,22 +93,22 @@ def bare_app(environ, start_response):
 # --- server CPU from /proc ------------------------------------------------------------------------
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, utime+stime ticks) of a process, or None when it is gone."""
+def _stat(pid: int, kernel: bool = False) -> tuple[int, int] | None:
+    """(ppid, utime+stime ticks) of a process — ``kernel``: stime only — or None when it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2:].split()
-    return int(fields[1]), int(fields[11]) + int(fields[12])
+    return int(fields[1]), (int(fields[12]) if kernel else int(fields[11]) + int(fields[12]))
 
 
-def tree_ticks(root: int) -> dict[int, int]:
-    """utime+stime ticks of ``root`` and all its descendants."""
+def tree_ticks(root: int, kernel: bool = False) -> dict[int, int]:
+    """utime+stime ticks (``kernel``: stime) of ``root`` and all its descendants."""
     stats = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            st = _stat(int(entry))
+            st = _stat(int(entry), kernel)
             if st is not None:
                 stats[int(entry)] = st
     out, todo = {}, [root]
@@ -144,6 +144,8 @@ class CpuMeter:
             except OSError:
                 drainer = False
             ticks[("drainer" if drainer else "workers", pid)] = t
+        for pid, t in tree_ticks(self.root, kernel=True).items():  # of which in the kernel (not in "total")
+            ticks[("kernel", pid)] = t
         for pid in self._pg_pids():
             st = _stat(pid)
             if st is not None:
@@ -153,10 +155,10 @@ class CpuMeter:
     @staticmethod
     def seconds(before: dict, after: dict) -> dict[str, float]:
         """CPU seconds between two samples, per part and in "total"."""
-        out = {"workers": 0.0, "drainer": 0.0, "db": 0.0}
+        out = {"workers": 0.0, "drainer": 0.0, "db": 0.0, "kernel": 0.0}
         for key, t in after.items():
             out[key[0]] += max(0, t - before.get(key, 0)) / CLK_TCK
-        out["total"] = sum(out.values())
+        out["total"] = out["workers"] + out["drainer"] + out["db"]
         return out
 
 
@@ -432,14 +434,16 @@ def main() -> int:  # noqa: C901 - one linear script
                         "cpu": [x / y for x, y in zip(p["cpu"], b["cpu"], strict=True)],
                     }
                     med = {k: {f: statistics.median(v[f]) for f in ("p50", "p99", "rps", "cpu")} for k, v in res.items()}
-                    parts = {k: statistics.median(x[k] for x in p["parts"]) for k in ("workers", "drainer", "db")}
+                    parts = {k: statistics.median(x[k] for x in p["parts"]) for k in ("workers", "drainer", "db", "kernel")}
+                    bare_kernel = statistics.median(x["kernel"] for x in b["parts"])
                     rows.append((wclass, m, c, med, ratios))
                     print(f"{wclass:7s} {m:3d} models {c:3d} conns | portal p50 {med['portal']['p50']:6.2f} ms "
                           f"{med['portal']['rps']:6.0f}/s cpu {med['portal']['cpu']:.3f} ms/req | bare p50 "
                           f"{med['bare']['p50']:6.2f} ms {med['bare']['rps']:6.0f}/s cpu {med['bare']['cpu']:.3f} "
                           f"ms/req | ratios p50 {_fmt_range(ratios['p50'])} rps {_fmt_range(ratios['rps'])} "
                           f"cpu {_fmt_range(ratios['cpu'])} | portal CPU ms/req: workers {parts['workers']:.3f} "
-                          f"drainer {parts['drainer']:.3f} PostgreSQL {parts['db']:.3f}", flush=True)
+                          f"drainer {parts['drainer']:.3f} PostgreSQL {parts['db']:.3f} | in the kernel (server "
+                          f"processes): portal {parts['kernel']:.3f} bare {bare_kernel:.3f}", flush=True)
             portal.stop()
             bare.stop()
 
