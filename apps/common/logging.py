@@ -117,9 +117,9 @@ class HotPathLog:
         logger = self.logger
         if not logger.isEnabledFor(level) or logger.disabled:
             return
-        standard = logging.getLogRecordFactory() is not logging.LogRecord or \
+        customised = logging.getLogRecordFactory() is not logging.LogRecord or \
             type(logger).makeRecord is not logging.Logger.makeRecord or "message" in extra or "asctime" in extra
-        if not standard and extra.keys().isdisjoint(JsonFormatter._skip):
+        if not customised and extra.keys().isdisjoint(JsonFormatter._skip):
             handler = self._only_handler(level)
             if handler is not None:
                 line = handler.formatter.format_fields(time.time(), logging.getLevelName(level), logger.name,
@@ -129,8 +129,8 @@ class HotPathLog:
                     handler.flush()
                 return
         pid = os.getpid()
-        if standard or pid != self._pid:
-            if standard:
+        if customised or pid != self._pid:
+            if customised:  # a record factory, a Logger subclass or a reserved name: the standard path
                 logger.log(level, msg, extra=extra)  # raises the standard KeyError for a reserved name
                 return
             self._base, self._pid = self._constant_fields(), pid  # first use, or a forked worker
