@@ -207,8 +207,9 @@ if not DEBUG:
 
 # Content-Security-Policy (django-csp): scripts, styles, fonts, images and connections from the portal itself
 # only. No inline <script> or on* handler anywhere (json_script data blocks are not scripts), no eval.
-# No style="" attribute either (style-src-attr 'none'): templates use classes (bar widths: the |pct filter),
-# charts.js sets sizes through the CSSOM, which the CSP does not govern, as Plotly and htmx do. Two inline <style> elements are allowed by hash
+# No style="" attribute either (style-src-attr 'none'): templates use classes (bar widths: the |pct filter);
+# scripts style through the CSSOM, which the CSP does not govern (charts.js sets chart heights that way, and
+# static/js/csp-styles.js routes plotly.js's setAttribute("style", ...) there). Two inline <style> elements are allowed by hash
 # only: the empty one plotly.js fills through the CSSOM, and the map CSS it adds when it loads
 # (tests/test_csp.py recomputes both from the installed plotly.min.js, so an upgrade cannot pass unnoticed).
 CSP_PLOTLY_STYLE_HASHES = [
