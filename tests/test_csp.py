@@ -86,6 +86,8 @@ for url in html.split():
     r = c.get(url)
     print(r.status_code, url, r["Cache-Control"])
 print("login", c.get("/login/", secure=True).status_code)
+from django.template import loader
+print("500", loader.get_template("500.html").render())
 """
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
@@ -97,6 +99,9 @@ print("login", c.get("/login/", secure=True).status_code)
     for line in lines[1:3]:
         status, _url, cache = line.split(" ", 2)
         assert status == "200" and "immutable" in cache and "max-age=315360000" in cache, line
+    # the server error page (rendered without a request) links the hashed stylesheet: no inline style needed
+    assert re.search(r'href="/static/css/slipway\.[0-9a-f]{12}\.css"', out.stdout), out.stdout[-500:]
+    assert list((tmp_path / "static" / "js").glob("csp-styles.*.js")), "csp-styles.js is collected"
 
 
 def test_development_static_urls_carry_their_content_hash_and_are_kept_a_day(tmp_path):
@@ -143,3 +148,12 @@ def test_bar_widths_come_from_classes_the_stylesheet_defines():
         "pct-38", "pct-0", "pct-0", "pct-0", "pct-100", "pct-0", "pct-0", "pct-42"]
     css = (ROOT / "static" / "css" / "slipway.css").read_text()
     assert all(f".pct-{i} {{ width: {i}%; }}" in css for i in range(101))
+
+
+def test_the_server_error_page_has_no_inline_style_and_renders_without_a_request():
+    """Django renders 500.html without a request context (``defaults.server_error``)."""
+    from django.template import loader
+
+    html = loader.get_template("500.html").render()
+    assert "Something went wrong" in html and 'class="error-page"' in html and "style=" not in html
+    assert "/static/css/slipway" in html
