@@ -30,12 +30,17 @@ _drainer = None
 _stopping = __import__("threading").Event()
 
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+# gthread keeps connections alive, and a keep-alive client stays with the worker that accepted it: gunicorn's
+# gthread lets a burst of new connections land mostly on one worker while the others idle. The portal's gthread
+# (gunicorn_workers.BalancedThreadWorker) accepts only while no other worker holds fewer connections, so they
+# spread evenly (8 → 4/4) in every burst. GUNICORN_REUSE_PORT=true gives each worker its own SO_REUSEPORT socket
+# instead: the kernel hashes connections over them (4/4, 5/3 or 6/2 by chance; a worker that dies drops the
+# connections queued on its socket), and the balance rule is off.
+if worker_class == "gthread":
+    worker_class = "apps.deployments.gunicorn_workers.BalancedThreadWorker"
 threads = 1
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "5"))
-# gthread keeps connections alive: with one shared listening socket a few busy keep-alive connections can all
-# land on one worker while the others idle. SO_REUSEPORT gives each worker its own socket and the kernel
-# spreads new connections over them (a worker that dies drops the connections queued on its socket).
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() in ("1", "true", "yes", "on")
 preload_app = True
 # Request limits (a client cannot make a worker buffer an endless request line or header block). The request
@@ -144,7 +149,10 @@ def post_worker_init(worker):
     gc.freeze()  # the models just loaded, likewise
 
 
-def child_exit(server, worker):
+def child_exit(server, worker):  # master, after a worker exited
+    release = getattr(worker, "release_slot", None)  # BalancedThreadWorker's connection-table slot
+    if release is not None:
+        release()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
