@@ -260,6 +260,9 @@ SERVING_ONLINE_SNAPSHOT = Path(env("SERVING_ONLINE_SNAPSHOT", default=str(DATA_D
 # Shell-style slug patterns this pool serves (comma-separated); empty: every deployment.
 SERVING_DEPLOYMENTS = env.list("SERVING_DEPLOYMENTS", default=[])
 SERVING_ACCESS_LOG = env.bool("SERVING_ACCESS_LOG", default=True)  # one JSON log line per prediction request
+# Serving batches its success-path metric updates and access lines in memory and writes them every this many
+# seconds (apps.common.flusher; also before /metrics and at a worker's exit). 0: write each one at once.
+SERVING_OBSERVABILITY_FLUSH_S = env.float("SERVING_OBSERVABILITY_FLUSH_S", default=0.25)
 SERVING_SPOOL_DIR = Path(env("SERVING_SPOOL_DIR", default=str(DATA_DIR / "prediction-spool")))
 SERVING_SPOOL_FSYNC = env("SERVING_SPOOL_FSYNC", default="interval")  # "interval" (200 ms group fsync) | "always"
 SERVING_SPOOL_SEGMENT_BYTES = env.int("SERVING_SPOOL_SEGMENT_BYTES", default=32 * 1024 * 1024)

@@ -4,9 +4,12 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
+
+from apps.common import flusher
 
 _ts_second: list = [None, ""]  # the last whole second formatted, and its text without the fraction
 
@@ -83,12 +86,46 @@ class HotPathLog:
     A failing handler raises here (the caller counts it) instead of printing a traceback.
     """
 
-    def __init__(self, logger: logging.Logger, *, pathname: str, func: str):
+    def __init__(self, logger: logging.Logger, *, pathname: str, func: str,
+                 batch_interval: Callable[[], float] | None = None, on_flush_error: Callable[[], None] | None = None):
+        """``batch_interval``: seconds between writes of batched lines (read on every call; 0 or None: every
+        line is written at once). Batched, the fast path's lines below WARNING are kept in memory and written
+        together by the observability flusher (``apps.common.flusher``: every interval, and on ``flush``); a line
+        at WARNING or above writes the batch first, then itself, so the order is kept."""
         self.logger = logger
         self._pathname = pathname
         self._func = func
         self._pid: int | None = None
         self._base: dict = {}
+        self._batch_interval = batch_interval
+        self._on_flush_error = on_flush_error
+        self._buf: list[tuple] = []  # (created, level name, message, extra) of each batched line
+        self._buf_handler: logging.StreamHandler | None = None
+        self._buf_lock = threading.Lock()
+        if batch_interval is not None:
+            flusher.register(self.flush)
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._buf, self._buf_handler, self._buf_lock = [], None, threading.Lock()
+
+    def flush(self) -> None:
+        """Write the batched lines (a failure is reported to ``on_flush_error`` and the lines are dropped)."""
+        with self._buf_lock:
+            buf, handler = self._buf, self._buf_handler
+            self._buf = []
+        if not buf or handler is None:
+            return
+        try:
+            fmt, name, end = handler.formatter.format_fields, self.logger.name, handler.terminator
+            text = "".join([fmt(created, levelname, name, msg, extra) + end for created, levelname, msg, extra in buf])
+            with handler.lock:
+                handler.stream.write(text)
+                handler.flush()
+        except Exception:
+            if self._on_flush_error is None:
+                raise
+            self._on_flush_error()
 
     def _constant_fields(self) -> dict:
         template = logging.LogRecord(self.logger.name, logging.INFO, self._pathname, 0, "", None, None, self._func)
@@ -122,8 +159,26 @@ class HotPathLog:
         if not customised and extra.keys().isdisjoint(JsonFormatter._skip):
             handler = self._only_handler(level)
             if handler is not None:
+                interval = self._batch_interval() if self._batch_interval is not None else 0
+                if interval > 0 and level < logging.WARNING:
+                    # batched: the fields are kept (the caller's ``extra`` is never changed after the call) and the
+                    # line is formatted at the flush, with the others
+                    flusher.ensure_running(interval)
+                    item = (time.time(), logging.getLevelName(level), str(msg), extra)
+                    with self._buf_lock:
+                        if self._buf_handler is handler or not self._buf:
+                            self._buf_handler = handler
+                            self._buf.append(item)
+                            return
+                    self.flush()  # the handler changed (logging reconfigured): the old batch goes where it was bound
+                    with self._buf_lock:
+                        self._buf_handler = handler
+                        self._buf.append(item)
+                    return
                 line = handler.formatter.format_fields(time.time(), logging.getLevelName(level), logger.name,
                                                        str(msg), extra)
+                if self._buf:
+                    self.flush()  # batched lines first: the order is kept
                 with handler.lock:
                     handler.stream.write(line + handler.terminator)
                     handler.flush()

@@ -126,8 +126,10 @@ def worker_exit(server, worker):
     try:
         from django.db import connections
 
+        from apps.common.flusher import flush_all
         from apps.deployments.logpipe import flush_own_segment
 
+        flush_all()  # batched metric updates and access lines
         flush_own_segment()
         connections.close_all()
     except Exception:  # noqa: BLE001 - leaving anyway; the spool is durable without the close

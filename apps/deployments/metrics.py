@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from apps.common import flusher
 from apps.common.metrics import EXTRA_COLLECTORS, DatabaseCollector  # noqa: F401 - re-exported
+
+from .hot_settings import hot
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -109,6 +114,7 @@ class SpoolBacklogCollector:
     """Backlog of the prediction log on this host: bytes and segments not yet in the database."""
 
     def collect(self):
+        
         from django.conf import settings
 
         from .spool import backlog
@@ -126,6 +132,7 @@ class SpoolBacklogCollector:
 
 
 def render() -> bytes:
+    flusher.flush_all()  # this process's batched updates first (the other workers flush on their own)
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -145,23 +152,86 @@ def render() -> bytes:
     return generate_latest(registry)
 
 
+# The success path's updates are batched: ``observe_ok`` adds to this process's pending totals (a few list
+# operations under a lock) and the observability flusher (apps.common.flusher) moves them into the
+# Prometheus values every SERVING_OBSERVABILITY_FLUSH_S, before /metrics is rendered here and at a worker's
+# exit. Prometheus's own updates cost four locked writes to the multi-process files per request.
+_BOUNDS = LATENCY_BUCKETS  # Histogram adds +Inf: bucket i is the first bound >= the value (``value <= bound``)
 _ok_children: dict = {}
+_pending: dict[tuple[str, str], list] = {}  # (deployment, version) → [requests, rows, seconds, *bucket counts]
+_pending_lock = threading.Lock()
+
+
+def _reset_pending_after_fork() -> None:
+    global _pending_lock
+    _pending.clear()  # the parent's unflushed updates are the parent's to write
+    _pending_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_pending_after_fork)
 
 
 def observe_ok(deployment: str, version: str, rows: int, seconds: float) -> None:
-    """The success path's three updates, with the labelled children looked up once per process.
-    Never raises (see ``safely``)."""
+    """Count one answered request (requests, rows, latency histogram). Never raises (see ``safely``)."""
     try:
-        children = _ok_children.get((deployment, version))
-        if children is None:
-            children = _ok_children[(deployment, version)] = (
-                REQUESTS.labels(deployment, version, "200"), ROWS.labels(deployment, version),
-                LATENCY.labels(deployment, version))
-        children[0].inc()
-        children[1].inc(rows)
-        children[2].observe(seconds)
+        interval = settings_flush_interval()
+        if interval <= 0:
+            _apply(deployment, version, [1, rows, seconds, *_one_bucket(seconds)])
+            return
+        flusher.ensure_running(interval)
+        slot = 3 + bisect_left(_BOUNDS, seconds)
+        with _pending_lock:
+            p = _pending.get((deployment, version))
+            if p is None:
+                p = _pending[(deployment, version)] = [0, 0, 0.0] + [0] * (len(_BOUNDS) + 1)
+            p[0] += 1
+            p[1] += rows
+            p[2] += seconds
+            p[slot] += 1
     except Exception:  # noqa: BLE001
         failed("metrics")
+
+
+def _one_bucket(seconds: float) -> list[int]:
+    out = [0] * (len(_BOUNDS) + 1)
+    out[bisect_left(_BOUNDS, seconds)] = 1
+    return out
+
+
+def _apply(deployment: str, version: str, totals: list) -> None:
+    children = _ok_children.get((deployment, version))
+    if children is None:
+        children = _ok_children[(deployment, version)] = (
+            REQUESTS.labels(deployment, version, "200"), ROWS.labels(deployment, version),
+            LATENCY.labels(deployment, version))
+    requests, rows, seconds, buckets = totals[0], totals[1], totals[2], totals[3:]
+    children[0].inc(requests)
+    children[1].inc(rows)
+    hist = children[2]
+    hist._sum.inc(seconds)  # Histogram.observe, for many values at once (its sum and per-bucket counts)
+    for i, n in enumerate(buckets):
+        if n:
+            hist._buckets[i].inc(n)
+
+
+def flush() -> None:
+    """Write this process's pending success-path updates into the Prometheus values."""
+    with _pending_lock:
+        batch = [(key, list(p)) for key, p in _pending.items() if p[0]]
+        for p in _pending.values():
+            p[:] = [0, 0, 0.0] + [0] * (len(_BOUNDS) + 1)
+    for (deployment, version), totals in batch:
+        try:
+            _apply(deployment, version, totals)
+        except Exception:  # noqa: BLE001
+            failed("metrics")
+
+
+def settings_flush_interval() -> float:
+    return hot().flush_s
+
+
+flusher.register(flush)
 
 
 def observe_error(deployment: str, version: str, status: int, reason: str, seconds: float) -> None:

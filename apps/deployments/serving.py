@@ -39,6 +39,7 @@ from apps.common.secrets import secret_hash
 
 from . import contract as C
 from . import logpipe, metrics, serving_state
+from .hot_settings import hot
 from .online_cache import ONLINE, NotCached
 
 logger = logging.getLogger("slipway.serving")
@@ -151,7 +152,7 @@ class ServingCache:
         """The current state: re-checked against the database at most every ``SERVING_STATE_TTL``; while
         the database is unreachable, the last state this process knew, else the host's snapshot file."""
         st = self._state
-        if st is not None and time.monotonic() - self._checked < settings.SERVING_STATE_TTL:
+        if st is not None and time.monotonic() - self._checked < hot().state_ttl:
             return st
         # One thread checks; with a state in hand the others keep serving it meanwhile (gthread workers).
         if not self._lock.acquire(blocking=st is None):
@@ -222,8 +223,10 @@ class ServingCache:
                              extra={"path": str(settings.SERVING_STATE_SNAPSHOT)})
 
     # -- deployments and keys ------------------------------------------------------------------
-    def deployment(self, slug: str) -> DeploymentState:
-        st = self.state()
+    def deployment(self, slug: str, st: ServingState | None = None) -> DeploymentState:
+        """The deployment named ``slug`` in ``st`` (default: the current state)."""
+        if st is None:
+            st = self.state()
         dep = st.deployments.get(slug)
         if dep is None:
             problem = text_problem(slug)  # (a known slug was stored, so it has none)
@@ -239,7 +242,10 @@ class ServingCache:
     def key_deployment(self, plaintext: str) -> int | None:
         """The deployment id a key belongs to (None: unknown or revoked). Checked before the deployment
         is resolved (401 whether or not the slug exists), so it loads the serving state itself."""
-        st = self.state()
+        return self.key_owner(plaintext, self.state())
+
+    @staticmethod
+    def key_owner(plaintext: str, st: ServingState | None) -> int | None:
         h = key_hash(plaintext)
         owner = st.keys.get(h) if st is not None else None
         return owner if owner is not None else PROBE.keys.get(h)
@@ -593,8 +599,9 @@ def _error_body(exc: ServingError, request_id: str) -> bytes:
     return _json({"detail": exc.detail, "errors": exc.errors, "request_id": request_id})
 
 
-def _authenticate(req: Request) -> int:
-    """The id of the deployment the request's API key belongs to; 401 without a valid key."""
+def _authenticate(req: Request) -> tuple[int, ServingState]:
+    """(the id of the deployment the request's API key belongs to, the serving state it was checked in);
+    401 without a valid key."""
     key = req.api_key
     if not key and req.authorization:
         scheme, _, value = req.authorization.partition(" ")
@@ -608,14 +615,15 @@ def _authenticate(req: Request) -> int:
                                 "(sdk_…, created on the deployment's page)", reason="unauthenticated")
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         raise ServingError(401, "Invalid or revoked API key", reason="unauthenticated")
-    owner = CACHE.key_deployment(key)
+    st = CACHE.state()
+    owner = CACHE.key_owner(key, st)
     if owner is None:
         raise ServingError(401, "Invalid or revoked API key", reason="unauthenticated")
-    return owner
+    return owner, st
 
 
 def _read_body(req: Request) -> bytes:
-    limit = settings.SERVING_MAX_BODY_BYTES
+    limit = hot().max_body_bytes
     ctype = req.content_type.split(";", 1)[0].strip().lower()
     if ctype != "application/json":
         raise ServingError(415, f"Send the body as application/json (got {ctype or 'no content type'!r})",
@@ -727,16 +735,16 @@ def predict(req: Request, *, probe: DeploymentState | None = None) -> Response:
     state = None
     version_id = None
     try:
-        if req.content_length is not None and req.content_length > settings.SERVING_MAX_BODY_BYTES:
+        hs = hot()
+        if req.content_length is not None and req.content_length > hs.max_body_bytes:
             # Refuse before reading a byte (and before anything else): the body is never read.
             raise ServingError(413, f"The body of {req.content_length:,} bytes is larger than the limit of "
-                                    f"{settings.SERVING_MAX_BODY_BYTES:,} bytes", reason="too_large")
+                                    f"{hs.max_body_bytes:,} bytes", reason="too_large")
         # Credentials first: without a valid key the answer is 401 whether or not the slug exists.
-        key_owner = _authenticate(req)
+        key_owner, st = _authenticate(req)  # the serving state must be available (database or snapshot)
         if probe is None:
-            state = CACHE.deployment(req.slug)  # a slug it does not know is checked for NUL/surrogates first (422)
+            state = CACHE.deployment(req.slug, st)  # a slug it does not know is checked for NUL/surrogates first (422)
         else:
-            CACHE.state()  # the serving state must be available (database or snapshot)
             state = probe
         version_id = state.version_id
         if key_owner != state.id:
@@ -800,7 +808,7 @@ def predict(req: Request, *, probe: DeploymentState | None = None) -> Response:
             logpipe.record_prediction(deployment_id=state.id, version_id=vid, batch_id=rid, ts=ts,
                                       latency_ms=latency * 1000, rows=log_rows)
             metrics.observe_ok(state.slug, str(vid), len(log_rows), latency)  # never raises
-        if settings.SERVING_ACCESS_LOG:
+        if hs.access_log:
             _access_log(logging.INFO, "predict", {"request_id": rid, "deployment": state.slug,
                                                   "version_id": version_id, "rows": n, "status": 200,
                                                   "latency_ms": round(latency * 1000, 3)})
@@ -830,7 +838,10 @@ def _fail(exc: ServingError, rid: str, state, version_id, started: float) -> Res
     return Response(exc.status, _error_body(exc, rid), rid, close=close, retry_after=exc.retry_after)
 
 
-_ACCESS = HotPathLog(logger, pathname=__file__, func="predict")
+# The access lines below WARNING are batched and written every SERVING_OBSERVABILITY_FLUSH_S (and at a worker's exit).
+_ACCESS = HotPathLog(logger, pathname=__file__, func="predict",
+                     batch_interval=lambda: hot().flush_s,
+                     on_flush_error=lambda: metrics.failed("access_log"))
 
 
 def _access_log(level: int, msg: str, extra: dict) -> None:

@@ -122,3 +122,39 @@ def test_a_failing_stream_raises_to_the_caller():
     logger.handlers[0].setStream(Broken())
     with pytest.raises(OSError):
         HotPathLog(logger, pathname=__file__, func="predict").log(logging.INFO, "predict", EXTRA)
+
+
+def test_batched_lines_are_the_same_text_written_at_the_flush_in_order():
+    logger, stream = _logger("slipway.test.batched")
+    errors = []
+    hot = HotPathLog(logger, pathname=__file__, func="predict", batch_interval=lambda: 3600.0,
+                     on_flush_error=lambda: errors.append(1))
+    plain = HotPathLog(logger, pathname=__file__, func="predict")
+    hot.log(logging.INFO, "first", EXTRA)
+    hot.log(logging.INFO, "second", {**EXTRA, "status": 422})
+    assert stream.getvalue() == ""  # kept in memory until the flush (the flusher thread's interval: an hour here)
+    hot.log(logging.ERROR, "third", EXTRA)  # WARNING and above: the batch first, then the line, at once
+    assert [x["msg"] for x in _lines(stream)] == ["first", "second", "third"]
+    hot.log(logging.INFO, "fourth", EXTRA)
+    plain.log(logging.INFO, "fourth", EXTRA)  # the unbatched line for comparison
+    hot.flush()
+    batched, standard = _lines(stream)[3], _lines(stream)[4]
+    assert batched.pop("ts")[:4] == standard.pop("ts")[:4]
+    assert batched == standard
+    # A failing stream at the flush is reported, never raised into the flusher or a request.
+    hot.log(logging.INFO, "lost", EXTRA)
+
+    class Broken(io.StringIO):
+        def write(self, s):
+            raise OSError("disk full")
+
+    logger.handlers[0].setStream(Broken())
+    hot.flush()
+    assert errors == [1]
+
+
+def test_batching_off_writes_each_line_at_once():
+    logger, stream = _logger("slipway.test.unbatched")
+    hot = HotPathLog(logger, pathname=__file__, func="predict", batch_interval=lambda: 0.0)
+    hot.log(logging.INFO, "now", EXTRA)
+    assert [x["msg"] for x in _lines(stream)] == ["now"]

@@ -138,3 +138,41 @@ def test_metrics_endpoint_exposes_requests_errors_latency_and_backlog(client, pr
     assert f'slipway_predict_errors_total{{deployment="fraud-api",reason="invalid_input",version="{v.pk}"}}' in text
     assert "slipway_predict_latency_seconds_bucket" in text
     assert "slipway_prediction_log_backlog_bytes" in text
+
+
+def test_batched_success_metrics_equal_direct_observation(settings):
+    """observe_ok keeps counts in memory; the flush adds them to the same values Histogram.observe would give."""
+    import uuid
+
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from apps.deployments import metrics
+
+    settings.SERVING_OBSERVABILITY_FLUSH_S = 3600.0  # only the explicit flush below writes
+    reference = CollectorRegistry()
+    ref = Histogram("ref", "reference", buckets=metrics.LATENCY_BUCKETS, registry=reference)
+    dep = f"batched-{uuid.uuid4().hex[:8]}"
+    values = [0.0001, 0.0005, 0.0005000001, 0.0015, 0.002, 0.3, 2.5, 7.0, 0.01]
+    for v in values:
+        metrics.observe_ok(dep, "3", 2, v)
+        ref.observe(v)
+    labels = {"deployment": dep, "version": "3"}
+
+    def value(metric, sample: str, want: dict):  # read the metric itself (the default registry also reads the DB)
+        for family in metric.collect():
+            for s in family.samples:
+                if s.name == sample and s.labels == want:
+                    return s.value
+        return None
+
+    assert value(metrics.ROWS, "slipway_predictions_total", labels) is None  # nothing written yet
+    metrics.flush()
+    assert value(metrics.REQUESTS, "slipway_predict_requests_total", {**labels, "status": "200"}) == len(values)
+    assert value(metrics.ROWS, "slipway_predictions_total", labels) == 2 * len(values)
+    assert value(metrics.LATENCY, "slipway_predict_latency_seconds_sum", labels) == pytest.approx(sum(values))
+    for le in [*(str(b) for b in metrics.LATENCY_BUCKETS), "+Inf"]:
+        ours = value(metrics.LATENCY, "slipway_predict_latency_seconds_bucket", {**labels, "le": le})
+        assert ours == reference.get_sample_value("ref_bucket", {"le": le}), le
+    metrics.observe_ok(dep, "3", 1, 0.001)  # a second flush adds to the first
+    metrics.flush()
+    assert value(metrics.REQUESTS, "slipway_predict_requests_total", {**labels, "status": "200"}) == len(values) + 1
