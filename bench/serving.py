@@ -6,20 +6,23 @@
 
 Creates a throwaway database next to DATABASE_URL's (dropped at the end) with 50 deployments, each serving
 its own READY LogisticRegression (``--kind hgb``: HistGradientBoosting) on 20 numeric features, and starts,
-per worker class (sync, gthread with one thread), two gunicorn servers with the same worker count and
-settings (gthread: ``SO_REUSEPORT`` on both, so keep-alive connections spread over the workers):
+per worker class (sync, gthread with one thread) and per round, two fresh gunicorn servers with the same
+worker count and worker settings (gthread: the portal's ``BalancedThreadWorker`` on both, so keep-alive
+connections spread evenly over the workers; ``--reuse-port``: ``SO_REUSEPORT`` on both instead):
 
-- the portal (``portal.wsgi``, the real stack: API-key auth, strict contract validation, the spooled
-  prediction log drained into PostgreSQL by its drainer process, Prometheus metrics, JSON access log);
+- the portal (``portal.wsgi`` with ``gunicorn_conf`` and its production settings, ``DEBUG=false``: the real
+  stack — API-key auth, strict contract validation, the spooled prediction log drained into PostgreSQL by its
+  drainer process, Prometheus metrics, JSON access log);
 - a bare WSGI app that parses the JSON, builds the row and calls the same scikit-learn estimator (the
   same skops bytes) — no framework, no auth, no log.
 
 Load: ``wrk`` (a C load generator; Debian package ``wrk``) with a Lua script that POSTs round-robin over
 the deployments, when it is installed; otherwise (or with ``--client python``) an asyncio client, which
 saturates first on a small machine and pulls every ratio towards 1 — the report says which was used.
-Each (models, connections) cell runs ``--rounds`` interleaved rounds (portal, bare, portal, …) so that
-background load on the machine hits both sides alike; the table gives the median and the range of the
-ratios over the rounds.
+Each (models, connections) cell runs once per round, portal then bare, so that background load on the
+machine hits both sides alike; the servers are started afresh for every round, because a process's memory
+layout shifts its speed by a few per cent for its whole life. The table gives the median and the range of
+the ratios over the rounds.
 
 Reported per side: p50/p99 latency under that load, answered requests per second, and server CPU per
 request — utime+stime from /proc of the gunicorn master, its workers and (portal) its drainer process,
@@ -307,6 +310,32 @@ def _fmt_range(values: list[float]) -> str:
 
 
 
+BALANCED = "apps.deployments.gunicorn_workers.BalancedThreadWorker"
+PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "bench-" + "k" * 60}  # what the README's production command sets
+
+
+def _start_servers(args, wclass: str, url: str, tmp: Path, rnd: int):
+    """The portal (its production settings and gunicorn_conf) and the bare app, same worker settings."""
+    from tests.deployments.stack import Gunicorn, base_env
+
+    reuse = "true" if args.reuse_port and wclass == "gthread" else "false"
+    common = ["--worker-connections", "1000"]
+    portal_env = base_env(url, tmp, GUNICORN_WORKER_CLASS=wclass, GUNICORN_REUSE_PORT=reuse,
+                          SERVING_ACCESS_LOG="false" if args.no_access_log else "true", LOG_LEVEL="INFO",
+                          SERVING_DRAIN_INTERVAL="1.0", **PRODUCTION)
+    portal = Gunicorn(portal_env, workers=args.workers, log=tmp / f"portal-{wclass}-{rnd}.log", extra=common)
+    # the bare app: the same worker class and settings as the portal's gunicorn_conf, none of its hooks
+    bare_class = BALANCED if wclass == "gthread" and reuse == "false" else wclass
+    bare_conf = tmp / f"bare_gunicorn_{wclass}.py"
+    bare_conf.write_text(f"worker_class = {bare_class!r}\nthreads = 1\nkeepalive = 30\nreuse_port = {reuse == 'true'}\n"
+                         "def post_worker_init(worker):  # load every model before serving, as the portal does\n"
+                         "    import serving\n    serving._bare_models()\n")
+    bare_env = base_env(url, tmp, BENCH_BARE_MODELS=str(tmp / "bare_models.json"))
+    bare = Gunicorn(bare_env, workers=args.workers, app="serving:bare_app", log=tmp / f"bare-{wclass}-{rnd}.log",
+                    conf=str(bare_conf), extra=[*common, "--chdir", str(ROOT / "bench")])
+    return portal, bare
+
+
 def verdict(*, answered: int, logged: int, slack: int, failures: list[str]) -> int:
     """The run's exit code: 1 on any error answer or a log that misses an answered prediction."""
     print(f"answered predictions {answered}, logged {logged} (at most {slack} answered in flight when a phase "
@@ -332,6 +361,8 @@ def main() -> int:  # noqa: C901 - one linear script
     ap.add_argument("--client", default="auto", choices=["auto", "wrk", "python"])
     ap.add_argument("--onnx", action="store_true", help="let the portal serve the verified ONNX form")
     ap.add_argument("--no-access-log", action="store_true", help="SERVING_ACCESS_LOG=false (errors are still logged)")
+    ap.add_argument("--reuse-port", action="store_true", help="gthread with SO_REUSEPORT on both sides (the kernel "
+                    "hashes connections over the workers) instead of the portal's balanced gthread worker")
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.rounds, args.worker_classes, args.connections = 3.0, 1, "sync", "8"
@@ -348,7 +379,7 @@ def main() -> int:  # noqa: C901 - one linear script
     sys.path.insert(0, str(ROOT))
     import psycopg
 
-    from tests.deployments.stack import PY, Gunicorn, base_env
+    from tests.deployments.stack import PY, base_env
 
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
@@ -378,34 +409,25 @@ def main() -> int:  # noqa: C901 - one linear script
         answered, slack = 0, 0
         rows = []
         for wclass in classes:
-            reuse = "true" if wclass == "gthread" else "false"
-            common = ["--worker-connections", "1000"]
-            portal_env = base_env(url, tmp, GUNICORN_WORKER_CLASS=wclass, GUNICORN_REUSE_PORT=reuse,
-                                  SERVING_ACCESS_LOG="false" if args.no_access_log else "true", LOG_LEVEL="INFO",
-                                  SERVING_DRAIN_INTERVAL="1.0")
-            portal = Gunicorn(portal_env, workers=args.workers, log=tmp / f"portal-{wclass}.log", extra=common)
-            servers.append(portal)
-            bare_conf = tmp / f"bare_gunicorn_{wclass}.py"  # same worker settings as the portal, no portal hooks
-            bare_conf.write_text(f"worker_class = {wclass!r}\nthreads = 1\nkeepalive = 30\n"
-                                 f"reuse_port = {reuse == 'true'}\n")
-            bare_env = base_env(url, tmp, BENCH_BARE_MODELS=str(tmp / "bare_models.json"))
-            bare = Gunicorn(bare_env, workers=args.workers, app="serving:bare_app", log=tmp / f"bare-{wclass}.log",
-                            conf=str(bare_conf), extra=[*common, "--chdir", str(ROOT / "bench")])
-            servers.append(bare)
-            meters = {"portal": CpuMeter(portal.proc.pid, admin_url, name), "bare": CpuMeter(bare.proc.pid)}
-            for m in model_counts:
-                slugs = slugs_all[:m]
-                sides = {"portal": (portal.port, _targets(info, slugs, True)),
-                         "bare": (bare.port, _targets(info, slugs, False))}
-                scripts = {k: wrk_script(tmp / f"{k}-{m}.lua", t) for k, (_, t) in sides.items()}
-                for label, (port, targets) in sides.items():  # warm-up: every model once per worker, and more
-                    r = run_python(port, targets, 2, 1.0)
-                    if label == "portal":
-                        answered += r["ok"]
-                        slack += 2
-                for c in conns:
-                    res = {k: {"p50": [], "p99": [], "rps": [], "cpu": [], "parts": [], "errors": {}} for k in sides}
-                    for _ in range(args.rounds):
+            # Fresh servers every round: a process's memory layout (hash seed, addresses) shifts its speed by a few
+            # per cent for its whole life, so keeping one pair of servers for all rounds would bias every round alike.
+            res = {(m, c): {k: {"p50": [], "p99": [], "rps": [], "cpu": [], "parts": [], "errors": {}}
+                            for k in ("portal", "bare")} for m in model_counts for c in conns}
+            for rnd in range(args.rounds):
+                portal, bare = _start_servers(args, wclass, url, tmp, rnd)
+                servers.extend([portal, bare])
+                meters = {"portal": CpuMeter(portal.proc.pid, admin_url, name), "bare": CpuMeter(bare.proc.pid)}
+                for m in model_counts:
+                    slugs = slugs_all[:m]
+                    sides = {"portal": (portal.port, _targets(info, slugs, True)),
+                             "bare": (bare.port, _targets(info, slugs, False))}
+                    scripts = {k: wrk_script(tmp / f"{k}-{m}.lua", t) for k, (_, t) in sides.items()}
+                    for label, (port, targets) in sides.items():  # warm-up: every model once per worker, and more
+                        r = run_python(port, targets, 2, 1.0)
+                        if label == "portal":
+                            answered += r["ok"]
+                            slack += 2
+                    for c in conns:
                         for label, (port, targets) in sides.items():
                             before = meters[label].sample()
                             if client == "wrk":
@@ -413,7 +435,7 @@ def main() -> int:  # noqa: C901 - one linear script
                             else:
                                 r = run_python(port, targets, c, args.seconds)
                             cpu = CpuMeter.seconds(before, meters[label].sample())
-                            rr = res[label]
+                            rr = res[(m, c)][label]
                             rr["p50"].append(r["p50"])
                             rr["p99"].append(r["p99"])
                             rr["rps"].append(r["ok"] / r["elapsed"])
@@ -424,16 +446,21 @@ def main() -> int:  # noqa: C901 - one linear script
                             if label == "portal":
                                 answered += r["ok"]
                                 slack += c
-                    for label, rr in res.items():
+                portal.stop()
+                bare.stop()
+            for m in model_counts:
+                for c in conns:
+                    cell = res[(m, c)]
+                    for label, rr in cell.items():
                         if rr["errors"]:
                             failures.append(f"{wclass} {m} models {c} conns {label}: errors {rr['errors']}")
-                    p, b = res["portal"], res["bare"]
+                    p, b = cell["portal"], cell["bare"]
                     ratios = {
                         "p50": [x / y for x, y in zip(p["p50"], b["p50"], strict=True)],
                         "rps": [x / y for x, y in zip(p["rps"], b["rps"], strict=True)],
                         "cpu": [x / y for x, y in zip(p["cpu"], b["cpu"], strict=True)],
                     }
-                    med = {k: {f: statistics.median(v[f]) for f in ("p50", "p99", "rps", "cpu")} for k, v in res.items()}
+                    med = {k: {f: statistics.median(v[f]) for f in ("p50", "p99", "rps", "cpu")} for k, v in cell.items()}
                     parts = {k: statistics.median(x[k] for x in p["parts"]) for k in ("workers", "drainer", "db", "kernel")}
                     bare_kernel = statistics.median(x["kernel"] for x in b["parts"])
                     rows.append((wclass, m, c, med, ratios))
@@ -444,8 +471,6 @@ def main() -> int:  # noqa: C901 - one linear script
                           f"cpu {_fmt_range(ratios['cpu'])} | portal CPU ms/req: workers {parts['workers']:.3f} "
                           f"drainer {parts['drainer']:.3f} PostgreSQL {parts['db']:.3f} | in the kernel (server "
                           f"processes): portal {parts['kernel']:.3f} bare {bare_kernel:.3f}", flush=True)
-            portal.stop()
-            bare.stop()
 
         deadline = time.monotonic() + 180
         logged = -1
