@@ -1,5 +1,5 @@
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router
+from ninja import Query, Router, Status
 from ninja.security import HttpBearer
 
 from apps.common.errors import NotFound
@@ -66,7 +66,7 @@ def create_deployment(request, project: str, payload: DeploymentIn):
                                      max_batch=payload.max_batch, go_live=payload.go_live,
                                      override_reason=payload.override_reason)
     located(request, f"/api/v1/projects/{proj.slug}/deployments/{dep.slug}")
-    return 201, _out(dep)
+    return Status(201, _out(dep))
 
 
 @router.get("/projects/{project}/deployments/{deployment}", response=DeploymentOut)
@@ -127,7 +127,7 @@ def create_key(request, project: str, deployment: str, payload: KeyIn):
     _, dep = _dep(request, project, deployment, "deployment.keys")
     key, plaintext = services.deployment_api_key_create(deployment=dep, actor=request.auth, name=payload.name)
     located(request, f"/api/v1/projects/{dep.project.slug}/deployments/{dep.slug}/keys/{key.pk}")
-    return 201, {**KeyOut.from_orm(key).dict(), "key": plaintext}
+    return Status(201, {**KeyOut.from_orm(key).dict(), "key": plaintext})
 
 
 @router.post("/projects/{project}/deployments/{deployment}/keys/{key_id}/revoke", response=KeyOut)

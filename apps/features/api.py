@@ -5,7 +5,7 @@ from typing import Annotated
 from django.contrib.auth import get_user_model
 from django.http import FileResponse
 from django.urls import reverse
-from ninja import File, Form, Path, Query, Router, UploadedFile
+from ninja import File, Form, Path, Query, Router, Status, UploadedFile
 
 from apps.common.errors import NotFound
 from apps.common.idempotency import idempotency_key
@@ -117,7 +117,7 @@ def create_entity(request, project: str, payload: EntityIn):
     obj = _project(request, project, "feature.edit")
     entity = services.entity_create(project=obj, actor=request.auth, **payload.dict())
     located(request, f"/api/v1/projects/{obj.slug}/entities/{entity.name}")
-    return 201, entity
+    return Status(201, entity)
 
 
 # --- sources --------------------------------------------------------------------------------------
@@ -151,9 +151,9 @@ def upload_source(request, project: str, name: Annotated[str, Path(pattern=NAME_
                                                        column_types=column_types, null_values=null_values)
     if job is not None:
         job_location(request, job.pk)
-        return 202, job
+        return Status(202, job)
     located(request, f"/api/v1/projects/{obj.slug}/sources/{name}/versions/{version.version}")
-    return 201, _version_out(version)
+    return Status(201, _version_out(version))
 
 
 @router.get(P + "/sources/{name}/versions", response=list[SourceVersionOut])
@@ -197,7 +197,7 @@ def create_feature_view(request, project: str, payload: FeatureViewIn):
     args.setdefault("owner", None)
     view = services.feature_view_create(project=obj, actor=request.auth, **{**payload.dict(), **args})
     located(request, f"/api/v1/projects/{obj.slug}/feature-views/{view.name}")
-    return 201, _view_out(view)
+    return Status(201, _view_out(view))
 
 
 @router.get(P + "/feature-views/{name}", response=FeatureViewOut)
@@ -227,7 +227,7 @@ def materialize_feature_view(request, project: str, name: str, version: int | No
                                                     actor=request.auth, version=version,
                                                     idempotency_key=idempotency_key(request))
     job_location(request, job.pk)
-    return 202, job_accepted(job)
+    return Status(202, job_accepted(job))
 
 
 @router.get(P + "/feature-views/{name}/freshness", response=FreshnessOut)
@@ -254,7 +254,7 @@ def create_feature_set(request, project: str, payload: FeatureSetIn):
     fs = services.feature_set_create(project=obj, actor=request.auth, name=payload.name, references=payload.features,
                                      description=payload.description)
     located(request, f"/api/v1/projects/{obj.slug}/feature-sets/{fs.name}")
-    return 201, _set_out(fs)
+    return Status(201, _set_out(fs))
 
 
 @router.get(P + "/feature-sets/{name}", response=FeatureSetOut)
@@ -312,7 +312,7 @@ def create_training_set(request, project: str, labels: File[UploadedFile],
                                        timestamp_column=timestamp_column, description=description,
                                        null_values=null_values)
     located(request, f"/api/v1/projects/{obj.slug}/training-sets/{ts.name}")
-    return 202, _ts_out(ts)
+    return Status(202, _ts_out(ts))
 
 
 @router.get(P + "/training-sets/{name}", response=TrainingSetOut)

@@ -54,7 +54,7 @@ def drift_check_create(request, deployment: str, payload: DriftCheckIn):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.run")
     job = services.drift_check_request(deployment=dep, actor=request.auth, minutes=payload.minutes)
     job_location(request, job.pk)
-    return 202, job_accepted(job)
+    return Status(202, job_accepted(job))
 
 
 @router.post("/deployments/{deployment}/monitoring/rules", response={201: AlertRuleOut})
@@ -63,7 +63,7 @@ def alert_rule_create(request, deployment: str, payload: AlertRuleIn):
     dep = deployment_get_by_slug(user=request.auth, slug=deployment, action="monitoring.configure")
     rule = services.alert_rule_create(deployment=dep, actor=request.auth, **payload.dict())
     located(request, f"/api/v1/deployments/{dep.slug}/monitoring/rules/{rule.pk}")
-    return 201, rule
+    return Status(201, rule)
 
 
 @router.get("/deployments/{deployment}/alerts", response=list[AlertOut])

@@ -3,7 +3,7 @@
 from typing import Literal
 
 from django.urls import reverse
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from apps.common.idempotency import idempotency_key
 from apps.common.schemas import IDEMPOTENT, Page, located, paginate
@@ -72,7 +72,7 @@ def readiness_snapshot_create(request, project: str, payload: SnapshotIn):
     snap = services.readiness_snapshot_save(project=p, actor=request.auth, note=payload.note,
                                             idempotency_key=idempotency_key(request))
     located(request, f"/api/v1/projects/{p.slug}/readiness/snapshots/{snap.pk}")
-    return 201, _snapshot(snap)
+    return Status(201, _snapshot(snap))
 
 
 @router.get("/portfolio", response=list[PortfolioRowOut])

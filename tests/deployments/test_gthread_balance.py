@@ -2,7 +2,7 @@
 
 gunicorn's own gthread lets a burst of connections land mostly on one worker (a keep-alive client then
 stays there); ``BalancedThreadWorker`` accepts only while no other worker holds fewer connections. Real
-gunicorn, real sockets; which worker holds a connection is read from the kernel (``ss``)."""
+gunicorn, real sockets; the app answers with its worker's pid, so each connection's worker is known."""
 
 import http.client
 import os
