@@ -30,8 +30,8 @@ SLOTS = 256  # workers per server (live ones; a slot is reused after its worker 
 # The table: a header (slots in use so far: the high-water mark) and per slot (pid, open connections);
 # pid 0: free, -1: reserved for a worker being forked.
 _HEAD = struct.Struct("q")
-REBALANCE_S = 0.01  # how often a worker that holds back re-checks the table
 _SLOT = struct.Struct("qq")
+REBALANCE_S = 0.01  # how often a worker that holds back re-checks the table
 _table: mmap.mmap | None = None
 _table_owner: int | None = None  # the master that mapped it
 
@@ -64,6 +64,7 @@ class BalancedThreadWorker(ThreadWorker):
         self._slot = self._claim_slot()
         self._conns = 0
         self._balance = False
+        self._pid = 0  # this worker's pid, once forked
         super().__init__(*args, **kwargs)
         self._balance = not getattr(self.cfg, "reuse_port", False) and self._slot is not None
 
@@ -84,8 +85,9 @@ class BalancedThreadWorker(ThreadWorker):
             _SLOT.pack_into(self._table, _HEAD.size + self._slot * _SLOT.size, 0, 0)
 
     def init_process(self):
+        self._pid = os.getpid()
         if self._slot is not None:
-            _SLOT.pack_into(self._table, _HEAD.size + self._slot * _SLOT.size, os.getpid(), 0)
+            _SLOT.pack_into(self._table, _HEAD.size + self._slot * _SLOT.size, self._pid, 0)
         super().init_process()
 
     # gthread's loop decides ``can_accept = self.nr_conns < self.worker_connections`` once per turn; both
@@ -113,7 +115,7 @@ class BalancedThreadWorker(ThreadWorker):
 
     def _fewest(self) -> bool:
         """True while no other live worker holds fewer open connections than this one."""
-        mine, me, table = self._conns, os.getpid(), self._table
+        mine, me, table = self._conns, self._pid, self._table
         used = _HEAD.unpack_from(table, 0)[0]
         flat = struct.unpack_from(f"{2 * used}q", table, _HEAD.size)
         for i in range(used):

@@ -114,7 +114,6 @@ class SpoolBacklogCollector:
     """Backlog of the prediction log on this host: bytes and segments not yet in the database."""
 
     def collect(self):
-        
         from django.conf import settings
 
         from .spool import backlog
