@@ -165,12 +165,8 @@ class HotPathLog:
                     # line is formatted at the flush, with the others
                     flusher.ensure_running(interval)
                     item = (time.time(), logging.getLevelName(level), str(msg), extra)
-                    with self._buf_lock:
-                        if self._buf_handler is handler or not self._buf:
-                            self._buf_handler = handler
-                            self._buf.append(item)
-                            return
-                    self.flush()  # the handler changed (logging reconfigured): the old batch goes where it was bound
+                    if self._buf and self._buf_handler is not handler:
+                        self.flush()  # logging was reconfigured: the old batch goes where it was bound
                     with self._buf_lock:
                         self._buf_handler = handler
                         self._buf.append(item)

@@ -239,13 +239,10 @@ class ServingCache:
             raise ServingError(404, f"No deployment named {slug!r}", reason="not_found")
         return dep
 
-    def key_deployment(self, plaintext: str) -> int | None:
-        """The deployment id a key belongs to (None: unknown or revoked). Checked before the deployment
-        is resolved (401 whether or not the slug exists), so it loads the serving state itself."""
-        return self.key_owner(plaintext, self.state())
-
     @staticmethod
     def key_owner(plaintext: str, st: ServingState | None) -> int | None:
+        """The deployment id a key belongs to in ``st`` (None: unknown or revoked). Checked before the
+        deployment is resolved (401 whether or not the slug exists)."""
         h = key_hash(plaintext)
         owner = st.keys.get(h) if st is not None else None
         return owner if owner is not None else PROBE.keys.get(h)

@@ -55,8 +55,8 @@ def test_a_process_without_database_access_serves_from_the_snapshot_file(client,
     snap = serving_state.snapshot_read(settings.SERVING_STATE_SNAPSHOT)
     cache = serving.ServingCache()
     st = cache._install(snap, source="snapshot")
-    assert st.deployments["dep-0"].version_id == v0.pk and cache.key_deployment(key0) == dep0.pk
-    assert cache.key_deployment("sdk_unknown") is None
+    assert st.deployments["dep-0"].version_id == v0.pk and cache.key_owner(key0, st) == dep0.pk
+    assert cache.key_owner("sdk_unknown", st) is None
     from django.db import connection
 
     with connection.execute_wrapper(_no_queries):
